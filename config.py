@@ -1,0 +1,306 @@
+"""One configuration module for every stage of the pipeline.
+
+Each group is a dataclass; every field can be set on the command line as ``--group.field value``
+or in a YAML/JSON file given with ``--config FILE`` (command line wins over file, file over
+defaults). ``python any_stage.py --help`` lists every field with its default and help text.
+
+Importing this module has no side effects: it only defines dataclasses. Parsing and validation
+live in :mod:`genrec.cli`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunConfig:
+    """Where artifacts go, and the seed every stage derives its randomness from."""
+
+    output_dir: str = "outputs"
+    """Folder for corpus files, semantic IDs, reports and evaluation results."""
+    model_dir: str = "models"
+    """Folder for trained quantizers and the T5 model."""
+    log_dir: str = "logs"
+    """Folder for one log file per script."""
+    seed: int = 42
+    """Seed for every random choice (sampling, initialisation, shuffling)."""
+    device: str = "auto"
+    """'auto' (GPU when present), 'cpu' or 'cuda'."""
+
+
+@dataclass
+class DataConfig:
+    """The four input files (CSV or TSV by extension, UTF-8 with or without BOM, .gz accepted)."""
+
+    song_vector_file: str = "data/demo/song_vectors.csv"
+    """Song vectors: header row, first column song id, then input_dim floats."""
+    playlist_info_file: str = "data/demo/gen_playlist_info.csv"
+    """Playlist info: playlist id and title."""
+    playlist_songs_file: str = "data/demo/gen_playlist_song.csv"
+    """Playlist-song rows: playlist id and song id, one row per song, in playlist order."""
+    song_info_file: str = "data/demo/gen_song_info.csv"
+    """Song info: song id, song name, singer name."""
+    split_file: str = "data/demo/playlist_split.csv"
+    """Playlist split written by prepare_data.py (playlist_id, split); a hash split is used when absent."""
+    input_dim: int = 100
+    """Width of the song vectors."""
+    playlist_id_column: str = "glid"
+    """Playlist id column in the playlist info file."""
+    title_column: str = "listname"
+    """Title column in the playlist info file."""
+    membership_playlist_column: str = "special_gid"
+    """Playlist id column in the playlist-song file."""
+    membership_song_column: str = "mixsongid"
+    """Song id column in the playlist-song file."""
+    song_id_column: str = "mixsongid"
+    """Song id column in the song info file."""
+    song_name_column: str = "songname"
+    """Song name column in the song info file."""
+    singer_column: str = "singername"
+    """Singer column in the song info file."""
+
+
+@dataclass
+class SplitConfig:
+    """How playlists are divided into train / val / test (a stable hash of playlist id and seed)."""
+
+    val_ratio: float = 0.01
+    """Share of playlists held out for validation (raised to reach min_eval_playlists)."""
+    test_ratio: float = 0.01
+    """Share of playlists held out for testing (raised to reach min_eval_playlists)."""
+    min_eval_playlists: int = 300
+    """Val and test each get at least this many playlists when the data allows it."""
+    max_eval_ratio: float = 0.1
+    """Upper bound on each of val and test when raising them to min_eval_playlists."""
+
+
+@dataclass
+class PrepareConfig:
+    """Stage 0: where the four input files come from."""
+
+    source: str = "demo"
+    """'demo' (generated), 'mpd' (Spotify MPD slice files) or 'csv' (the seed's CSV schema)."""
+    input: str = ""
+    """Input folder for --source mpd or csv."""
+    output: str = "data/demo"
+    """Folder that receives the four input files, the split and a config.yaml."""
+    demo_songs: int = 2000
+    """Demo data: number of songs."""
+    demo_playlists: int = 3000
+    """Demo data: number of playlists."""
+    demo_tastes: int = 40
+    """Demo data: number of latent tastes that titles reveal and songs follow."""
+    min_playlist_songs: int = 5
+    """Import: playlists with fewer distinct songs are dropped."""
+    min_song_playlists: int = 5
+    """Import: songs in fewer training playlists leave the catalogue."""
+    item2vec_window: int = 10
+    """Item2vec: skip-gram window (songs either side)."""
+    item2vec_epochs: int = 10
+    """Item2vec: passes over the training playlists."""
+    item2vec_negative: int = 5
+    """Item2vec: negative samples per positive."""
+    item2vec_min_count: int = 1
+    """Item2vec: minimum occurrences for a song to get a vector (after the catalogue cut)."""
+
+
+@dataclass
+class SongRQKMeansConfig:
+    """Stage 1, method B: residual k-means with faiss."""
+
+    levels: int = 3
+    """Number of residual levels (codes per semantic ID before disambiguation)."""
+    vocab_size: int = 32
+    """Codes per level (faiss wants about 39 songs per code)."""
+    niter: int = 25
+    """k-means iterations per level."""
+    normalize: bool = False
+    """L2-normalise song vectors before quantising."""
+    max_points_per_level: int = 0
+    """Train each level on at most this many points (0: all)."""
+    use_gpu: bool = True
+    """Use GPU faiss when it is installed and a GPU is present."""
+
+
+@dataclass
+class SongRQVAEConfig:
+    """Stage 1, method A: RQ-VAE (MLP encoder/decoder with residual vector quantisation)."""
+
+    levels: int = 3
+    """Number of residual quantisation levels."""
+    vocab_size: int = 32
+    """Codes per level."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 128])
+    """Encoder hidden layer widths (the decoder mirrors them)."""
+    latent_dim: int = 32
+    """Width of the quantised latent."""
+    commitment_cost: float = 0.25
+    """Weight of the commitment term."""
+    learning_rate: float = 1e-3
+    """AdamW learning rate."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    batch_size: int = 256
+    """Songs per batch."""
+    epochs: int = 200
+    """Maximum training epochs."""
+    patience: int = 20
+    """Stop after this many epochs without validation improvement."""
+    dead_code_epochs: int = 2
+    """Re-seed a code from current residuals when it has been unused for this many epochs."""
+    val_ratio: float = 0.1
+    """Share of songs held out to pick the best checkpoint."""
+
+
+@dataclass
+class CorpusConfig:
+    """Stage 2: playlist titles to semantic-ID token targets."""
+
+    collision_strategy: str = "suffix"
+    """'suffix': songs sharing a code tuple get an extra 0, 1, 2, ... token; 'cluster': they share one ID."""
+    target_mode: str = "single"
+    """'single': one example per (title, song); 'sequence': one example per playlist, its songs' IDs in order."""
+    max_target_length: int = 256
+    """Sequence mode: target tokens per playlist, truncated at a song boundary."""
+    token_style: str = "level"
+    """'level': <a_12><b_3> (code carries its level); 'shared': <id_12><id_3> as in the original."""
+
+
+@dataclass
+class PlaylistTIGERConfig:
+    """Stage 3: the T5 model from title text to semantic-ID tokens."""
+
+    model_name: str = ""
+    """Local folder of a pretrained Hugging Face T5 to fine-tune; empty builds one from this config."""
+    d_model: int = 128
+    """Model width (from-scratch model)."""
+    num_layers: int = 2
+    """Encoder layers (from-scratch model)."""
+    num_decoder_layers: int = 2
+    """Decoder layers (from-scratch model)."""
+    num_heads: int = 4
+    """Attention heads (from-scratch model)."""
+    d_kv: int = 32
+    """Size of each attention head (from-scratch model)."""
+    d_ff: int = 512
+    """Feed-forward width (from-scratch model)."""
+    dropout: float = 0.1
+    """Dropout rate."""
+    text_vocab_size: int = 2000
+    """Text tokenizer vocabulary trained from the training titles (from-scratch model)."""
+    max_input_length: int = 32
+    """Title tokens kept (longer titles are truncated and counted in the log)."""
+    batch_size: int = 256
+    """Examples per device per step."""
+    gradient_accumulation_steps: int = 1
+    """Steps accumulated before each optimizer update."""
+    learning_rate: float = 2e-3
+    """Peak learning rate."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    warmup_ratio: float = 0.05
+    """Share of steps spent warming up the learning rate."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
+    epochs: float = 8.0
+    """Training epochs."""
+    patience: int = 3
+    """Stop after this many evaluations without validation improvement."""
+    val_generation_sample: int = 64
+    """Validation playlists scored by a cheap generation metric each epoch."""
+    mixed_precision: str = "auto"
+    """'auto' (bf16/fp16 on GPU, none on CPU), 'no', 'fp16' or 'bf16'."""
+    resume: bool = False
+    """Continue from the last checkpoint in models/tiger_checkpoints."""
+
+
+@dataclass
+class EvalConfig:
+    """Stage 4: measuring the model and the baselines on held-out playlists."""
+
+    num_songs: int = 100
+    """Songs recommended per playlist."""
+    k_values: list[int] = field(default_factory=lambda: [10, 50, 100])
+    """Cut-offs for Recall@K and NDCG@K."""
+    num_beams: int = 100
+    """Beam width (single mode returns the top num_songs distinct songs of the beam)."""
+    batch_size: int = 16
+    """Playlists decoded per batch."""
+    max_playlists: int = 0
+    """Evaluate at most this many test playlists (0: all)."""
+    knn_neighbours: int = 50
+    """Title kNN: training playlists whose songs are pooled."""
+    playlist_info_file: str = ""
+    """Evaluate on another playlist info file (input schema) instead of the test split."""
+    playlist_songs_file: str = ""
+    """Playlist-song rows for playlist_info_file."""
+
+
+@dataclass
+class GenerateConfig:
+    """Stage 5: turning a title into a playlist."""
+
+    title: str = ""
+    """Generate for this one title and exit."""
+    input: str = ""
+    """File with one title per line (batch mode)."""
+    output: str = ""
+    """JSON Lines file that receives the batch playlists."""
+    json: bool = False
+    """Print machine-readable JSON."""
+    num_songs: int = 20
+    """Songs per playlist."""
+    do_sample: bool = False
+    """Sample instead of beam search."""
+    temperature: float = 1.0
+    """Sampling temperature."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold."""
+    num_beams: int = 50
+    """Beam width when not sampling."""
+    hybrid: bool = False
+    """Fuse the model's ranking with title kNN's (the evaluated 'hybrid' system)."""
+
+
+@dataclass
+class Config:
+    """Every group, as the scripts see them."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    rqkmeans: SongRQKMeansConfig = field(default_factory=SongRQKMeansConfig)
+    rqvae: SongRQVAEConfig = field(default_factory=SongRQVAEConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    tiger: PlaylistTIGERConfig = field(default_factory=PlaylistTIGERConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+
+
+# Validation rules, kept beside the fields they govern. genrec.cli applies them after parsing.
+CHOICES = {
+    "run.device": ("auto", "cpu", "cuda"),
+    "prepare.source": ("demo", "mpd", "csv"),
+    "corpus.collision_strategy": ("suffix", "cluster"),
+    "corpus.target_mode": ("single", "sequence"),
+    "corpus.token_style": ("level", "shared"),
+    "tiger.mixed_precision": ("auto", "no", "fp16", "bf16"),
+}
+"""Fields that accept only the listed values."""
+
+MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "split.min_eval_playlists",
+               "prepare.item2vec_min_count"}
+"""Integer fields for which 0 is meaningful; every other integer must be at least 1."""
+
+UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "split.max_eval_ratio", "rqvae.val_ratio",
+                 "tiger.dropout", "tiger.warmup_ratio", "generate.top_p"}
+"""Float fields that must lie in [0, 1]."""
+
+POSITIVE_FLOATS = {"rqvae.commitment_cost", "rqvae.learning_rate", "tiger.learning_rate", "tiger.epochs",
+                   "tiger.max_grad_norm", "generate.temperature"}
+"""Float fields that must be greater than 0."""
+
+NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay"}
+"""Float fields that must be at least 0."""

@@ -1,0 +1,138 @@
+"""Writing artifacts atomically, with a manifest that records what produced them.
+
+Every artifact ``X`` has a sibling ``X.manifest.json`` (for a folder: ``X/manifest.json``):
+
+    {"artifact": "outputs/song_semantic_ids.jsonl", "stage": "train_rq_kmeans.py",
+     "created": "2026-11-28T09:00:00Z", "sha256": "<of the artifact file, absent for folders>",
+     "inputs": {"<path>": "<sha256>"}, "config": {<the config groups the stage used>},
+     "summary": {<counts and facts a later stage may check>}}
+
+A later stage calls :func:`require_fresh` to refuse an artifact whose recorded inputs no longer
+match the files on disk (for example semantic IDs rebuilt after the corpus was made).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import ArtifactError
+
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex digest of a file's bytes, read in chunks so large inputs do not fill memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds.
+
+    Works for files and folders. A crash or error inside the block leaves the old ``path`` as it was.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    staged = tmp / target.name
+    try:
+        yield staged
+        if target.is_dir() and staged.is_dir():
+            # Folders cannot be replaced by rename in one step: move the old one aside first.
+            old = tmp / (target.name + ".old")
+            os.replace(target, old)
+            os.replace(staged, target)
+        else:
+            os.replace(staged, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> None:
+    write_text(path, json.dumps(payload, ensure_ascii=False, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def manifest_path(artifact: str | os.PathLike) -> Path:
+    artifact = Path(artifact)
+    if artifact.is_dir():
+        return artifact / "manifest.json"
+    return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
+
+
+def build_manifest(artifact: str | os.PathLike, inputs: list[str | os.PathLike], config: dict,
+                   summary: dict | None = None) -> dict:
+    """Describe ``artifact`` (already in place) and the exact inputs it was made from."""
+    artifact = Path(artifact)
+    manifest = {
+        "artifact": str(artifact),
+        "stage": Path(sys.argv[0]).name,
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "inputs": {str(p): sha256_of(p) for p in inputs},
+        "config": config,
+        "summary": summary or {},
+    }
+    if artifact.is_file():
+        manifest["sha256"] = sha256_of(artifact)
+    return manifest
+
+
+def write_manifest(artifact: str | os.PathLike, inputs: list[str | os.PathLike], config: dict,
+                   summary: dict | None = None) -> dict:
+    manifest = build_manifest(artifact, inputs, config, summary)
+    write_json(manifest_path(artifact), manifest)
+    return manifest
+
+
+def read_manifest(artifact: str | os.PathLike, produced_by: str) -> dict:
+    """The manifest of an artifact that must exist; ``produced_by`` names the script to run if not."""
+    artifact = Path(artifact)
+    if not artifact.exists():
+        raise ArtifactError(f"{artifact} does not exist: run {produced_by} first")
+    path = manifest_path(artifact)
+    if not path.exists():
+        raise ArtifactError(f"{artifact} has no manifest ({path}): rerun {produced_by}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path} is not valid JSON ({err}): rerun {produced_by}") from err
+
+
+def require_fresh(artifact: str | os.PathLike, produced_by: str) -> dict:
+    """Read an artifact's manifest and check that it and every input it recorded are unchanged."""
+    manifest = read_manifest(artifact, produced_by)
+    recorded = manifest.get("sha256")
+    if recorded and sha256_of(artifact) != recorded:
+        raise ArtifactError(f"{artifact} changed after {produced_by} wrote it: rerun {produced_by}")
+    for path, digest in manifest.get("inputs", {}).items():
+        if not Path(path).exists():
+            raise ArtifactError(f"{artifact} was made from {path}, which no longer exists: rerun {produced_by}")
+        if sha256_of(path) != digest:
+            raise ArtifactError(f"{artifact} is stale: {path} changed since {produced_by} made it; rerun {produced_by}")
+    return manifest
