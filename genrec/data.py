@@ -70,6 +70,11 @@ def check_ids(frame: pd.DataFrame, column: str, path: Path, unique: bool) -> Non
     empty = (ids == "").to_numpy()
     if empty.any():
         raise DataError(path, "empty id", line=_first_line_where(empty), column=column)
+    # Later stages write space-separated id lists, so an id must not contain whitespace.
+    spaced = ids.str.contains(r"\s", regex=True).to_numpy()
+    if spaced.any():
+        line = _first_line_where(spaced)
+        raise DataError(path, f"id {ids.iloc[line - 2]!r} contains whitespace", line=line, column=column)
     if unique:
         dup = ids.duplicated().to_numpy()
         if dup.any():
