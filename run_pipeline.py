@@ -1,0 +1,28 @@
+"""The whole pipeline, stage 0 to stage 4, then one sample playlist.
+
+    python run_pipeline.py                                  # demo data, RQ-KMeans, a few CPU minutes
+    python run_pipeline.py --method rqvae                   # RQ-VAE semantic IDs instead
+    python run_pipeline.py --config data/spotify_mpd/config.yaml --config presets/mpd_cpu.yaml
+    python run_pipeline.py --force                          # rerun every stage
+
+Stages whose artifacts are up to date with their inputs and config are skipped. Every other flag
+is passed to each stage unchanged.
+"""
+
+import sys
+
+from genrec.cli import run_script
+from genrec.pipeline import METHODS, run_pipeline, strip_pipeline_flags
+
+
+def pipeline_flags(parser) -> None:
+    parser.add_argument("--method", choices=METHODS, default="rq_kmeans", help="Quantizer for stage 1.")
+    parser.add_argument("--force", action="store_true", help="Rerun every stage even if up to date.")
+
+
+def main(cfg, extras) -> None:
+    run_pipeline(cfg, strip_pipeline_flags(sys.argv[1:]), extras["method"], extras["force"])
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main, __doc__, extra=pipeline_flags))
