@@ -84,7 +84,8 @@ class PrepareConfig:
     input: str = ""
     """Input folder for --source mpd or csv."""
     output: str = "data/demo"
-    """Folder that receives the four input files, the split and a config.yaml."""
+    """Folder that receives the four input files, the split and a config.yaml (for mpd/csv, left at
+    data/demo it becomes data/<input folder name>; artifacts then go to outputs/<name>, models/<name>)."""
     demo_songs: int = 2000
     """Demo data: number of songs."""
     demo_playlists: int = 3000
@@ -103,6 +104,8 @@ class PrepareConfig:
     """Item2vec: negative samples per positive."""
     item2vec_min_count: int = 1
     """Item2vec: minimum occurrences for a song to get a vector (after the catalogue cut)."""
+    item2vec_workers: int = 0
+    """Item2vec: training threads (0: all cores; 1 gives bit-identical vectors on every rerun)."""
 
 
 @dataclass
@@ -291,7 +294,7 @@ CHOICES = {
 """Fields that accept only the listed values."""
 
 MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "split.min_eval_playlists",
-               "prepare.item2vec_min_count"}
+               "prepare.item2vec_min_count", "prepare.item2vec_workers"}
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
 
 UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "split.max_eval_ratio", "rqvae.val_ratio",
