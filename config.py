@@ -227,13 +227,25 @@ class EvalConfig:
     k_values: list[int] = field(default_factory=lambda: [10, 50, 100])
     """Cut-offs for Recall@K and NDCG@K."""
     num_beams: int = 100
-    """Beam width (single mode returns the top num_songs distinct songs of the beam)."""
+    """Single mode: beam width (raised to num_songs; the top num_songs distinct songs of the beam are returned)."""
+    sequence_num_beams: int = 1
+    """Sequence mode: beams over whole playlists (1: greedy)."""
+    do_sample: bool = False
+    """Sample instead of beam search / greedy (metrics then depend on the seed)."""
+    temperature: float = 1.0
+    """Sampling temperature."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold."""
+    unique: bool = True
+    """Sequence mode: never generate a song twice in one playlist (the trie bans it)."""
+    unconstrained: bool = True
+    """Also decode without the trie (system model_unconstrained) to measure the share of invalid IDs."""
     batch_size: int = 16
     """Playlists decoded per batch."""
     max_playlists: int = 0
     """Evaluate at most this many test playlists (0: all)."""
-    knn_neighbours: int = 50
-    """Title kNN: training playlists whose songs are pooled."""
+    val_playlists: int = 500
+    """Validation playlists used to tune title kNN and the hybrid's fusion weight (0: all)."""
     playlist_info_file: str = ""
     """Evaluate on another playlist info file (input schema) instead of the test split."""
     playlist_songs_file: str = ""
@@ -293,16 +305,18 @@ CHOICES = {
 }
 """Fields that accept only the listed values."""
 
-MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "split.min_eval_playlists",
+MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "eval.val_playlists", "split.min_eval_playlists",
                "prepare.item2vec_min_count", "prepare.item2vec_workers"}
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
 
 UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "split.max_eval_ratio", "rqvae.val_ratio",
-                 "tiger.dropout", "tiger.warmup_ratio", "generate.top_p"}
+                 "tiger.dropout", "tiger.warmup_ratio", "generate.top_p",
+                  "eval.top_p"}
 """Float fields that must lie in [0, 1]."""
 
 POSITIVE_FLOATS = {"rqvae.commitment_cost", "rqvae.learning_rate", "tiger.learning_rate", "tiger.epochs",
-                   "tiger.max_grad_norm", "generate.temperature"}
+                   "tiger.max_grad_norm", "generate.temperature",
+                   "eval.temperature"}
 """Float fields that must be greater than 0."""
 
 NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay"}

@@ -1,8 +1,22 @@
-"""Not built yet: see the open issues."""
+"""Stage 4: score the model against popularity, title kNN and their hybrid on the test playlists.
+
+    python evaluate_tiger.py                                   # the test split
+    python evaluate_tiger.py --eval.playlist_info_file new_info.csv --eval.playlist_songs_file new_songs.csv
+    torchrun --nproc_per_node=2 evaluate_tiger.py              # shards the decoding, same metrics
+
+Prints one table (model constrained / unconstrained, hybrid, popularity, title kNN) and writes
+outputs/evaluation_metrics.json, outputs/evaluation_results.txt and outputs/evaluation_recall.png.
+"""
 
 import sys
 
-from genrec.cli import not_built_yet
+from genrec.cli import run_script
+from genrec.evaluation import evaluate_tiger_stage
+
+
+def main(cfg, extras) -> None:
+    evaluate_tiger_stage(cfg)
+
 
 if __name__ == "__main__":
-    sys.exit(not_built_yet("evaluate_tiger.py"))
+    sys.exit(run_script(main, __doc__))

@@ -1,0 +1,235 @@
+"""The systems the model has to beat, and the hybrid that fuses the model with one of them.
+
+- :class:`PopularityBaseline`: the songs in most training playlists, the same list for every title.
+- :class:`TitleKNN`: TF-IDF over the normalised title's character n-grams and words; a song's score
+  is the sum over the ``k`` most similar training playlists that contain it of
+  ``similarity ** alpha / len(playlist) ** length_norm``; popularity fills the rest (and breaks ties).
+  ``k``, ``alpha`` and ``length_norm`` are chosen on the validation split (:func:`tune_knn`), never test.
+- :func:`fuse`: weighted reciprocal rank fusion of two rankings (``weight`` on the first,
+  ``1 - weight`` on the second, ``1 / (c + rank)`` each); :func:`tune_fusion` picks ``weight`` and
+  ``c`` on the validation split. The evaluation saves the chosen parameters in ``hybrid.json``;
+  :func:`load_hybrid` gives the generator the same hybrid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from config import Config
+
+from .artifacts import require_fresh, write_json, write_manifest
+from .cli import config_as_dict
+from .corpus import CorpusRow, corpus_path, read_corpus
+
+log = logging.getLogger(__name__)
+
+_NOT_WORD = re.compile(r"[^\w]+|_")
+_SPACES = re.compile(r"\s+")
+
+KNN_GRID = {"k": (10, 25, 50, 100, 250), "alpha": (1.0, 2.0, 4.0), "length_norm": (0.0, 0.5)}
+HYBRID_FILE = "hybrid.json"
+FUSION_GRID = {"weight": tuple(round(w, 2) for w in np.linspace(0, 1, 11)), "c": (10.0, 60.0)}
+
+
+def normalise_title(title: str) -> str:
+    """Lowercase, NFKC, punctuation and emoji replaced by spaces: "Chill Vibes!! 🌊" -> "chill vibes"."""
+    text = unicodedata.normalize("NFKC", title).lower()
+    return _SPACES.sub(" ", _NOT_WORD.sub(" ", text)).strip()
+
+
+def char_text(title: str) -> str:
+    """What the character n-grams see: the normalised title, or the lowercased title when nothing
+    is left (an emoji-only title still matches other titles made of the same emoji)."""
+    return normalise_title(title) or _SPACES.sub(" ", title.lower()).strip()
+
+
+@dataclass
+class TrainingPlaylists:
+    titles: list[str]
+    songs: list[list[str]]
+
+    @classmethod
+    def from_corpus(cls, rows: Sequence[CorpusRow]) -> "TrainingPlaylists":
+        """Group corpus rows by playlist (single mode has one row per song), keeping song order."""
+        titles: dict[str, str] = {}
+        songs: dict[str, dict[str, None]] = defaultdict(dict)
+        for row in rows:
+            titles.setdefault(row.playlist_id, row.input_text)
+            songs[row.playlist_id].update(dict.fromkeys(row.song_ids))
+        return cls(list(titles.values()), [list(songs[pid]) for pid in titles])
+
+
+class PopularityBaseline:
+    """The most frequent training songs (in most playlists), ties broken by song id for stability."""
+
+    def __init__(self, playlists: Sequence[Sequence[str]]):
+        counts = Counter(song for songs in playlists for song in set(songs))
+        self.counts = dict(counts)
+        self.ranking = sorted(counts, key=lambda s: (-counts[s], s))
+        self.rank = {song: i for i, song in enumerate(self.ranking)}
+
+    def recommend(self, titles: Sequence[str], n: int) -> list[list[str]]:
+        return [self.ranking[:n] for _ in titles]
+
+    def top(self, n: int) -> set[str]:
+        return set(self.ranking[:n])
+
+
+@dataclass
+class KnnParams:
+    k: int = 50
+    alpha: float = 1.0
+    length_norm: float = 0.0
+
+
+class TitleKNN:
+    """Songs of the training playlists whose titles are most similar (see the module docstring)."""
+
+    def __init__(self, params: KnnParams | None = None):
+        self.params = params or KnnParams()
+
+    def fit(self, titles: Sequence[str], playlists: Sequence[Sequence[str]],
+            popularity: PopularityBaseline | None = None) -> "TitleKNN":
+        self.popularity = popularity or PopularityBaseline(playlists)
+        self.songs = list(self.popularity.ranking)
+        index = {song: i for i, song in enumerate(self.songs)}
+        self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=1)
+        self.words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=1,
+                                     token_pattern=r"\S+")
+        self.chars.fit([char_text(t) for t in titles])
+        words = [normalise_title(t) for t in titles]
+        self.has_words = any(words)
+        if self.has_words:
+            self.words.fit(words)
+        self.matrix = self._vectorise(titles)
+        rows = [i for i, songs in enumerate(playlists) for _ in songs]
+        cols = [index[s] for songs in playlists for s in songs]
+        self.members = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)),
+                                         shape=(len(playlists), len(self.songs)))
+        self.lengths = np.maximum(np.asarray(self.members.sum(axis=1)).ravel(), 1.0)
+        # Tie-break and fill by popularity: a tiny bonus that never outweighs a neighbour's vote.
+        self.prior = 1e-6 * (1.0 - np.arange(len(self.songs)) / max(len(self.songs), 1))
+        return self
+
+    def _vectorise(self, titles: Sequence[str]) -> sparse.csr_matrix:
+        parts = [normalize(self.chars.transform([char_text(t) for t in titles]))]
+        if self.has_words:
+            parts.append(normalize(self.words.transform([normalise_title(t) for t in titles])))
+        return normalize(sparse.hstack(parts).tocsr())
+
+    def neighbours(self, titles: Sequence[str], k: int, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar training playlists per title: (indices, similarities), best first."""
+        k = min(k, self.matrix.shape[0])
+        indices, sims = [], []
+        for start in range(0, len(titles), batch):
+            dense = (self._vectorise(titles[start:start + batch]) @ self.matrix.T).toarray()
+            top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
+            top_sims = np.take_along_axis(dense, top, axis=1)
+            order = np.argsort(-top_sims, axis=1, kind="stable")
+            indices.append(np.take_along_axis(top, order, axis=1))
+            sims.append(np.take_along_axis(top_sims, order, axis=1))
+        return np.vstack(indices), np.vstack(sims)
+
+    def recommend(self, titles: Sequence[str], n: int, found: tuple[np.ndarray, np.ndarray] | None = None,
+                  params: KnnParams | None = None) -> list[list[str]]:
+        """Top ``n`` songs per title; ``found`` reuses neighbours computed for a larger ``k``."""
+        params = params or self.params
+        indices, sims = found if found is not None else self.neighbours(titles, params.k)
+        indices, sims = indices[:, :params.k], np.clip(sims[:, :params.k], 0, None)
+        weights = sims ** params.alpha / self.lengths[indices] ** params.length_norm
+        rows = np.repeat(np.arange(len(indices)), indices.shape[1])
+        votes = sparse.csr_matrix((weights.ravel(), (rows, indices.ravel())),
+                                  shape=(len(indices), self.members.shape[0])) @ self.members
+        return [self._top(votes.getrow(i), n) for i in range(len(indices))]
+
+    def _top(self, row: sparse.csr_matrix, n: int) -> list[str]:
+        scores = row.data + self.prior[row.indices]
+        chosen = row.indices[np.argsort(-scores, kind="stable")[:n]].tolist()
+        if len(chosen) < n:
+            taken = set(chosen)
+            chosen += [i for i in range(min(len(self.songs), n + len(chosen))) if i not in taken][:n - len(chosen)]
+        return [self.songs[i] for i in chosen]
+
+
+def tune_knn(knn: TitleKNN, titles: Sequence[str], truths: Sequence[Sequence[str]], n: int,
+             score: Callable[[list[list[str]], Sequence[Sequence[str]]], float]) -> tuple[KnnParams, list[dict]]:
+    """Grid-search k, alpha and length_norm on validation playlists; set and return the best."""
+    found = knn.neighbours(titles, max(KNN_GRID["k"]))
+    trials = []
+    for k, alpha, length_norm in itertools.product(*KNN_GRID.values()):
+        params = KnnParams(k, alpha, length_norm)
+        trials.append({**asdict(params), "score": score(knn.recommend(titles, n, found, params), truths)})
+    best = max(trials, key=lambda t: t["score"])
+    knn.params = KnnParams(best["k"], best["alpha"], best["length_norm"])
+    log.info("title kNN tuned on %d validation playlists: %s (score %.4f)", len(titles), knn.params, best["score"])
+    return knn.params, trials
+
+
+def fuse(first: Sequence[str], second: Sequence[str], n: int, weight: float, c: float = 60.0) -> list[str]:
+    """Weighted reciprocal rank fusion: ``weight / (c + rank)`` from ``first``, the rest from ``second``."""
+    scores: dict[str, float] = defaultdict(float)
+    for share, ranking in ((weight, first), (1.0 - weight, second)):
+        for rank, song in enumerate(dict.fromkeys(ranking), start=1):
+            scores[song] += share / (c + rank)
+    # Stable order: equal scores keep the first ranking's order, then the second's.
+    order = list(dict.fromkeys([*first, *second]))
+    return sorted(order, key=lambda s: -scores[s])[:n]
+
+
+def tune_fusion(first: Sequence[Sequence[str]], second: Sequence[Sequence[str]], truths: Sequence[Sequence[str]],
+                n: int, score: Callable[[list[list[str]], Sequence[Sequence[str]]], float]) -> tuple[dict, list[dict]]:
+    """Pick the fusion weight and constant on validation playlists."""
+    trials = []
+    for weight, c in itertools.product(*FUSION_GRID.values()):
+        fused = [fuse(a, b, n, weight, c) for a, b in zip(first, second)]
+        trials.append({"weight": weight, "c": c, "score": score(fused, truths)})
+    best = max(trials, key=lambda t: (t["score"], -abs(t["weight"] - 0.5)))
+    log.info("hybrid tuned on %d validation playlists: weight %.2f on the model, c=%g (score %.4f)",
+             len(truths), best["weight"], best["c"], best["score"])
+    return {"weight": best["weight"], "c": best["c"]}, trials
+
+
+def hybrid_path(cfg: Config) -> Path:
+    return Path(cfg.run.output_dir) / HYBRID_FILE
+
+
+def save_hybrid(cfg: Config, knn_params: KnnParams, fusion: dict, inputs: list[Path]) -> None:
+    """Record the tuned kNN and fusion parameters, tied to the training corpus and model they were tuned for."""
+    path = hybrid_path(cfg)
+    write_json(path, {"title_knn": asdict(knn_params), "fusion": fusion})
+    write_manifest(path, inputs, config_as_dict(cfg, ["eval", "run"]))
+
+
+class Hybrid:
+    """Title kNN with the evaluated parameters, fused with the model's ranking the evaluated way."""
+
+    def __init__(self, knn: TitleKNN, fusion: dict):
+        self.knn = knn
+        self.fusion = fusion
+
+    def rank(self, titles: Sequence[str], model_rankings: Sequence[Sequence[str]], n: int) -> list[list[str]]:
+        knn_rankings = self.knn.recommend(titles, n)
+        return [fuse(m, k, n, self.fusion["weight"], self.fusion["c"]) for m, k in zip(model_rankings, knn_rankings)]
+
+
+def load_hybrid(cfg: Config) -> Hybrid:
+    """The hybrid evaluate_tiger.py tuned (refitting kNN on train.tsv takes seconds)."""
+    path = hybrid_path(cfg)
+    require_fresh(path, "evaluate_tiger.py")
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    training = TrainingPlaylists.from_corpus(read_corpus(corpus_path(cfg, "train")))
+    knn = TitleKNN(KnnParams(**payload["title_knn"])).fit(training.titles, training.songs)
+    return Hybrid(knn, payload["fusion"])

@@ -1,0 +1,62 @@
+"""Sharding work over ``torchrun`` processes and gathering it back in the original order.
+
+Only the shard/gather is distributed (``all_gather_object`` over gloo, which carries Python objects
+on CPU and GPU machines alike); everything else runs on rank 0. Without torchrun it is one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+
+
+@dataclass
+class Shards:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> "Shards":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 and not dist.is_initialized():
+            dist.init_process_group("gloo")
+        return cls(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, device: str) -> str:
+        """One GPU per process under torchrun."""
+        return f"cuda:{self.local_rank}" if device == "cuda" and self.world > 1 else device
+
+    def split(self, items: Sequence[T]) -> list[T]:
+        """This rank's items: every world-th one, so shards differ in size by at most one."""
+        return list(items[self.rank::self.world])
+
+    def gather(self, local: list[T]) -> list[T]:
+        """Every rank's items back in the order of the sequence ``split`` was given."""
+        if self.world == 1:
+            return local
+        parts: list[list[T]] = [[] for _ in range(self.world)]
+        dist.all_gather_object(parts, local)
+        total = sum(map(len, parts))
+        return [parts[i % self.world][i // self.world] for i in range(total)]
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def set_threads_for(shards: Shards) -> None:
+    """Share the CPU cores between processes instead of oversubscribing them."""
+    if shards.world > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // shards.world))
