@@ -110,9 +110,8 @@ def _eval_rows(data: ImportedPlaylists, split: list[str]) -> dict:
 def _check_ids(data: ImportedPlaylists, catalogue: list[str]) -> None:
     """Later stages write space-separated id lists, so no surviving id may contain whitespace."""
     for song_or_playlist in (*data.ids, *catalogue):
-        error = data.suspect_ids.get(song_or_playlist)
-        if error is not None:
-            raise DataError(f"{error} (ids end up in space-separated lists; fix the id in the input)")
+        if song_or_playlist in data.suspect_ids:
+            raise data.suspect_ids[song_or_playlist]
 
 
 def song_vectors_for(data: ImportedPlaylists, split: list[str], cfg: Config, steps: Steps,
