@@ -216,6 +216,12 @@ class PlaylistTIGERConfig:
     """'auto' (bf16/fp16 on GPU, none on CPU), 'no', 'fp16' or 'bf16'."""
     resume: bool = False
     """Continue from the last checkpoint in models/tiger_checkpoints."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0: run tiger.epochs)."""
+    eval_steps: int = 0
+    """Validate and checkpoint every this many optimizer steps (0: once per epoch)."""
+    val_loss_examples: int = 20000
+    """Validation loss uses at most this many (title, target) examples (a fixed seeded sample)."""
 
 
 @dataclass
@@ -306,6 +312,7 @@ CHOICES = {
 """Fields that accept only the listed values."""
 
 MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "eval.val_playlists", "split.min_eval_playlists",
+               "tiger.max_steps", "tiger.eval_steps", "tiger.val_generation_sample",
                "prepare.item2vec_min_count", "prepare.item2vec_workers"}
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
 

@@ -1,0 +1,339 @@
+"""Stage 3: training the T5 on the corpus with Hugging Face's Seq2SeqTrainer (CPU, one GPU, or torchrun DDP).
+
+Examples are tokenized once up front and padded per batch (titles are short, targets of single mode
+are one ID plus </s>), with no dataloader workers: on a CPU the model step is the cost, not input.
+Each evaluation computes the validation loss (on the (title, song) pairs of val playlists in single
+mode) and a cheap generation metric on a fixed sample of val playlists; the best checkpoint by
+loss is kept, early stopping ends training, and ``--tiger.resume`` continues from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (EarlyStoppingCallback, PreTrainedTokenizerBase, Seq2SeqTrainer, Seq2SeqTrainingArguments,
+                          TrainerCallback)
+from transformers.trainer_utils import get_last_checkpoint
+
+from config import Config, PlaylistTIGERConfig
+
+from .artifacts import require_fresh, sha256_of, write_json
+from .corpus import CorpusRow, corpus_path, load_vocab, read_corpus, vocab_path
+from .errors import ArtifactError, ConfigError
+from .id_tokens import TOKEN_PATTERN, SemanticIdVocab
+from .model import build_model, checkpoint_dir, resolve_device, save_final, tiger_final_dir
+from .tokenizer import build_tokenizer, check_id_tokens, unknown_share
+
+log = logging.getLogger(__name__)
+
+GENERATION_K = 10
+"""IDs the validation generation metric decodes per playlist."""
+RUN_FILE = "run.json"
+TOKENIZER_DIR = "tokenizer"
+
+
+@dataclass
+class Encoded:
+    """Token ids of examples, ready for the collator."""
+
+    inputs: list[list[int]]
+    labels: list[list[int]]
+    truncated_titles: int
+
+    def target_tokens(self) -> int:
+        return sum(map(len, self.labels))
+
+
+class ExampleDataset(torch.utils.data.Dataset):
+    def __init__(self, encoded: Encoded):
+        self.encoded = encoded
+
+    def __len__(self) -> int:
+        return len(self.encoded.inputs)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.encoded.inputs[i], "labels": self.encoded.labels[i]}
+
+
+class PadCollator:
+    """Pad each batch to its own longest title and target (labels padded with -100, ignored by the loss)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict]) -> dict:
+        return {"input_ids": pad([b["input_ids"] for b in batch], self.pad_id),
+                "attention_mask": pad([[1] * len(b["input_ids"]) for b in batch], 0),
+                "labels": pad([b["labels"] for b in batch], -100)}
+
+
+def pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    out = torch.full((len(rows), max(map(len, rows))), value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
+
+
+def encode_titles(tokenizer: PreTrainedTokenizerBase, titles: list[str], max_length: int) -> tuple[dict, int]:
+    """Token ids per distinct title, cut to max_length with </s> kept last; and how many were cut."""
+    unique = sorted(set(titles))
+    ids = tokenizer(unique)["input_ids"] if unique else []
+    cut = sum(len(row) > max_length for row in ids)
+    return {t: row if len(row) <= max_length else row[:max_length - 1] + [tokenizer.eos_token_id]
+            for t, row in zip(unique, ids)}, cut
+
+
+def encode(pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerBase, max_input_length: int) -> Encoded:
+    """(title, target token string) pairs to ids; target tokens map one-to-one, then </s>."""
+    titles, cut = encode_titles(tokenizer, [title for title, _ in pairs], max_input_length)
+    token_ids: dict[str, int] = {}
+    labels = []
+    for _, target in pairs:
+        row = [token_ids.setdefault(t, tokenizer.convert_tokens_to_ids(t)) for t in TOKEN_PATTERN.findall(target)]
+        labels.append(row + [tokenizer.eos_token_id])
+    return Encoded([titles[title] for title, _ in pairs], labels, cut)
+
+
+def training_pairs(rows: list[CorpusRow]) -> list[tuple[str, str]]:
+    return [(row.input_text, row.target_text) for row in rows]
+
+
+def validation_pairs(rows: list[CorpusRow], vocab: SemanticIdVocab, target_mode: str, limit: int,
+                     seed: int) -> list[tuple[str, str]]:
+    """The val examples in the shape training sees; a seeded sample of at most ``limit``."""
+    if target_mode == "single":
+        pairs = [(row.input_text, "".join(vocab.songs[s])) for row in rows for s in row.song_ids]
+    else:
+        pairs = training_pairs(rows)
+    if len(pairs) > limit:
+        pairs = random.Random(seed).sample(pairs, limit)
+    return pairs
+
+
+class GenerationProbe:
+    """Hit rate of decoded songs in the playlist, on a fixed sample of val playlists (cheap, not the evaluation)."""
+
+    def __init__(self, rows: list[CorpusRow], tokenizer: PreTrainedTokenizerBase, vocab: SemanticIdVocab,
+                 target_mode: str, max_input_length: int, sample: int, seed: int):
+        self.rows = random.Random(seed).sample(rows, min(sample, len(rows)))
+        self.tokenizer, self.vocab, self.target_mode = tokenizer, vocab, target_mode
+        self.max_input_length = max_input_length
+
+    @torch.no_grad()
+    def __call__(self, model) -> dict:
+        if not self.rows:
+            return {}
+        was_training = model.training
+        model.eval()
+        batch = self.tokenizer([r.input_text for r in self.rows], return_tensors="pt", padding=True,
+                               truncation=True, max_length=self.max_input_length).to(model.device)
+        n = self.vocab.id_length
+        if self.target_mode == "single":
+            out = model.generate(**batch, num_beams=GENERATION_K, num_return_sequences=GENERATION_K,
+                                 max_new_tokens=n + 1, do_sample=False)
+        else:
+            out = model.generate(**batch, num_beams=1, max_new_tokens=GENERATION_K * n + 1, do_sample=False)
+        model.train(was_training)
+        per_row = out.shape[0] // len(self.rows)
+        hits, valid, decoded = 0, 0, 0
+        for i, row in enumerate(self.rows):
+            ids = []
+            for seq in out[i * per_row:(i + 1) * per_row]:
+                ids.extend(self.vocab.parse("".join(self.tokenizer.convert_ids_to_tokens(seq.tolist()))))
+            ids = list(dict.fromkeys(ids))[:GENERATION_K]
+            truth = set(row.song_ids)
+            decoded += len(ids)
+            valid += sum(1 for i_d in ids if self.vocab.songs_of(i_d))
+            hits += sum(1 for i_d in ids if truth.intersection(self.vocab.songs_of(i_d)))
+        return {f"hit_rate@{GENERATION_K}": hits / (GENERATION_K * len(self.rows)),
+                "valid_id_share": valid / decoded if decoded else 0.0}
+
+
+class TigerTrainer(Seq2SeqTrainer):
+    """Seq2SeqTrainer whose evaluation adds the generation probe and keeps the time it takes."""
+
+    def __init__(self, *args, probe: GenerationProbe | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.probe = probe
+        self.eval_seconds = 0.0
+
+    def evaluate(self, *args, **kwargs):
+        start = time.perf_counter()
+        metrics = super().evaluate(*args, **kwargs)
+        if self.probe is not None:
+            extra = {f"eval_{k}": v for k, v in self.probe(self.model).items()}
+            metrics.update(extra)
+            self.log(extra)
+        self.eval_seconds += time.perf_counter() - start
+        return metrics
+
+
+class LogToFile(TrainerCallback):
+    """Send the trainer's log records (loss, lr, eval metrics) to logs/train_tiger.log."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            log.debug("step %d: %s", state.global_step, json.dumps(logs))
+
+
+def precision_flags(choice: str, device: str) -> dict:
+    if device != "cuda":
+        if choice in ("fp16", "bf16"):
+            raise ConfigError(f"tiger.mixed_precision={choice} needs a GPU (run.device is {device})")
+        return {}
+    if choice == "auto":
+        choice = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
+
+
+def training_arguments(cfg: Config, device: str, examples: int) -> Seq2SeqTrainingArguments:
+    t = cfg.tiger
+    strategy = "steps" if t.eval_steps else "epoch"
+    steps_per_epoch = max(1, examples // (t.batch_size * t.gradient_accumulation_steps))
+    return Seq2SeqTrainingArguments(
+        output_dir=str(checkpoint_dir(cfg)), per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
+        # A float below 1 is a share of the steps; 1.0 would read as "one step".
+        warmup_steps=min(t.warmup_ratio, 0.999), num_train_epochs=t.epochs, max_steps=t.max_steps or -1,
+        eval_strategy=strategy, save_strategy=strategy, eval_steps=t.eval_steps or None,
+        save_steps=t.eval_steps or None, save_total_limit=2, load_best_model_at_end=True,
+        metric_for_best_model="eval_loss", greater_is_better=False,
+        logging_steps=max(1, min(50, steps_per_epoch // 5)), report_to="none", seed=cfg.run.seed,
+        dataloader_num_workers=0, dataloader_pin_memory=device == "cuda", use_cpu=device == "cpu",
+        remove_unused_columns=False, label_names=["labels"], ddp_find_unused_parameters=False,
+        **precision_flags(t.mixed_precision, device))
+
+
+def check_corpus(cfg: Config) -> tuple[list[CorpusRow], list[CorpusRow], SemanticIdVocab, dict]:
+    manifests = {split: require_fresh(corpus_path(cfg, split), "prepare_corpus.py") for split in ("train", "val")}
+    summary = manifests["train"]["summary"]
+    if summary.get("target_mode") != cfg.corpus.target_mode:
+        raise ArtifactError(f"{corpus_path(cfg, 'train')} was built with corpus.target_mode="
+                            f"{summary.get('target_mode')}, not {cfg.corpus.target_mode}: rerun prepare_corpus.py")
+    train_rows, val_rows = read_corpus(corpus_path(cfg, "train")), read_corpus(corpus_path(cfg, "val"))
+    for split, rows in (("train", train_rows), ("val", val_rows)):
+        if not rows:
+            raise ArtifactError(f"{corpus_path(cfg, split)} has no examples: rerun prepare_corpus.py")
+    return train_rows, val_rows, load_vocab(cfg), summary
+
+
+def prepare_checkpoints(cfg: Config, args: Seq2SeqTrainingArguments, run_info: dict) -> str | None:
+    """The checkpoint to resume from (None: a fresh start, old checkpoints removed)."""
+    folder = checkpoint_dir(cfg)
+    if not cfg.tiger.resume:
+        if args.process_index == 0 and folder.exists():
+            shutil.rmtree(folder)
+        return None
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if last is None:
+        log.warning("--tiger.resume: no checkpoint in %s, starting from scratch", folder)
+        return None
+    recorded = json.loads((folder / RUN_FILE).read_text(encoding="utf-8")) if (folder / RUN_FILE).exists() else {}
+    if recorded != run_info:
+        raise ArtifactError(f"the checkpoints in {folder} were made from another corpus or model config: "
+                            "train without --tiger.resume")
+    log.info("resuming from %s", last)
+    return last
+
+
+def shared_tokenizer(cfg: Config, args: Seq2SeqTrainingArguments, titles: list[str], vocab: SemanticIdVocab,
+                     resuming: bool) -> PreTrainedTokenizerBase:
+    """Built once by the main process and saved beside the checkpoints; the other ranks load that copy."""
+    from transformers import AutoTokenizer
+    path = checkpoint_dir(cfg) / TOKENIZER_DIR
+    with args.main_process_first(desc="tokenizer"):
+        if args.process_index == 0 and not (resuming and path.exists()):
+            tokenizer = build_tokenizer(cfg.tiger.model_name, titles, cfg.tiger.text_vocab_size, vocab)
+            tokenizer.save_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    check_id_tokens(tokenizer, vocab)
+    return tokenizer
+
+
+def run_fingerprint(cfg: Config) -> dict:
+    """What a checkpoint must share with this run to be resumed: corpus and model shape."""
+    model_fields = {k: v for k, v in vars(cfg.tiger).items()
+                    if k in ("model_name", "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv",
+                             "d_ff", "text_vocab_size", "max_input_length")}
+    return {"train_sha256": sha256_of(corpus_path(cfg, "train")), "vocab_sha256": sha256_of(vocab_path(cfg)),
+            "model": model_fields}
+
+
+def train(cfg: Config) -> dict:
+    """Train, keep the best checkpoint, write models/tiger_final; return the summary."""
+    train_rows, val_rows, vocab, corpus_summary = check_corpus(cfg)
+    t: PlaylistTIGERConfig = cfg.tiger
+    device = resolve_device(cfg.run.device)
+    args = training_arguments(cfg, device, len(train_rows))
+    run_info = run_fingerprint(cfg)
+    resume_from = prepare_checkpoints(cfg, args, run_info)
+    tokenizer = shared_tokenizer(cfg, args, [r.input_text for r in train_rows], vocab, resume_from is not None)
+    if args.process_index == 0:
+        write_json(checkpoint_dir(cfg) / RUN_FILE, run_info)
+        share = unknown_share(tokenizer, sorted({r.input_text for r in train_rows}))
+        if share > 0.05:
+            log.warning("%.0f%% of title tokens are <unk> for this tokenizer", 100 * share)
+
+    mode = cfg.corpus.target_mode
+    train_set = encode(training_pairs(train_rows), tokenizer, t.max_input_length)
+    val_set = encode(validation_pairs(val_rows, vocab, mode, t.val_loss_examples, cfg.run.seed), tokenizer,
+                     t.max_input_length)
+    if train_set.truncated_titles:
+        log.warning("%d distinct training titles are longer than tiger.max_input_length=%d tokens and were cut",
+                    train_set.truncated_titles, t.max_input_length)
+    probe = GenerationProbe(val_rows, tokenizer, vocab, mode, t.max_input_length, t.val_generation_sample,
+                            cfg.run.seed) if t.val_generation_sample else None
+
+    torch.manual_seed(cfg.run.seed)
+    model = build_model(t, tokenizer)
+    trainer = TigerTrainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id),
+                           train_dataset=ExampleDataset(train_set), eval_dataset=ExampleDataset(val_set),
+                           processing_class=tokenizer, probe=probe,
+                           callbacks=[EarlyStoppingCallback(early_stopping_patience=t.patience), LogToFile()])
+    start_step = 0
+    if resume_from:
+        start_step = int(Path(resume_from).name.rsplit("-", 1)[-1])
+    result = trainer.train(resume_from_checkpoint=resume_from)
+
+    state = trainer.state
+    examples_per_step = t.batch_size * t.gradient_accumulation_steps * args.world_size
+    train_seconds = max(result.metrics["train_runtime"] - trainer.eval_seconds, 1e-9)
+    tokens = (state.global_step - start_step) * examples_per_step * train_set.target_tokens() / len(train_set.inputs)
+    best = best_evaluation(state.log_history, state.best_metric)
+    summary = {
+        "target_mode": mode, "collision_strategy": vocab.collision_strategy, "id_length": vocab.id_length,
+        "max_input_length": t.max_input_length, "parameters": model.num_parameters(),
+        "train_examples": len(train_set.inputs), "val_examples": len(val_set.inputs),
+        "global_step": state.global_step, "epochs": round(state.epoch or 0.0, 3), "resumed_from_step": start_step,
+        "processes": args.world_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
+        "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),
+        "train_target_tokens_per_second": round(tokens / train_seconds, 1),
+        "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in
+                                                                   ("examples", "largest_collision_group")},
+    }
+    if trainer.is_world_process_zero():
+        inputs = [corpus_path(cfg, "train"), corpus_path(cfg, "val"), vocab_path(cfg)]
+        save_final(tiger_final_dir(cfg), trainer.model, tokenizer, vocab_path(cfg), cfg, inputs, summary)
+    trainer.accelerator.wait_for_everyone()
+    return summary
+
+
+def best_evaluation(history: list[dict], best_loss: float | None) -> dict:
+    """The eval metrics logged at the best checkpoint's step (loss and the generation probe)."""
+    evals: dict[int, dict] = {}
+    for entry in history:
+        if any(k.startswith("eval_") for k in entry):
+            evals.setdefault(entry["step"], {}).update({k: v for k, v in entry.items() if k.startswith("eval_")})
+    for metrics in evals.values():
+        if best_loss is not None and metrics.get("eval_loss") == best_loss:
+            return {k: round(v, 5) for k, v in metrics.items()
+                    if k in ("eval_loss", f"eval_hit_rate@{GENERATION_K}", "eval_valid_id_share")}
+    return {}
