@@ -1,6 +1,12 @@
 """Stage 0: write a dataset in the four-file input schema.
 
     python prepare_data.py                      # built-in demo data into data/demo/
+    python prepare_data.py --prepare.source mpd --prepare.input ../shared/datasets/spotify_mpd \
+        --prepare.output data/spotify_mpd       # Spotify MPD slices, item2vec song vectors
+    python prepare_data.py --prepare.source csv --prepare.input ../shared/datasets/kkbox \
+        --prepare.output data/kkbox             # tables in the input schema (see README)
+
+An import writes data/<name>/config.yaml: pass it to every later stage (--config data/<name>/config.yaml).
 """
 
 import json
