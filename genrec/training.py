@@ -197,6 +197,7 @@ def training_arguments(cfg: Config, device: str, examples: int) -> Seq2SeqTraini
     t = cfg.tiger
     strategy = "steps" if t.eval_steps else "epoch"
     steps_per_epoch = max(1, examples // (t.batch_size * t.gradient_accumulation_steps))
+    total_steps = t.max_steps or int(steps_per_epoch * t.epochs)
     return Seq2SeqTrainingArguments(
         output_dir=str(checkpoint_dir(cfg)), per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
@@ -206,7 +207,7 @@ def training_arguments(cfg: Config, device: str, examples: int) -> Seq2SeqTraini
         eval_strategy=strategy, save_strategy=strategy, eval_steps=t.eval_steps or None,
         save_steps=t.eval_steps or None, save_total_limit=2, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False,
-        logging_steps=max(1, min(50, steps_per_epoch // 5)), report_to="none", seed=cfg.run.seed,
+        logging_steps=max(1, min(50, total_steps // 10)), report_to="none", seed=cfg.run.seed,
         dataloader_num_workers=0, dataloader_pin_memory=device == "cuda", use_cpu=device == "cpu",
         remove_unused_columns=False, label_names=["labels"], ddp_find_unused_parameters=False,
         **precision_flags(t.mixed_precision, device))
