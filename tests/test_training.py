@@ -1,0 +1,136 @@
+"""Stage 3: training a tiny T5 on tiny demo data (one process, resume, torchrun with 2 CPU processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, TINY_DEMO, run_stage
+from genrec.errors import ArtifactError
+from genrec.model import load_tiger
+
+# A model of a few thousand parameters: seconds per run on 2 cores.
+TINY_MODEL = ["--tiger.d_model", "32", "--tiger.d_kv", "8", "--tiger.num_heads", "4", "--tiger.d_ff", "64",
+              "--tiger.num_layers", "1", "--tiger.num_decoder_layers", "1", "--tiger.batch_size", "64",
+              "--tiger.text_vocab_size", "300", "--tiger.learning_rate", "0.01", "--tiger.val_loss_examples", "256",
+              "--tiger.val_generation_sample", "8"]
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiger_corpus")
+    run_stage("prepare_data.py", *TINY_DEMO, cwd=folder)
+    run_stage("train_rq_kmeans.py", *TINY_DEMO, cwd=folder)
+    run_stage("prepare_corpus.py", cwd=folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(corpus_dir, tmp_path_factory) -> Path:
+    """One short single-mode training run, shared by the tests that only read its results."""
+    folder = tmp_path_factory.mktemp("tiger_trained")
+    shutil.copytree(corpus_dir, folder, dirs_exist_ok=True)
+    run_stage("train_tiger.py", *TINY_MODEL, "--tiger.max_steps", "30", "--tiger.eval_steps", "15", cwd=folder)
+    return folder
+
+
+@pytest.fixture
+def work(corpus_dir, tmp_path) -> Path:
+    shutil.copytree(corpus_dir, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def summary(folder: Path) -> dict:
+    return json.loads((folder / "models/tiger_final/manifest.json").read_text(encoding="utf-8"))["summary"]
+
+
+def train_losses(checkpoint: Path) -> list[float]:
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+
+
+def test_loss_goes_down_and_final_model_is_written(trained):
+    losses = train_losses(trained / "models/tiger_checkpoints/checkpoint-30")
+    assert len(losses) >= 3 and losses[-1] < 0.8 * losses[0]
+    facts = summary(trained)
+    assert facts["global_step"] == 30 and facts["target_mode"] == "single"
+    assert facts["best_eval"]["eval_loss"] > 0 and facts["train_target_tokens_per_second"] > 0
+
+
+def test_saved_model_reloads_with_identical_outputs(trained, monkeypatch):
+    monkeypatch.chdir(trained)
+    first, second = load_tiger("models/tiger_final"), load_tiger("models/tiger_final")
+    batch = first.tokenizer(["summer beach", "夏日海边 ✨"], return_tensors="pt", padding=True)
+    start = torch.zeros((2, 1), dtype=torch.long)
+    with torch.no_grad():
+        a = first.model(**batch, decoder_input_ids=start).logits
+        b = second.model(**batch, decoder_input_ids=start).logits
+    assert torch.equal(a, b)
+    assert all(len(first.tokenizer.tokenize(t)) == 1 for t in first.vocab.all_tokens())
+    out = first.model.generate(**batch, num_beams=4, max_new_tokens=first.vocab.id_length + 1)
+    assert out[0, 0].item() == first.tokenizer.pad_token_id
+
+
+def test_resume_continues_at_the_right_step(work):
+    run_stage("train_tiger.py", *TINY_MODEL, "--tiger.max_steps", "6", "--tiger.eval_steps", "3", cwd=work)
+    assert (work / "models/tiger_checkpoints/checkpoint-6").is_dir()
+    run_stage("train_tiger.py", *TINY_MODEL, "--tiger.max_steps", "9", "--tiger.eval_steps", "3",
+              "--tiger.resume", "true", cwd=work)
+    facts = summary(work)
+    assert facts["resumed_from_step"] == 6 and facts["global_step"] == 9
+
+
+def test_sequence_mode_trains(work):
+    run_stage("prepare_corpus.py", "--corpus.target_mode", "sequence", "--corpus.max_target_length", "41", cwd=work)
+    run_stage("train_tiger.py", *TINY_MODEL, "--corpus.target_mode", "sequence", "--tiger.max_steps", "4", cwd=work)
+    bundle = load_tiger(work / "models/tiger_final")
+    assert bundle.target_mode == "sequence"
+
+
+def test_torchrun_two_cpu_processes_train_one_model(work):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           str(REPO / "train_tiger.py"), *TINY_MODEL, "--tiger.max_steps", "6"],
+                          cwd=work, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    facts = summary(work)
+    assert facts["processes"] == 2 and facts["global_step"] == 6
+    assert [p.name for p in (work / "models").iterdir() if p.name.startswith(".")] == []
+    load_tiger(work / "models/tiger_final")
+
+
+def test_long_titles_are_truncated_not_fatal(work):
+    proc = run_stage("train_tiger.py", *TINY_MODEL, "--tiger.max_input_length", "3", "--tiger.max_steps", "2",
+                     cwd=work)
+    assert "longer than tiger.max_input_length=3" in proc.stderr
+    assert summary(work)["truncated_titles"] > 0
+
+
+def test_pretrained_folder_that_is_not_t5_is_refused(work):
+    fake = work / "not_t5"
+    fake.mkdir()
+    (fake / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    proc = run_stage("train_tiger.py", "--tiger.model_name", str(fake), cwd=work, check=False)
+    assert proc.returncode == 1 and "not a Hugging Face T5" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_corpus_and_missing_model_say_what_to_run(tmp_path):
+    proc = run_stage("train_tiger.py", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "prepare_corpus.py" in proc.stderr
+    with pytest.raises(ArtifactError, match="run train_tiger.py first"):
+        load_tiger(tmp_path / "models/tiger_final")
+
+
+def test_model_is_refused_once_the_corpus_ids_change(trained, tmp_path, monkeypatch):
+    shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    run_stage("prepare_corpus.py", "--corpus.collision_strategy", "cluster", cwd=tmp_path)
+    with pytest.raises(ArtifactError, match="rerun train_tiger.py"):
+        load_tiger("models/tiger_final")
