@@ -206,8 +206,8 @@ class PlaylistTIGERConfig:
     """Share of steps spent warming up the learning rate."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm."""
-    epochs: float = 8.0
-    """Training epochs."""
+    epochs: float = 3.0
+    """Training epochs (the demo default finishes in minutes on a CPU; see presets/ for real data)."""
     patience: int = 3
     """Stop after this many evaluations without validation improvement."""
     val_generation_sample: int = 64

@@ -314,7 +314,7 @@ def train(cfg: Config) -> dict:
         "max_input_length": t.max_input_length, "parameters": model.num_parameters(),
         "train_examples": len(train_set.inputs), "val_examples": len(val_set.inputs),
         "global_step": state.global_step, "epochs": round(state.epoch or 0.0, 3), "resumed_from_step": start_step,
-        "processes": args.world_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
+        "processes": args.world_size, "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
         "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
         "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in
