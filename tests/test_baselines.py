@@ -1,0 +1,60 @@
+"""Popularity, title kNN (tuned on validation) and rank fusion."""
+
+from __future__ import annotations
+
+from genrec.baselines import (KnnParams, PopularityBaseline, TitleKNN, TrainingPlaylists, char_text, fuse,
+                              normalise_title, tune_fusion, tune_knn)
+from genrec.corpus import CorpusRow
+from genrec.metrics import mean_over, per_playlist
+
+TITLES = ["Chill Vibes!!", "chill", "Worship 🙏", "🔥🔥", "gym", "Gym Hits", "road trip"]
+SONGS = [["a", "b", "c"], ["a", "d"], ["w1", "w2"], ["f1", "f2"], ["g1", "g2", "a"], ["g1", "g3"], ["r1", "a"]]
+
+
+def test_title_normalisation():
+    assert normalise_title("Chill  Vibes!! 🌊") == "chill vibes"
+    assert normalise_title("夏日_海边") == "夏日 海边"
+    assert char_text("🔥🔥") == "🔥🔥"  # emoji-only titles still have something to match
+
+
+def test_training_playlists_group_single_mode_rows():
+    rows = [CorpusRow("p1", "gym", "<a_1>", ["x"]), CorpusRow("p2", "run", "<a_2>", ["y"]),
+            CorpusRow("p1", "gym", "<a_3>", ["z"]), CorpusRow("p1", "gym", "<a_1>", ["x"])]
+    grouped = TrainingPlaylists.from_corpus(rows)
+    assert grouped.titles == ["gym", "run"] and grouped.songs == [["x", "z"], ["y"]]
+
+
+def test_popularity_counts_playlists():
+    pop = PopularityBaseline(SONGS)
+    assert pop.ranking[0] == "a" and pop.recommend(["x", "y"], 2) == [["a", "g1"], ["a", "g1"]]
+
+
+def test_knn_finds_similar_titles_and_fills_with_popularity():
+    knn = TitleKNN(KnnParams(k=2)).fit(TITLES, SONGS)
+    worship, fire, gym = knn.recommend(["worship", "🔥", "GYM!"], 6)
+    assert worship[:2] == ["w1", "w2"] and len(worship) == 6 and worship[2] == "a"  # then popularity
+    assert set(fire[:2]) == {"f1", "f2"}
+    assert gym[0] == "g1" and len(set(gym)) == 6
+
+
+def test_knn_tuning_uses_the_given_playlists():
+    # Only with k=10+ does a neighbour beyond the closest reveal the songs: tuning must find that.
+    titles = ["rock"] * 3 + [f"rock {i}" for i in range(20)]
+    songs = [["x"]] * 3 + [["r"]] * 20
+    knn = TitleKNN().fit(titles, songs)
+
+    def ndcg(rankings, truths):
+        return mean_over(per_playlist(rankings, truths, [1]))["ndcg@1"]
+
+    params, trials = tune_knn(knn, ["rock music"], [["r"]], 1, ndcg)
+    assert knn.params == params and params.k >= 10
+    assert len(trials) > 10 and max(t["score"] for t in trials) == 1.0
+
+
+def test_fusion():
+    model, knn = ["m1", "m2", "s"], ["k1", "s", "k2"]
+    assert fuse(model, knn, 3, 1.0) == model
+    assert fuse(model, knn, 3, 0.0) == knn
+    assert fuse(model, knn, 1, 0.5)[0] == "s"  # in both lists
+    chosen, trials = tune_fusion([model], [knn], [["k1"]], 1, lambda r, t: float(r[0][0] in t[0]))
+    assert chosen["weight"] < 0.5 and len(trials) == 22

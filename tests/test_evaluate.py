@@ -1,0 +1,89 @@
+"""evaluate_tiger.py end to end on tiny demo data with a tiny (barely trained) model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, TINY_DEMO, run_stage
+
+TINY_MODEL = ["--tiger.max_steps", "3", "--tiger.d_model", "32", "--tiger.d_ff", "64", "--tiger.num_heads", "2",
+              "--tiger.d_kv", "16", "--tiger.num_layers", "1", "--tiger.num_decoder_layers", "1",
+              "--tiger.text_vocab_size", "300", "--tiger.val_generation_sample", "4", "--tiger.val_loss_examples", "200"]
+EVAL = ["--eval.max_playlists", "24", "--eval.num_songs", "10", "--eval.k_values", "[5,10]", "--eval.num_beams", "10",
+        "--eval.val_playlists", "16", "--eval.batch_size", "8"]
+SYSTEMS = {"model", "model_unconstrained", "hybrid", "popularity", "title_knn"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Stages 0-3 once for the module: demo data, RQ-KMeans IDs, corpus, a 3-step model."""
+    work = tmp_path_factory.mktemp("eval")
+    for script in ("prepare_data.py", "train_rq_kmeans.py", "prepare_corpus.py"):
+        run_stage(script, *TINY_DEMO, cwd=work)
+    run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, cwd=work)
+    return work
+
+
+@pytest.fixture(scope="module")
+def single_run(trained):
+    """One single-process evaluation: its printed table and metrics."""
+    proc = run_stage("evaluate_tiger.py", *TINY_DEMO, *EVAL, cwd=trained)
+    return proc, json.loads((trained / "outputs/evaluation_metrics.json").read_text(encoding="utf-8"))
+
+
+def test_evaluation_writes_table_and_files(trained, single_run):
+    proc, metrics = single_run
+    for system in SYSTEMS:
+        assert system in proc.stdout
+    assert set(metrics["systems"]) == SYSTEMS
+    for values in metrics["systems"].values():
+        for key in ("r_precision", "recall@5", "recall@10", "ndcg@10", "hit@10", "coverage", "invalid_rate",
+                    "duplicate_rate", "rouge_l", "bleu4", "semantic_id_f1"):
+            assert 0.0 <= values[key] <= 1.0, key
+    assert metrics["systems"]["model"]["invalid_rate"] == 0.0  # the trie
+    assert metrics["systems"]["model_unconstrained"]["invalid_rate"] > 0.0  # a 3-step model without it
+    # kNN was tuned on validation playlists and the popularity baseline recommends the same list to everyone.
+    assert metrics["tuning"]["title_knn"]["chosen"]["k"] > 0 and "validation" in metrics["tuning"]["objective"]
+    assert metrics["systems"]["popularity"]["coverage"] == pytest.approx(10 / metrics["data"]["catalogue_songs"])
+    assert {"title_frequency", "song_popularity", "popularity_top100_share"} <= set(metrics["analysis"])
+    assert metrics["model_manifest"]["summary"]["target_mode"] == "single"
+    results = (trained / "outputs/evaluation_results.txt").read_text(encoding="utf-8")
+    assert results.count("=== ") == 24 and "ground truth" in results
+    assert (trained / "outputs/evaluation_recall.png").read_bytes()[:4] == b"\x89PNG"
+    assert (trained / "outputs/hybrid.json").exists()
+
+
+def test_ddp_evaluation_equals_single_process(trained, single_run):
+    single = single_run[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
+           str(REPO / "evaluate_tiger.py"), *TINY_DEMO, *EVAL]
+    proc = subprocess.run(cmd, cwd=trained, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sharded = json.loads((trained / "outputs/evaluation_metrics.json").read_text(encoding="utf-8"))
+    assert sharded["systems"] == single["systems"]
+    assert sharded["analysis"] == single["analysis"]
+
+
+def test_other_playlist_files_are_mapped_onto_the_catalogue(trained):
+    info = trained / "new_info.csv"
+    songs = trained / "new_songs.csv"
+    catalogue = json.loads((trained / "outputs/semantic_id_vocab.json").read_text(encoding="utf-8"))["songs"]
+    known = list(catalogue)[:6]
+    info.write_text("glid,listname\nn1,chill night\nn2,夏日海边\n", encoding="utf-8")
+    songs.write_text("special_gid,mixsongid\n" + "".join(f"n1,{s}\n" for s in known[:3])
+                     + "n1,brand_new_song\n" + "".join(f"n2,{s}\n" for s in known[3:]), encoding="utf-8")
+    run_stage("evaluate_tiger.py", *TINY_DEMO, *EVAL, "--eval.unconstrained", "false",
+              "--eval.playlist_info_file", str(info), "--eval.playlist_songs_file", str(songs), cwd=trained)
+    metrics = json.loads((trained / "outputs/evaluation_metrics.json").read_text(encoding="utf-8"))
+    assert metrics["data"]["playlists"] == 2 and metrics["data"]["truth_songs_outside_catalogue"] == 1
+    assert metrics["data"]["share_outside_catalogue"] == pytest.approx(1 / 7)
+
+
+def test_missing_model_is_one_line_error(workdir):
+    proc = run_stage("evaluate_tiger.py", cwd=workdir, check=False)
+    assert proc.returncode == 1 and "train_tiger.py" in proc.stderr
+    assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr

@@ -1,0 +1,82 @@
+"""Song-level and sequence metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from genrec.metrics import (bleu4, coverage, duplicate_rate, id_f1, lcs_length, mean_over, per_playlist,
+                            popularity_buckets, ranking_metrics, rouge_l, sequence_metrics, share_in)
+
+
+def test_ranking_metrics_by_hand():
+    m = ranking_metrics(["a", "x", "b", "y"], ["a", "b", "c"], [1, 2, 4])
+    assert m["r_precision"] == pytest.approx(2 / 3)  # top-3 holds a and b, R = 3
+    assert m["recall@1"] == pytest.approx(1 / 3) and m["recall@4"] == pytest.approx(2 / 3)
+    assert m["ndcg@1"] == 1.0
+    ideal4 = 1 + 1 / math.log2(3) + 1 / math.log2(4)  # min(4, |truth|) = 3 ideal hits
+    assert m["ndcg@4"] == pytest.approx((1 + 1 / math.log2(4)) / ideal4)
+    assert m["hit@10"] == 1.0
+
+
+def test_ideal_dcg_uses_min_of_k_and_truth():
+    # One relevant song at rank 1 is a perfect ranking however large K is.
+    assert ranking_metrics(["a", "b", "c"], ["a"], [3])["ndcg@3"] == 1.0
+
+
+def test_repeats_earn_nothing_and_misses_count():
+    m = ranking_metrics(["a", "a", "a"], ["a", "b"], [3])
+    assert m["recall@3"] == 0.5
+    # A truth song outside the catalogue can never be found: recall stays below 1.
+    assert ranking_metrics(["a", "b"], ["a", "b", "not_in_catalogue"], [2])["recall@2"] == pytest.approx(2 / 3)
+
+
+def test_playlists_without_truth_are_skipped_in_means():
+    per = per_playlist([["a"], ["b"]], [["a"], []], [1])
+    assert np.isnan(per["recall@1"][1])
+    assert mean_over(per)["recall@1"] == 1.0
+    assert mean_over(per, np.array([False, True]))["recall@1"] != mean_over(per, np.array([False, True]))["recall@1"]
+
+
+def test_coverage_duplicates_and_shares():
+    assert coverage([["a", "b"], ["b", "c"]], 10) == 0.3
+    assert duplicate_rate([["a", "a", "b"], ["c"]]) == 0.25
+    assert share_in([["a", "b"], ["c", "d"]], {"a", "c", "z"}) == 0.5
+
+
+def _lcs_table(a, b):
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            table[i + 1][j + 1] = table[i][j] + 1 if x == y else max(table[i][j + 1], table[i + 1][j])
+    return table[-1][-1]
+
+
+def test_bit_parallel_lcs_matches_dynamic_programming():
+    rng = random.Random(0)
+    for _ in range(200):
+        a = [rng.choice("abcd") for _ in range(rng.randint(0, 30))]
+        b = [rng.choice("abcd") for _ in range(rng.randint(0, 30))]
+        assert lcs_length(a, b) == _lcs_table(a, b)
+
+
+def test_sequence_metrics():
+    assert rouge_l(["a", "b", "c"], ["a", "b", "c"]) == 1.0
+    assert rouge_l(["x"], ["a"]) == 0.0
+    assert bleu4(list("abcdefg"), list("abcdefg")) == pytest.approx(1.0)
+    assert id_f1([("a",), ("b",)], [("a",), ("c",)]) == 0.5
+    ids = {"s1": ("<a_1>", "<b_1>"), "s2": ("<a_1>", "<b_2>"), "s3": ("<a_2>", "<b_0>")}
+    perfect = sequence_metrics([["s1", "s2", "s3"]], [["s1", "s2"]], ids)  # top-R, R = 2
+    assert perfect["rouge_l"] == 1.0 and perfect["semantic_id_f1"] == 1.0
+    assert sequence_metrics([["s3"]], [["s1", "outside"]], ids)["semantic_id_f1"] == 0.0
+
+
+def test_popularity_buckets():
+    rank = {f"p{i}": i for i in range(2000)}
+    out = popularity_buckets([["p0", "p500"]], [["p0", "p1", "p500", "new"]], rank)
+    assert out["top_100"] == {"truth_songs": 2, "recall": 0.5}
+    assert out["top_100_1000"] == {"truth_songs": 1, "recall": 1.0}
+    assert out["tail"] == {"truth_songs": 1, "recall": 0.0}
