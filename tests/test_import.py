@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from config import DataConfig, SplitConfig
+from config import SplitConfig
 from genrec.cli import parse_config
 from genrec.errors import DataError
 from genrec.importers import read_csv_source, read_mpd
