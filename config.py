@@ -140,20 +140,26 @@ class SongRQVAEConfig:
     """Width of the quantised latent."""
     commitment_cost: float = 0.25
     """Weight of the commitment term."""
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     """AdamW learning rate."""
     weight_decay: float = 1e-4
-    """AdamW weight decay."""
-    batch_size: int = 256
+    """AdamW weight decay (not applied to the codebooks)."""
+    batch_size: int = 128
     """Songs per batch."""
     epochs: int = 200
     """Maximum training epochs."""
-    patience: int = 20
+    patience: int = 30
     """Stop after this many epochs without validation improvement."""
     dead_code_epochs: int = 2
-    """Re-seed a code from current residuals when it has been unused for this many epochs."""
+    """Re-seed a code from current residuals when it has been unused for this many epochs (0: never)."""
     val_ratio: float = 0.1
     """Share of songs held out to pick the best checkpoint."""
+    warmup_epochs: int = 10
+    """Plain autoencoder epochs before the codebooks are initialised (0: none)."""
+    codebook_init: str = "kmeans"
+    """'kmeans': residual k-means on the warmed-up latents; 'random': Gaussian codes (the collapsing ports' way)."""
+    kmeans_niter: int = 20
+    """k-means iterations per level for the codebook initialisation."""
 
 
 @dataclass
@@ -303,6 +309,7 @@ class Config:
 # Validation rules, kept beside the fields they govern. genrec.cli applies them after parsing.
 CHOICES = {
     "run.device": ("auto", "cpu", "cuda"),
+    "rqvae.codebook_init": ("kmeans", "random"),
     "prepare.source": ("demo", "mpd", "csv"),
     "corpus.collision_strategy": ("suffix", "cluster"),
     "corpus.target_mode": ("single", "sequence"),
@@ -313,7 +320,8 @@ CHOICES = {
 
 MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "eval.val_playlists", "split.min_eval_playlists",
                "tiger.max_steps", "tiger.eval_steps", "tiger.val_generation_sample",
-               "prepare.item2vec_min_count", "prepare.item2vec_workers"}
+               "prepare.item2vec_min_count", "prepare.item2vec_workers",
+               "rqvae.dead_code_epochs", "rqvae.warmup_epochs"}
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
 
 UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "split.max_eval_ratio", "rqvae.val_ratio",

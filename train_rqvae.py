@@ -1,8 +1,21 @@
-"""Not built yet: see the open issues."""
+"""Stage 1 (method A): quantise song vectors into semantic IDs with an RQ-VAE (trained not to collapse).
+
+    python train_rqvae.py --rqvae.levels 3 --rqvae.vocab_size 64
+
+Writes outputs/song_semantic_ids.jsonl (the same file RQ-KMeans writes: the last one trained wins)
+and the model under models/rqvae/.
+"""
 
 import sys
 
-from genrec.cli import not_built_yet
+from genrec.cli import run_script
+from genrec.stage1 import train_rqvae_stage
+
+
+def main(cfg, extras) -> None:
+    path = train_rqvae_stage(cfg)
+    print(f"semantic IDs written to {path}; next: python evaluate_rqvae.py")
+
 
 if __name__ == "__main__":
-    sys.exit(not_built_yet("train_rqvae.py"))
+    sys.exit(run_script(main, __doc__))
