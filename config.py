@@ -192,7 +192,7 @@ class PlaylistTIGERConfig:
     """Attention heads (from-scratch model)."""
     d_kv: int = 32
     """Size of each attention head (from-scratch model)."""
-    d_ff: int = 512
+    d_ff: int = 256
     """Feed-forward width (from-scratch model)."""
     dropout: float = 0.1
     """Dropout rate."""
@@ -212,7 +212,7 @@ class PlaylistTIGERConfig:
     """Share of steps spent warming up the learning rate."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm."""
-    epochs: float = 3.0
+    epochs: float = 2.0
     """Training epochs (the demo default finishes in minutes on a CPU; see presets/ for real data)."""
     patience: int = 3
     """Stop after this many evaluations without validation improvement."""
