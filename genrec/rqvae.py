@@ -170,6 +170,7 @@ def split_songs(n_songs: int, val_ratio: float, seed: int) -> tuple[np.ndarray, 
         log.warning("rqvae.val_ratio=%s leaves no validation slice: early stopping watches the training loss",
                     val_ratio)
         return order, order
+    log.info("%d training songs, %d validation songs (rqvae.val_ratio=%s)", n_songs - n_val, n_val, val_ratio)
     return order[n_val:], order[:n_val]
 
 
@@ -197,12 +198,11 @@ def _train_rqvae(vectors: np.ndarray, cfg: SongRQVAEConfig, seed: int, device: t
     model = build_model(vectors.shape[1], cfg).to(device)
     data = torch.as_tensor(vectors, dtype=torch.float32, device=device)
     model.mean.copy_(data[train_idx].mean(0))
-    model.std.copy_(data[train_idx].std(0).clamp_min(1e-6))  # a constant dimension stays finite
+    model.std.copy_(data[train_idx].std(0, correction=0).clamp_min(1e-6))  # a constant dimension stays finite
     standardized = model.standardize(data)
     train, val = standardized[train_idx], standardized[val_idx]
-    log.info("RQ-VAE: %d train + %d validation songs x %d dims, %d levels x %d codes, on %s", len(train_idx),
-             len(val_idx) if val_idx is not train_idx else 0, vectors.shape[1], cfg.levels, cfg.vocab_size,
-             device)
+    log.info("RQ-VAE: %d songs x %d dims, %d levels x %d codes, on %s", len(vectors), vectors.shape[1],
+             cfg.levels, cfg.vocab_size, device)
     generator = torch.Generator().manual_seed(seed)
     warm_up(model, train, cfg, generator)
     init_codebooks(model, train, cfg, seed)
