@@ -109,7 +109,7 @@ def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constra
     else:
         kwargs.update(do_sample=False, num_beams=max(settings.num_beams, num_songs if single else 1))
     kwargs["num_return_sequences"] = num_songs if single else 1
-    if single and not settings.do_sample:
+    if single and kwargs["num_beams"] > 1:
         kwargs["length_penalty"] = 0.0  # rank by total log-probability
     min_songs = 1 if single else min(settings.min_songs, num_songs)
     if constrained:
