@@ -33,6 +33,7 @@ class Stage:
     script: str
     artifact: Callable[[Config], Path]
     always: bool = False  # cheap reports are simply rerun
+    method: str | None = None  # the semantic-ID file is shared: it must also hold this method's IDs
 
 
 METHODS = ("rq_kmeans", "rqvae")
@@ -41,7 +42,7 @@ METHODS = ("rq_kmeans", "rqvae")
 def stages_for(quantizer: str) -> list[Stage]:
     return [
         Stage("prepare_data.py", lambda c: Path(c.data.song_vector_file).parent),
-        Stage(f"train_{quantizer}.py", lambda c: semantic_ids_path(c.run.output_dir)),
+        Stage(f"train_{quantizer}.py", lambda c: semantic_ids_path(c.run.output_dir), method=quantizer),
         Stage(f"evaluate_{quantizer}.py", lambda c: Path(c.run.output_dir) / f"quantizer_report_{quantizer}.json",
               always=True),
         Stage("prepare_corpus.py", lambda c: Path(c.run.output_dir) / "train.tsv"),
@@ -65,6 +66,8 @@ def up_to_date(stage: Stage, cfg: Config) -> bool:
         return False
     if stage.script == "prepare_data.py":
         return True  # a dataset folder is an input: imported data is never regenerated here
+    if stage.method and manifest.get("summary", {}).get("method") != stage.method:
+        return False
     current = config_as_dict(cfg)
     recorded = manifest.get("config", {})
     return all(recorded[group] == current.get(group) for group in recorded)

@@ -32,24 +32,28 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
-def check_codebook_size(n_points: int, vocab_size: int) -> None:
+def check_codebook_size(n_points: int, vocab_size: int, vocab_field: str = "rqkmeans.vocab_size") -> None:
     """Fail clearly when k-means cannot run; warn when it runs on too little data to be reliable."""
     if n_points < vocab_size:
-        raise ConfigError(f"only {n_points} songs for {vocab_size} codes per level: lower rqkmeans.vocab_size "
+        raise ConfigError(f"only {n_points} songs for {vocab_size} codes per level: lower {vocab_field} "
                           f"to at most {n_points} (about {max(1, n_points // FAISS_MIN_POINTS_PER_CENTROID)} "
                           "gives reliable centroids)")
     if n_points < FAISS_MIN_POINTS_PER_CENTROID * vocab_size:
         log.warning("%d songs for %d codes per level: k-means wants about %d points per code "
-                    "(%d songs); codes will be noisy. Consider rqkmeans.vocab_size=%d", n_points, vocab_size,
-                    FAISS_MIN_POINTS_PER_CENTROID, FAISS_MIN_POINTS_PER_CENTROID * vocab_size,
+                    "(%d songs); codes will be noisy. Consider %s=%d", n_points, vocab_size,
+                    FAISS_MIN_POINTS_PER_CENTROID, FAISS_MIN_POINTS_PER_CENTROID * vocab_size, vocab_field,
                     max(1, n_points // FAISS_MIN_POINTS_PER_CENTROID))
 
 
-def train_rq_kmeans(vectors: np.ndarray, cfg: SongRQKMeansConfig, seed: int) -> np.ndarray:
-    """Fit ``cfg.levels`` codebooks of ``cfg.vocab_size`` centroids on successive residuals."""
+def train_rq_kmeans(vectors: np.ndarray, cfg: SongRQKMeansConfig, seed: int,
+                    vocab_field: str = "rqkmeans.vocab_size") -> np.ndarray:
+    """Fit ``cfg.levels`` codebooks of ``cfg.vocab_size`` centroids on successive residuals.
+
+    ``vocab_field`` names the setting to change in messages (RQ-VAE reuses this for its initialisation).
+    """
     data = np.ascontiguousarray(l2_normalize(vectors) if cfg.normalize else vectors, dtype=np.float32)
     n, dim = data.shape
-    check_codebook_size(n, cfg.vocab_size)
+    check_codebook_size(n, cfg.vocab_size, vocab_field)
     max_points = cfg.max_points_per_level or n
     use_gpu = cfg.use_gpu and gpu_available()
     log.info("RQ-KMeans: %d songs x %d dims, %d levels x %d codes, %s faiss", n, dim, cfg.levels,

@@ -266,7 +266,7 @@ def init_codebooks(model: RQVAE, train: torch.Tensor, cfg: SongRQVAEConfig, seed
         return
     kmeans_cfg = replace(SongRQKMeansConfig(), levels=cfg.levels, vocab_size=cfg.vocab_size, niter=cfg.kmeans_niter,
                          normalize=False, use_gpu=latents.is_cuda)
-    codebooks = rq_kmeans.train_rq_kmeans(latents.cpu().numpy(), kmeans_cfg, seed)
+    codebooks = rq_kmeans.train_rq_kmeans(latents.cpu().numpy(), kmeans_cfg, seed, "rqvae.vocab_size")
     model.codebooks.copy_(torch.as_tensor(codebooks, device=latents.device))
 
 
