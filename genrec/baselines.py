@@ -32,7 +32,7 @@ from config import Config
 
 from .artifacts import require_fresh, write_json, write_manifest
 from .cli import config_as_dict
-from .corpus import CorpusRow, corpus_path, read_corpus
+from .corpus import CorpusRow
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +225,10 @@ class Hybrid:
         return [fuse(m, k, n, self.fusion["weight"], self.fusion["c"]) for m, k in zip(model_rankings, knn_rankings)]
 
 
-def load_hybrid(cfg: Config) -> Hybrid:
-    """The hybrid evaluate_tiger.py tuned (refitting kNN on train.tsv takes seconds)."""
+def load_hybrid(cfg: Config, training: TrainingPlaylists) -> Hybrid:
+    """The hybrid evaluate_tiger.py tuned, its kNN refitted on the training playlists (seconds)."""
     path = hybrid_path(cfg)
     require_fresh(path, "evaluate_tiger.py")
     payload = json.loads(path.read_text(encoding="utf-8"))
-    training = TrainingPlaylists.from_corpus(read_corpus(corpus_path(cfg, "train")))
     knn = TitleKNN(KnnParams(**payload["title_knn"])).fit(training.titles, training.songs)
     return Hybrid(knn, payload["fusion"])

@@ -255,8 +255,8 @@ def notes(bundle: TigerBundle) -> list[str]:
            "invalid_rate: generated IDs (and trailing partial IDs) naming no song, over all generated; "
            "duplicate_rate: valid IDs repeating an earlier one of the same playlist."]
     if bundle.vocab.collision_strategy == "cluster":
-        out.append("collision_strategy=cluster: each predicted ID is expanded to all songs of its cluster, most "
-                   "popular in training first, until num_songs songs (genrec.generation.expand_ids).")
+        out.append("collision_strategy=cluster: each predicted ID stands for one song of its cluster, the most "
+                   "popular in training, as the generator shows it (genrec.generation.expand_ids).")
     return out
 
 

@@ -6,14 +6,16 @@ beams are distinct token sequences, so the songs are distinct (suffix IDs) by co
 Sequence mode: one long sequence per title, the trie resetting at each song boundary and banning
 songs already generated; songs are ranked by their position.
 
-With ``collision_strategy=cluster`` an ID names a group of songs; :func:`expand_ids` turns each ID
-into its songs, most popular in training first, until ``num_songs`` are collected. The evaluation
-uses exactly this expansion for song-level metrics.
+With ``collision_strategy=cluster`` an ID names a group of songs; :func:`expand_ids` picks one song
+per ID (the original's cluster expansion): the one most popular in training under beam search or
+greedy decoding, a popularity-weighted draw from a seeded ``rng`` when sampling. The evaluation and
+the generator both use it, so song-level metrics score what the generator shows.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -83,18 +85,19 @@ def recommend(bundle, titles: Sequence[str], num_songs: int, settings: DecodingS
 
 
 def decode(bundle, titles: Sequence[str], settings: DecodingSettings, constrained: bool = True,
-           popularity: dict[str, int] | None = None, progress: bool = False) -> list[Decoded]:
+           popularity: dict[str, int] | None = None, progress: bool = False,
+           rng: random.Random | None = None) -> list[Decoded]:
     """Decode every title in batches; see the module docstring for the two target modes."""
     results: list[Decoded] = []
     batches = range(0, len(titles), settings.batch_size)
     for start in tqdm(batches, desc="decoding", unit="batch", disable=not progress):
         batch = list(titles[start:start + settings.batch_size])
-        results.extend(_decode_batch(bundle, batch, settings, constrained, popularity))
+        results.extend(_decode_batch(bundle, batch, settings, constrained, popularity, rng))
     return results
 
 
 def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constrained: bool,
-                  popularity: dict[str, int] | None) -> list[Decoded]:
+                  popularity: dict[str, int] | None, rng: random.Random | None) -> list[Decoded]:
     model, tokenizer, vocab = bundle.model, bundle.tokenizer, bundle.vocab
     single = bundle.target_mode == "single"
     id_length = vocab.id_length
@@ -138,7 +141,7 @@ def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constra
                 ids.append(chunk)
                 # Sequence mode ranks by position; single mode by the beam's score.
                 id_scores.append(scores[r] if single else -float(len(ids)))
-        results.append(_collect(vocab, ids, id_scores, partials, num_songs, popularity))
+        results.append(_collect(vocab, ids, id_scores, partials, num_songs, popularity, rng))
     return results
 
 
@@ -168,7 +171,7 @@ def split_ids(tokenizer, token_ids: list[int], id_length: int) -> tuple[list[tup
 
 
 def _collect(vocab: SemanticIdVocab, ids: list[tuple[str, ...]], scores: list[float], partial: int,
-             num_songs: int, popularity: dict[str, int] | None) -> Decoded:
+             num_songs: int, popularity: dict[str, int] | None, rng: random.Random | None) -> Decoded:
     seen_ids: set[tuple[str, ...]] = set()
     invalid, duplicates = partial, 0
     kept: list[tuple[tuple[str, ...], float]] = []
@@ -180,21 +183,17 @@ def _collect(vocab: SemanticIdVocab, ids: list[tuple[str, ...]], scores: list[fl
         else:
             seen_ids.add(tokens)
             kept.append((tokens, score))
-    return Decoded(expand_ids(vocab, kept, num_songs, popularity), ids, invalid, duplicates, partial)
+    return Decoded(expand_ids(vocab, kept, num_songs, popularity, rng), ids, invalid, duplicates, partial)
 
 
 def expand_ids(vocab: SemanticIdVocab, ids: list[tuple[tuple[str, ...], float]], num_songs: int,
-               popularity: dict[str, int] | None = None) -> list[tuple[str, float]]:
-    """Songs behind ranked IDs: one per suffix ID, a whole cluster (most popular first) per cluster ID."""
+               popularity: dict[str, int] | None = None, rng: random.Random | None = None) -> list[tuple[str, float]]:
+    """One song per distinct ranked ID: its only song (suffix IDs) or one of its cluster (see module doc)."""
     popularity = popularity or {}
     songs: list[tuple[str, float]] = []
-    seen: set[str] = set()
-    for tokens, score in ids:
-        members = sorted(vocab.songs_of(tokens), key=lambda s: -popularity.get(s, 0))
-        for song in members:
-            if song not in seen:
-                seen.add(song)
-                songs.append((song, score))
-            if len(songs) == num_songs:
-                return songs
+    for tokens, score in ids[:num_songs]:
+        members = vocab.songs_of(tokens)
+        weights = [popularity.get(s, 0) + 1 for s in members]
+        song = rng.choices(members, weights)[0] if rng else members[weights.index(max(weights))]
+        songs.append((song, score))
     return songs

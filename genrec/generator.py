@@ -2,7 +2,9 @@
 
 The generator loads the model, the semantic-ID vocabulary and the song info once (seconds), then
 answers each title with one batched decoding call. With ``collision_strategy=cluster`` an ID names a
-cluster of songs; the generator picks one of them (seeded) and says how many the cluster holds.
+cluster of songs; the generator shows one of them (genrec.generation.expand_ids, as the evaluation
+scores it) and says how many the cluster holds. With ``hybrid`` on, the model's ranking is fused
+with title kNN's exactly as evaluate_tiger.py tuned it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import torch
 from config import Config, GenerateConfig
 
 from .artifacts import atomic_path
+from .baselines import Hybrid, PopularityBaseline, TrainingPlaylists, load_hybrid
+from .corpus import corpus_path, read_corpus
 from .data import load_song_info
 from .errors import DataError, GenrecError
 from .generation import DecodingSettings, decode
@@ -46,24 +50,35 @@ class GenerateOptions:
     top_p: float
     num_beams: int
     seed: int
+    hybrid: bool
 
     @classmethod
     def from_config(cls, gcfg: GenerateConfig, seed: int) -> "GenerateOptions":
-        return cls(gcfg.num_songs, gcfg.do_sample, gcfg.temperature, gcfg.top_p, gcfg.num_beams, seed)
+        return cls(gcfg.num_songs, gcfg.do_sample, gcfg.temperature, gcfg.top_p, gcfg.num_beams, seed, gcfg.hybrid)
 
 
 class PlaylistGenerator:
     def __init__(self, cfg: Config):
+        self.cfg = cfg
         self.bundle = load_tiger(tiger_final_dir(cfg), resolve_device(cfg.run.device))
         self.info = load_song_info(cfg.data)
         self.options = GenerateOptions.from_config(cfg.generate, cfg.run.seed)
         self.batch_size = cfg.eval.batch_size
+        self._training: TrainingPlaylists | None = None
+        self._hybrid: Hybrid | None = None
         log.info("model %s loaded (%s mode, %d songs)", tiger_final_dir(cfg), self.bundle.target_mode,
                  len(self.bundle.vocab.songs))
 
-    @property
-    def cluster_mode(self) -> bool:
-        return self.bundle.vocab.collision_strategy == "cluster"
+    def training(self) -> TrainingPlaylists:
+        """Training playlists, read once and only when needed (cluster popularity, the hybrid's kNN)."""
+        if self._training is None:
+            self._training = TrainingPlaylists.from_corpus(read_corpus(corpus_path(self.cfg, "train")))
+        return self._training
+
+    def hybrid(self) -> Hybrid:
+        if self._hybrid is None:
+            self._hybrid = load_hybrid(self.cfg, self.training())
+        return self._hybrid
 
     def settings(self) -> DecodingSettings:
         o = self.options
@@ -75,25 +90,21 @@ class PlaylistGenerator:
         """One playlist per title; the same options and seed always give the same playlists."""
         cleaned = [clean_title(t) for t in titles]
         torch.manual_seed(self.options.seed)
-        picker = random.Random(self.options.seed)
-        decoded = decode(self.bundle, cleaned, self.settings(), constrained=True, progress=progress)
-        return [self._songs(d.ids, d.songs, picker) for d in decoded]
+        vocab = self.bundle.vocab
+        popularity = None
+        if vocab.collision_strategy == "cluster":
+            popularity = PopularityBaseline(self.training().songs).counts
+        rng = random.Random(self.options.seed) if self.options.do_sample else None
+        decoded = decode(self.bundle, cleaned, self.settings(), constrained=True, popularity=popularity,
+                         progress=progress, rng=rng)
+        rankings = [d.songs for d in decoded]
+        if self.options.hybrid:
+            fused = self.hybrid().rank(cleaned, [[song for song, _ in r] for r in rankings], self.options.num_songs)
+            rankings = [[(song, 0.0) for song in songs] for songs in fused]
+        return [[self._song(song, score) for song, score in ranking] for ranking in rankings]
 
-    def _songs(self, ids, ranked, picker: random.Random) -> list[Song]:
-        if not self.cluster_mode:
-            return [self._song(song, score) for song, score in ranked]
-        songs, seen = [], set()
-        for tokens in ids:
-            members = self.bundle.vocab.songs_of(tokens)
-            if not members or tokens in seen:
-                continue
-            seen.add(tokens)
-            songs.append(self._song(picker.choice(members), 0.0, len(members)))
-            if len(songs) == self.options.num_songs:
-                break
-        return songs
-
-    def _song(self, song_id: str, score: float, cluster_size: int = 1) -> Song:
+    def _song(self, song_id: str, score: float) -> Song:
+        cluster_size = len(self.bundle.vocab.songs_of(self.bundle.vocab.songs[song_id]))
         return Song(song_id, self.info.names.get(song_id, ""), self.info.singers.get(song_id, ""), score,
                     cluster_size)
 

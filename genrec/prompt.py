@@ -24,6 +24,7 @@ Commands / 命令:
   :temp 0.8      sampling temperature / 采样温度
   :top_p 0.9     nucleus sampling threshold / 核采样阈值
   :seed 7        seed for reproducible playlists / 随机种子
+  :hybrid        toggle fusion with title kNN (as evaluated) / 切换混合推荐
   :json          toggle JSON output / 切换 JSON 输出
   :settings      show the current settings / 查看当前设置
   :help          this help / 帮助
@@ -68,6 +69,9 @@ def run_command(line: str, options: GenerateOptions, state: dict) -> tuple[Gener
         return replace(options, do_sample=True), "sampling on / 已切换为随机采样"
     if name == ":beam":
         return replace(options, do_sample=False), "beam search on / 已切换为束搜索"
+    if name == ":hybrid":
+        options = replace(options, hybrid=not options.hybrid)
+        return options, f"hybrid {'on' if options.hybrid else 'off'} / 混合推荐{'开' if options.hybrid else '关'}"
     if name == ":json":
         state["json"] = not state.get("json", False)
         return options, f"JSON output {'on' if state['json'] else 'off'}"
@@ -86,7 +90,8 @@ def run_command(line: str, options: GenerateOptions, state: dict) -> tuple[Gener
 def describe(options: GenerateOptions, state: dict) -> str:
     mode = f"sampling (temperature {options.temperature}, top_p {options.top_p})" if options.do_sample \
         else f"beam search ({max(options.num_beams, options.num_songs)} beams)"
-    return f"{options.num_songs} songs, {mode}, seed {options.seed}, JSON {'on' if state.get('json') else 'off'}"
+    return (f"{options.num_songs} songs, {mode}, seed {options.seed}, hybrid {'on' if options.hybrid else 'off'}, "
+            f"JSON {'on' if state.get('json') else 'off'}")
 
 
 def repl(generator: PlaylistGenerator, history_file: Path, read: Callable[[str], str] = input,

@@ -2,7 +2,7 @@
 
 From scratch, a byte-level BPE is trained on the training titles: every string (Chinese, emoji,
 mixed scripts) is representable as bytes, so nothing becomes ``<unk>`` and decoding gives the
-title back. From a pretrained T5 folder, that model's own tokenizer is used. Either way the
+title back, case-folded (NFKC and lowercase). From a pretrained T5 folder, that model's own tokenizer is used. Either way the
 semantic-ID tokens are added as whole tokens, and ids 0/1/2 follow T5's convention
 (``<pad>``, ``</s>``, ``<unk>``; pad doubles as the decoder start token).
 """
@@ -27,7 +27,8 @@ PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
 def train_title_tokenizer(titles: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE trained on ``titles``, appending </s> like T5's own tokenizer."""
     bpe = Tokenizer(models.BPE(unk_token=UNK))
-    bpe.normalizer = normalizers.NFC()
+    # Titles are folded (NFKC, lowercase) so "Chill", "chill" and full-width "ｃｈｉｌｌ" are one title.
+    bpe.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, EOS, UNK], show_progress=False,

@@ -16,6 +16,13 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 TINY_DEMO = ["--prepare.demo_songs", "640", "--prepare.demo_playlists", "600", "--prepare.demo_tastes", "12",
              "--rqkmeans.vocab_size", "16", "--rqvae.vocab_size", "16"]
 
+# A one-layer T5 trained a few steps, and an evaluation on a few playlists: enough to exercise stages 3-5.
+TINY_MODEL = ["--tiger.max_steps", "3", "--tiger.d_model", "32", "--tiger.d_ff", "64", "--tiger.num_heads", "2",
+              "--tiger.d_kv", "16", "--tiger.num_layers", "1", "--tiger.num_decoder_layers", "1",
+              "--tiger.text_vocab_size", "300", "--tiger.val_generation_sample", "4", "--tiger.val_loss_examples", "200"]
+TINY_EVAL = ["--eval.max_playlists", "24", "--eval.num_songs", "10", "--eval.k_values", "[5,10]",
+             "--eval.num_beams", "10", "--eval.val_playlists", "16", "--eval.batch_size", "8"]
+
 
 def run_stage(script: str, *args: str, cwd: Path, check: bool = True, input: str | None = None,
               timeout: int = 600) -> subprocess.CompletedProcess:

@@ -8,13 +8,8 @@ import sys
 
 import pytest
 
-from conftest import REPO, TINY_DEMO, run_stage
-
-TINY_MODEL = ["--tiger.max_steps", "3", "--tiger.d_model", "32", "--tiger.d_ff", "64", "--tiger.num_heads", "2",
-              "--tiger.d_kv", "16", "--tiger.num_layers", "1", "--tiger.num_decoder_layers", "1",
-              "--tiger.text_vocab_size", "300", "--tiger.val_generation_sample", "4", "--tiger.val_loss_examples", "200"]
-EVAL = ["--eval.max_playlists", "24", "--eval.num_songs", "10", "--eval.k_values", "[5,10]", "--eval.num_beams", "10",
-        "--eval.val_playlists", "16", "--eval.batch_size", "8"]
+from conftest import REPO, TINY_DEMO, TINY_MODEL, run_stage
+from conftest import TINY_EVAL as EVAL
 SYSTEMS = {"model", "model_unconstrained", "hybrid", "popularity", "title_knn"}
 
 
