@@ -228,6 +228,11 @@ class PlaylistTIGERConfig:
     """Validate and checkpoint every this many optimizer steps (0: once per epoch)."""
     val_loss_examples: int = 20000
     """Validation loss uses at most this many (title, target) examples (a fixed seeded sample)."""
+    pooled_targets: bool = True
+    """Single mode: train on each distinct title's pooled song distribution (soft targets along sampled
+    ID paths): the same optimum as one example per (title, song) pair, in far fewer steps."""
+    pairs_per_example: int = 16
+    """Pooled targets: one training example per this many (title, song) pairs of a title (at least one)."""
 
 
 @dataclass

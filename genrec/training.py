@@ -29,6 +29,7 @@ from .corpus import CorpusRow, corpus_path, load_vocab, read_corpus, vocab_path
 from .errors import ArtifactError, ConfigError
 from .id_tokens import TOKEN_PATTERN, SemanticIdVocab
 from .model import build_model, checkpoint_dir, resolve_device, save_final, tiger_final_dir
+from .pooled_targets import PooledCollator, PooledDataset, pool_examples, pooled_loss
 from .tokenizer import build_tokenizer, check_id_tokens, unknown_share
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,18 @@ class ExampleDataset(torch.utils.data.Dataset):
 
 
 class PadCollator:
-    """Pad each batch to its own longest title and target (labels padded with -100, ignored by the loss)."""
+    """Pad each batch to its own longest title and target (labels padded with -100, ignored by the loss).
+
+    Batches of pooled examples (training in single mode, see genrec.pooled_targets) go to their own collator.
+    """
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
+        self.pooled = PooledCollator(pad_id)
 
     def __call__(self, batch: list[dict]) -> dict:
+        if "targets" in batch[0]:
+            return self.pooled(batch)
         return {"input_ids": pad([b["input_ids"] for b in batch], self.pad_id),
                 "attention_mask": pad([[1] * len(b["input_ids"]) for b in batch], 0),
                 "labels": pad([b["labels"] for b in batch], -100)}
@@ -164,6 +171,12 @@ class TigerTrainer(Seq2SeqTrainer):
         self.probe = probe
         self.eval_seconds = 0.0
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if "target_ids" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = pooled_loss(model, inputs)
+        return (loss, None) if return_outputs else loss
+
     def evaluate(self, *args, **kwargs):
         start = time.perf_counter()
         metrics = super().evaluate(*args, **kwargs)
@@ -193,11 +206,16 @@ def precision_flags(choice: str, device: str) -> dict:
     return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
 
 
+def logging_interval(t: PlaylistTIGERConfig, examples: int) -> int:
+    """Log about ten times per run, at most every 50 steps."""
+    steps_per_epoch = max(1, examples // (t.batch_size * t.gradient_accumulation_steps))
+    total_steps = t.max_steps or int(steps_per_epoch * t.epochs)
+    return max(1, min(50, total_steps // 10))
+
+
 def training_arguments(cfg: Config, device: str, examples: int) -> Seq2SeqTrainingArguments:
     t = cfg.tiger
     strategy = "steps" if t.eval_steps else "epoch"
-    steps_per_epoch = max(1, examples // (t.batch_size * t.gradient_accumulation_steps))
-    total_steps = t.max_steps or int(steps_per_epoch * t.epochs)
     return Seq2SeqTrainingArguments(
         output_dir=str(checkpoint_dir(cfg)), per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
@@ -207,7 +225,7 @@ def training_arguments(cfg: Config, device: str, examples: int) -> Seq2SeqTraini
         eval_strategy=strategy, save_strategy=strategy, eval_steps=t.eval_steps or None,
         save_steps=t.eval_steps or None, save_total_limit=2, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False,
-        logging_steps=max(1, min(50, total_steps // 10)), report_to="none", seed=cfg.run.seed,
+        logging_steps=logging_interval(t, examples), report_to="none", seed=cfg.run.seed,
         dataloader_num_workers=0, dataloader_pin_memory=device == "cuda", use_cpu=device == "cpu",
         remove_unused_columns=False, label_names=["labels"], ddp_find_unused_parameters=False,
         **precision_flags(t.mixed_precision, device))
@@ -290,13 +308,20 @@ def train(cfg: Config) -> dict:
     if train_set.truncated_titles:
         log.warning("%d distinct training titles are longer than tiger.max_input_length=%d tokens and were cut",
                     train_set.truncated_titles, t.max_input_length)
+    train_data = ExampleDataset(train_set)
+    if mode == "single" and t.pooled_targets:
+        pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed)
+        log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
+                 pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
+        train_data = PooledDataset(pooled)
+        args.logging_steps = logging_interval(t, len(pooled))
     probe = GenerationProbe(val_rows, tokenizer, vocab, mode, t.max_input_length, t.val_generation_sample,
                             cfg.run.seed) if t.val_generation_sample else None
 
     torch.manual_seed(cfg.run.seed)
     model = build_model(t, tokenizer)
     trainer = TigerTrainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id),
-                           train_dataset=ExampleDataset(train_set), eval_dataset=ExampleDataset(val_set),
+                           train_dataset=train_data, eval_dataset=ExampleDataset(val_set),
                            processing_class=tokenizer, probe=probe,
                            callbacks=[EarlyStoppingCallback(early_stopping_patience=t.patience), LogToFile()])
     start_step = 0
@@ -312,7 +337,7 @@ def train(cfg: Config) -> dict:
     summary = {
         "target_mode": mode, "collision_strategy": vocab.collision_strategy, "id_length": vocab.id_length,
         "max_input_length": t.max_input_length, "parameters": model.num_parameters(),
-        "train_examples": len(train_set.inputs), "val_examples": len(val_set.inputs),
+        "train_examples": len(train_data), "train_pairs": len(train_set.inputs), "val_examples": len(val_set.inputs),
         "global_step": state.global_step, "epochs": round(state.epoch or 0.0, 3), "resumed_from_step": start_step,
         "processes": args.world_size, "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
         "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),

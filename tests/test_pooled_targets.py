@@ -1,0 +1,44 @@
+"""Pooled soft targets: the same objective as plain (title, song) pairs, in fewer examples."""
+
+import pytest
+import torch
+from transformers import T5Config, T5ForConditionalGeneration
+
+from genrec.pooled_targets import PooledCollator, pool_examples, pooled_loss
+
+# Two titles; title A has song path (5, 7, 1) three times and (5, 8, 1) once; title B one pair.
+INPUTS = [[10, 11, 1]] * 4 + [[12, 1]]
+LABELS = [[5, 7, 1]] * 3 + [[5, 8, 1], [6, 9, 1]]
+
+
+def test_examples_carry_each_titles_next_token_shares_and_pair_weights():
+    pooled = pool_examples(INPUTS, LABELS, pairs_per_example=2, seed=0)
+    assert pooled.pairs == 5
+    by_title = {}
+    for title, weight, targets in zip(pooled.inputs, pooled.weights, pooled.targets):
+        by_title.setdefault(tuple(title), []).append((weight, targets))
+    assert [len(v) for v in by_title.values()] == [2, 1]  # ceil(4 / 2) and ceil(1 / 2)
+    assert sum(w for w, _ in by_title[(10, 11, 1)]) == 4 and by_title[(12, 1)][0][0] == 1
+    first = by_title[(10, 11, 1)][0][1]
+    assert first[0] == ([5], [1.0])
+    assert first[1] == ([7, 8], [0.75, 0.25])
+    assert pool_examples(INPUTS, LABELS, 2, seed=0).paths == pooled.paths
+
+
+def tiny_t5():
+    torch.manual_seed(0)
+    return T5ForConditionalGeneration(T5Config(vocab_size=16, d_model=8, d_kv=4, d_ff=16, num_layers=1,
+                                               num_decoder_layers=1, num_heads=2, decoder_start_token_id=0)).eval()
+
+
+def test_pooled_loss_equals_the_mean_pair_loss_when_every_path_is_an_example():
+    model = tiny_t5()
+    pooled = pool_examples(INPUTS[:4], LABELS[:4], pairs_per_example=1, seed=0)
+    # Replace the sampled paths by each distinct path once, weighted by its count: the exact objective.
+    exact = [{"input_ids": INPUTS[0], "labels": path, "weight": weight,
+              "targets": next(t for p, t in zip(pooled.paths, pooled.targets) if p == path)}
+             for path, weight in (([5, 7, 1], 3.0), ([5, 8, 1], 1.0))]
+    with torch.no_grad():
+        pooled_value = pooled_loss(model, PooledCollator(pad_id=0)(exact))
+        plain = model(input_ids=torch.tensor(INPUTS[:4]), labels=torch.tensor(LABELS[:4])).loss
+    assert pooled_value.item() == pytest.approx(plain.item(), rel=1e-5)
