@@ -9,7 +9,9 @@ An import (``mpd`` or ``csv``) runs these steps, each counted in the data report
 5. catalogue cut: keep songs in at least ``prepare.min_song_playlists`` TRAINING playlists (skipped
    when the input brings its own vectors: then the catalogue is the songs with vectors);
 6. learn item2vec vectors from the training playlists; songs without a vector leave the catalogue;
-7. every playlist keeps only catalogue songs; playlists left with no song are dropped.
+7. training playlists keep only catalogue songs; playlists left with no catalogue song are dropped;
+   val/test playlists keep all their songs, so the evaluation counts songs no system can recommend
+   as misses (the report says how many rows that is).
 """
 
 from __future__ import annotations
@@ -107,6 +109,20 @@ def _eval_rows(data: ImportedPlaylists, split: list[str]) -> dict:
     return {name: int(sum(len(c) for c, where in zip(data.songs, split) if where == name)) for name in ("val", "test")}
 
 
+def _restore_eval_songs(data: ImportedPlaylists, split: list[str], uncut: dict[str, np.ndarray]) -> int:
+    """Val/test playlists get back the songs the catalogue cut removed, so that evaluation counts them
+    as misses for every system (their share is reported) instead of silently scoring an easier task.
+    Ids that could not be written (whitespace) stay out. Returns the number of rows given back."""
+    restored = 0
+    for i, (pid, where) in enumerate(zip(data.ids, split)):
+        if where == "train":
+            continue
+        full = [c for c in uncut[pid] if data.song_ids[c] not in data.suspect_ids]
+        restored += len(full) - len(data.songs[i])
+        data.songs[i] = np.asarray(full, dtype=data.songs[i].dtype)
+    return restored
+
+
 def _check_ids(data: ImportedPlaylists, catalogue: list[str]) -> None:
     """Later stages write space-separated id lists, so no surviving id may contain whitespace."""
     for song_or_playlist in (*data.ids, *catalogue):
@@ -170,6 +186,7 @@ def prepare_import(cfg: Config) -> tuple[dict, Path]:
     assignment = assign_splits(data.ids, cfg.split, cfg.run.seed)
     split = [assignment[pid] for pid in data.ids]
     eval_rows_before = _eval_rows(data, split)
+    uncut_songs = dict(zip(data.ids, data.songs))
     report = {"source": p.source, "input": str(p.input), "output": str(output), "read": data.report}
     vectors = song_vectors_for(data, split, cfg, steps, report)
     popularity = _training_counts(data, split)
@@ -180,6 +197,7 @@ def prepare_import(cfg: Config) -> tuple[dict, Path]:
         raise DataError(p.input, "nothing is left after the filters: lower prepare.min_song_playlists "
                         "or prepare.min_playlist_songs")
     _check_ids(data, vectors.ids)
+    kept_outside = _restore_eval_songs(data, split, uncut_songs)
 
     code = {song: i for i, song in enumerate(data.song_ids)}
     catalogue = np.array([code[s] for s in vectors.ids], dtype=np.int64)
@@ -192,8 +210,9 @@ def prepare_import(cfg: Config) -> tuple[dict, Path]:
         "rows": int(sum(map(len, data.songs))),
         "split": dict(Counter(split)),
         "filters": steps.steps,
-        "eval_rows_removed_by_catalogue": {name: eval_rows_before[name] - eval_rows_after[name]
-                                           for name in eval_rows_before},
+        "eval_rows_outside_catalogue": {name: eval_rows_before[name] - eval_rows_after[name]
+                                        for name in eval_rows_before},
+        "eval_rows_outside_catalogue_kept": kept_outside,
         "quality": quality,
         "seconds": {"read": round(read_seconds, 1), "total": round(time.perf_counter() - started, 1)},
         "config": overrides,

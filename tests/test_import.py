@@ -92,11 +92,13 @@ def test_mpd_import_writes_a_dataset_that_the_pipeline_can_use(mpd_folder, workd
     vectors = pd.read_csv(folder / "song_vectors.csv", dtype={"song_id": str})
     assert vectors.shape[1] == 9
     catalogue = set(vectors.song_id)
-    assert set(rows.mixsongid) <= catalogue and "evalonly" not in catalogue and "rock0" in catalogue
+    split = pd.read_csv(folder / "playlist_split.csv", dtype=str)
+    training_rows = rows[rows.special_gid.isin(split.playlist_id[split.split == "train"])]
+    assert set(training_rows.mixsongid) <= catalogue and "evalonly" not in catalogue and "rock0" in catalogue
+    assert "evalonly" in set(rows.mixsongid)  # kept in its val playlist: a miss for every system
     song_info = pd.read_csv(folder / "gen_song_info.csv", dtype=str)
     assert list(song_info.mixsongid) == list(vectors.song_id)
     assert dict(zip(song_info.mixsongid, song_info.songname))["jazz3"] == "Song jazz3"
-    split = pd.read_csv(folder / "playlist_split.csv", dtype=str)
     assert set(split.playlist_id) == set(info.glid) and set(split.split) == {"train", "val", "test"}
 
     report = json.loads((workdir / "outputs" / "tiny_mpd" / "data_report.json").read_text(encoding="utf-8"))
@@ -104,7 +106,7 @@ def test_mpd_import_writes_a_dataset_that_the_pipeline_can_use(mpd_folder, workd
                               "songs": 37}
     steps = {step["step"]: step for step in report["filters"]}
     assert steps["playlists with >= 5 distinct songs"]["playlists"] == 60
-    assert report["eval_rows_removed_by_catalogue"]["val"] == 1
+    assert report["eval_rows_outside_catalogue"]["val"] == 1 and report["eval_rows_outside_catalogue_kept"] == 1
     assert report["quality"]["popular_song_neighbours"] and report["quality"]["same_singer"]["k"] == 10
     assert not (workdir / "outputs" / "data_report.json").exists()  # the demo's report is not touched
 
