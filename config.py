@@ -228,6 +228,9 @@ class PlaylistTIGERConfig:
     """Validate and checkpoint every this many optimizer steps (0: once per epoch)."""
     val_loss_examples: int = 20000
     """Validation loss uses at most this many (title, target) examples (a fixed seeded sample)."""
+    title_encoder: str = ""
+    """Also feed each title's vector from a frozen sentence encoder: 'minilm' (packaged, offline, English) or a
+    local sentence-transformers folder; empty: title tokens only."""
     pooled_targets: bool = True
     """Single mode: train on each distinct title's pooled song distribution (soft targets along sampled
     ID paths): the same optimum as one example per (title, song) pair, in far fewer steps."""

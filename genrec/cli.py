@@ -127,6 +127,8 @@ def run_script(main: Callable[[Config, dict], int | None], description: str,
                argv: Sequence[str] | None = None) -> int:
     """Parse, log, run ``main(cfg, extras)``; turn a GenrecError into one line on stderr and exit 1."""
     script = Path(sys.argv[0]).name
+    # Models are only ever read from local folders: never let a library reach for the Hugging Face hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         cfg, extras = parse_config(argv, description, extra)
         log_file = setup_logging(cfg, script)

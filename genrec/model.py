@@ -21,6 +21,7 @@ from .artifacts import atomic_path, build_manifest, read_manifest, sha256_of, wr
 from .cli import config_as_dict, save_config
 from .errors import ArtifactError
 from .id_tokens import VOCAB_FILE, SemanticIdVocab
+from .title_vectors import TitleVectorEncoder
 from .tokenizer import check_id_tokens, check_pretrained_folder
 
 log = logging.getLogger(__name__)
@@ -44,19 +45,47 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase) -> T5ForConditionalGeneration:
+class TigerT5(T5ForConditionalGeneration):
+    """T5 that may also read one sentence vector per title (``tiger.title_encoder``, genrec.title_vectors).
+
+    The vector goes through a learned projection and is put before the title's token embeddings as
+    an extra encoder input token; without ``config.title_vector_dim`` this is a plain T5.
+    """
+
+    def __init__(self, config: T5Config):
+        super().__init__(config)
+        dim = getattr(config, "title_vector_dim", None)
+        self.title_projection = torch.nn.Linear(dim, config.d_model) if dim else None
+
+    def title_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         title_vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder input embeddings and mask with the projected title vector as the first token."""
+        tokens = self.get_input_embeddings()(input_ids)
+        first = self.title_projection(title_vectors.to(tokens.dtype)).unsqueeze(1)
+        mask = torch.cat([attention_mask.new_ones((attention_mask.shape[0], 1)), attention_mask], dim=1)
+        return torch.cat([first, tokens], dim=1), mask
+
+    def forward(self, input_ids=None, attention_mask=None, title_vectors=None, **kwargs):
+        if title_vectors is not None:
+            kwargs["inputs_embeds"], attention_mask = self.title_embeddings(input_ids, attention_mask, title_vectors)
+            input_ids = None
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+
+def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
+                title_vector_dim: int | None = None) -> TigerT5:
     """A fresh T5 sized by the config, or the pretrained one with its embeddings grown for the ID tokens."""
     if tcfg.model_name:
-        model = T5ForConditionalGeneration.from_pretrained(check_pretrained_folder(tcfg.model_name),
-                                                           local_files_only=True)
+        model = TigerT5.from_pretrained(check_pretrained_folder(tcfg.model_name), local_files_only=True,
+                                        title_vector_dim=title_vector_dim, title_encoder=tcfg.title_encoder or None)
         model.resize_token_embeddings(len(tokenizer))
     else:
-        model = T5ForConditionalGeneration(T5Config(
+        model = TigerT5(T5Config(
             vocab_size=len(tokenizer), d_model=tcfg.d_model, d_kv=tcfg.d_kv, d_ff=tcfg.d_ff,
             num_layers=tcfg.num_layers, num_decoder_layers=tcfg.num_decoder_layers, num_heads=tcfg.num_heads,
             dropout_rate=tcfg.dropout, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-            decoder_start_token_id=tokenizer.pad_token_id))
-    model.config.dropout_rate = tcfg.dropout
+            decoder_start_token_id=tokenizer.pad_token_id, title_vector_dim=title_vector_dim,
+            title_encoder=tcfg.title_encoder or None))
     for target in (model.config, model.generation_config):
         target.pad_token_id = tokenizer.pad_token_id
         target.eos_token_id = tokenizer.eos_token_id
@@ -66,7 +95,7 @@ def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase) -
     return model
 
 
-def save_final(final_dir: Path, model: T5ForConditionalGeneration, tokenizer: PreTrainedTokenizerBase,
+def save_final(final_dir: Path, model: TigerT5, tokenizer: PreTrainedTokenizerBase,
                vocab_file: Path, cfg: Config, inputs: list[Path], summary: dict) -> None:
     """Write the whole folder beside the old one and swap it in, so a crash never leaves half a model."""
     with atomic_path(final_dir) as staged:
@@ -83,12 +112,25 @@ def save_final(final_dir: Path, model: T5ForConditionalGeneration, tokenizer: Pr
 
 @dataclass
 class TigerBundle:
-    model: T5ForConditionalGeneration
+    model: TigerT5
     tokenizer: PreTrainedTokenizerBase
     vocab: SemanticIdVocab
     target_mode: str
     max_input_length: int
     manifest: dict
+    title_encoder: TitleVectorEncoder | None = None
+
+
+def title_inputs(model: TigerT5, tokenizer: PreTrainedTokenizerBase, title_encoder: TitleVectorEncoder | None,
+                 titles: list[str], max_length: int) -> dict:
+    """What generate() takes for these titles: token ids, or embeddings with the title vector first."""
+    encoded = tokenizer(titles, padding=True, truncation=True, max_length=max_length,
+                        return_tensors="pt").to(model.device)
+    if title_encoder is None:
+        return dict(encoded)
+    embeds, mask = model.title_embeddings(encoded["input_ids"], encoded["attention_mask"],
+                                          title_encoder.encode(titles).to(model.device))
+    return {"inputs_embeds": embeds, "attention_mask": mask}
 
 
 def check_vocab_matches(model_dir: Path, manifest: dict, corpus_vocab: str | Path | None) -> None:
@@ -118,11 +160,13 @@ def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | P
     check_vocab_matches(model_dir, manifest, corpus_vocab)
     vocab = SemanticIdVocab.load(model_dir / VOCAB_FILE)
     try:
-        model = T5ForConditionalGeneration.from_pretrained(model_dir, local_files_only=True)
+        model = TigerT5.from_pretrained(model_dir, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     except (OSError, ValueError) as err:
         raise ArtifactError(f"cannot load the model in {model_dir} ({err}): rerun train_tiger.py") from None
     check_id_tokens(tokenizer, vocab)
     summary = manifest["summary"]
+    encoder_name = getattr(model.config, "title_encoder", None)
     return TigerBundle(model.to(resolve_device(device)).eval(), tokenizer, vocab, summary["target_mode"],
-                       int(summary["max_input_length"]), manifest)
+                       int(summary["max_input_length"]), manifest,
+                       TitleVectorEncoder(encoder_name) if encoder_name else None)

@@ -32,19 +32,23 @@ class PooledExamples:
     weights: list[float]
     """Pairs each example stands for."""
     pairs: int
+    vectors: list[torch.Tensor] | None = None
+    """Each example's title vector (genrec.title_vectors), when the model reads one."""
 
     def __len__(self) -> int:
         return len(self.inputs)
 
 
-def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_example: int,
-                  seed: int) -> PooledExamples:
+def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_example: int, seed: int,
+                  vectors: list[torch.Tensor] | None = None) -> PooledExamples:
     """Group (title ids, label ids) pairs by title and sample pooled examples (deterministic for a seed)."""
     by_title: dict[tuple[int, ...], Counter] = defaultdict(Counter)
     for title, label in zip(inputs, labels):
         by_title[tuple(title)][tuple(label)] += 1
+    # Equal token ids mean an equal folded title, and so an equal title vector.
+    vector_of = dict(zip(map(tuple, inputs), vectors)) if vectors is not None else None
     rng = random.Random(seed)
-    out = PooledExamples([], [], [], [], len(labels))
+    out = PooledExamples([], [], [], [], len(labels), [] if vectors is not None else None)
     for title in sorted(by_title):
         paths = by_title[title]
         following: dict[tuple[int, ...], Counter] = defaultdict(Counter)
@@ -59,6 +63,8 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
             out.paths.append(list(path))
             out.targets.append([_shares(following[path[:j]]) for j in range(len(path))])
             out.weights.append(total / k)
+            if vector_of is not None:
+                out.vectors.append(vector_of[title])
     return out
 
 
@@ -77,7 +83,10 @@ class PooledDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         e = self.examples
-        return {"input_ids": e.inputs[i], "labels": e.paths[i], "targets": e.targets[i], "weight": e.weights[i]}
+        item = {"input_ids": e.inputs[i], "labels": e.paths[i], "targets": e.targets[i], "weight": e.weights[i]}
+        if e.vectors is not None:
+            item["title_vector"] = e.vectors[i]
+        return item
 
 
 class PooledCollator:
@@ -102,15 +111,23 @@ class PooledCollator:
             for j, (tokens, shares) in enumerate(b["targets"]):
                 target_ids[i, j, :len(tokens)] = torch.tensor(tokens)
                 target_shares[i, j, :len(tokens)] = torch.tensor(shares)
-        return {"input_ids": input_ids, "attention_mask": attention, "decoder_input_ids": decoder_ids,
-                "target_ids": target_ids, "target_shares": target_shares,
-                "weight": torch.tensor([b["weight"] for b in batch])}
+        out = {"input_ids": input_ids, "attention_mask": attention, "decoder_input_ids": decoder_ids,
+               "target_ids": target_ids, "target_shares": target_shares,
+               "weight": torch.tensor([b["weight"] for b in batch])}
+        return with_title_vectors(out, batch)
+
+
+def with_title_vectors(out: dict, batch: list[dict]) -> dict:
+    """Add the batch's stacked title vectors when its examples carry them."""
+    if "title_vector" in batch[0]:
+        out["title_vectors"] = torch.stack([b["title_vector"] for b in batch])
+    return out
 
 
 def pooled_loss(model, batch: dict) -> torch.Tensor:
     """Weighted soft cross-entropy, averaged over target positions like the plain token loss."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   decoder_input_ids=batch["decoder_input_ids"]).logits
+                   decoder_input_ids=batch["decoder_input_ids"], title_vectors=batch.get("title_vectors")).logits
     log_probs = logits.float().log_softmax(dim=-1).gather(-1, batch["target_ids"])
     per_position = -(log_probs * batch["target_shares"]).sum(dim=-1)
     positions = (batch["target_shares"].sum(dim=-1) > 0).sum(dim=-1).clamp(min=1)

@@ -28,8 +28,9 @@ from .artifacts import require_fresh, sha256_of, write_json
 from .corpus import CorpusRow, corpus_path, load_vocab, read_corpus, vocab_path
 from .errors import ArtifactError, ConfigError
 from .id_tokens import TOKEN_PATTERN, SemanticIdVocab
-from .model import build_model, checkpoint_dir, resolve_device, save_final, tiger_final_dir
-from .pooled_targets import PooledCollator, PooledDataset, pool_examples, pooled_loss
+from .model import build_model, checkpoint_dir, resolve_device, save_final, tiger_final_dir, title_inputs
+from .pooled_targets import PooledCollator, PooledDataset, pool_examples, pooled_loss, with_title_vectors
+from .title_vectors import TitleVectorEncoder
 from .tokenizer import build_tokenizer, check_id_tokens, unknown_share
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Encoded:
     inputs: list[list[int]]
     labels: list[list[int]]
     truncated_titles: int
+    vectors: list[torch.Tensor] | None = None
+    """Title vectors (genrec.title_vectors) when the model reads them."""
 
     def target_tokens(self) -> int:
         return sum(map(len, self.labels))
@@ -60,7 +63,10 @@ class ExampleDataset(torch.utils.data.Dataset):
         return len(self.encoded.inputs)
 
     def __getitem__(self, i: int) -> dict:
-        return {"input_ids": self.encoded.inputs[i], "labels": self.encoded.labels[i]}
+        item = {"input_ids": self.encoded.inputs[i], "labels": self.encoded.labels[i]}
+        if self.encoded.vectors is not None:
+            item["title_vector"] = self.encoded.vectors[i]
+        return item
 
 
 class PadCollator:
@@ -76,9 +82,9 @@ class PadCollator:
     def __call__(self, batch: list[dict]) -> dict:
         if "targets" in batch[0]:
             return self.pooled(batch)
-        return {"input_ids": pad([b["input_ids"] for b in batch], self.pad_id),
-                "attention_mask": pad([[1] * len(b["input_ids"]) for b in batch], 0),
-                "labels": pad([b["labels"] for b in batch], -100)}
+        return with_title_vectors({"input_ids": pad([b["input_ids"] for b in batch], self.pad_id),
+                                   "attention_mask": pad([[1] * len(b["input_ids"]) for b in batch], 0),
+                                   "labels": pad([b["labels"] for b in batch], -100)}, batch)
 
 
 def pad(rows: list[list[int]], value: int) -> torch.Tensor:
@@ -97,15 +103,17 @@ def encode_titles(tokenizer: PreTrainedTokenizerBase, titles: list[str], max_len
             for t, row in zip(unique, ids)}, cut
 
 
-def encode(pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerBase, max_input_length: int) -> Encoded:
-    """(title, target token string) pairs to ids; target tokens map one-to-one, then </s>."""
+def encode(pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerBase, max_input_length: int,
+           title_encoder: TitleVectorEncoder | None = None) -> Encoded:
+    """(title, target token string) pairs to ids (and title vectors); target tokens map one-to-one, then </s>."""
     titles, cut = encode_titles(tokenizer, [title for title, _ in pairs], max_input_length)
     token_ids: dict[str, int] = {}
     labels = []
     for _, target in pairs:
         row = [token_ids.setdefault(t, tokenizer.convert_tokens_to_ids(t)) for t in TOKEN_PATTERN.findall(target)]
         labels.append(row + [tokenizer.eos_token_id])
-    return Encoded([titles[title] for title, _ in pairs], labels, cut)
+    vectors = title_encoder.vectors([title for title, _ in pairs]) if title_encoder else None
+    return Encoded([titles[title] for title, _ in pairs], labels, cut, vectors)
 
 
 def training_pairs(rows: list[CorpusRow]) -> list[tuple[str, str]]:
@@ -128,10 +136,12 @@ class GenerationProbe:
     """Hit rate of decoded songs in the playlist, on a fixed sample of val playlists (cheap, not the evaluation)."""
 
     def __init__(self, rows: list[CorpusRow], tokenizer: PreTrainedTokenizerBase, vocab: SemanticIdVocab,
-                 target_mode: str, max_input_length: int, sample: int, seed: int):
+                 target_mode: str, max_input_length: int, sample: int, seed: int,
+                 title_encoder: TitleVectorEncoder | None = None):
         self.rows = random.Random(seed).sample(rows, min(sample, len(rows)))
         self.tokenizer, self.vocab, self.target_mode = tokenizer, vocab, target_mode
         self.max_input_length = max_input_length
+        self.title_encoder = title_encoder
 
     @torch.no_grad()
     def __call__(self, model) -> dict:
@@ -139,8 +149,8 @@ class GenerationProbe:
             return {}
         was_training = model.training
         model.eval()
-        batch = self.tokenizer([r.input_text for r in self.rows], return_tensors="pt", padding=True,
-                               truncation=True, max_length=self.max_input_length).to(model.device)
+        batch = title_inputs(model, self.tokenizer, self.title_encoder, [r.input_text for r in self.rows],
+                             self.max_input_length)
         n = self.vocab.id_length
         if self.target_mode == "single":
             out = model.generate(**batch, num_beams=GENERATION_K, num_return_sequences=GENERATION_K,
@@ -280,7 +290,7 @@ def shared_tokenizer(cfg: Config, args: Seq2SeqTrainingArguments, titles: list[s
 def run_fingerprint(cfg: Config) -> dict:
     """What a checkpoint must share with this run to be resumed: corpus and model shape."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
-                    if k in ("model_name", "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv",
+                    if k in ("model_name", "title_encoder", "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv",
                              "d_ff", "text_vocab_size", "max_input_length")}
     return {"train_sha256": sha256_of(corpus_path(cfg, "train")), "vocab_sha256": sha256_of(vocab_path(cfg)),
             "model": model_fields}
@@ -302,24 +312,26 @@ def train(cfg: Config) -> dict:
             log.warning("%.0f%% of title tokens are <unk> for this tokenizer", 100 * share)
 
     mode = cfg.corpus.target_mode
-    train_set = encode(training_pairs(train_rows), tokenizer, t.max_input_length)
+    title_encoder = TitleVectorEncoder(t.title_encoder) if t.title_encoder else None
+    train_set = encode(training_pairs(train_rows), tokenizer, t.max_input_length, title_encoder)
     val_set = encode(validation_pairs(val_rows, vocab, mode, t.val_loss_examples, cfg.run.seed), tokenizer,
-                     t.max_input_length)
+                     t.max_input_length, title_encoder)
     if train_set.truncated_titles:
         log.warning("%d distinct training titles are longer than tiger.max_input_length=%d tokens and were cut",
                     train_set.truncated_titles, t.max_input_length)
     train_data = ExampleDataset(train_set)
     if mode == "single" and t.pooled_targets:
-        pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed)
+        pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,
+                               train_set.vectors)
         log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
                  pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
         train_data = PooledDataset(pooled)
         args.logging_steps = logging_interval(t, len(pooled))
     probe = GenerationProbe(val_rows, tokenizer, vocab, mode, t.max_input_length, t.val_generation_sample,
-                            cfg.run.seed) if t.val_generation_sample else None
+                            cfg.run.seed, title_encoder) if t.val_generation_sample else None
 
     torch.manual_seed(cfg.run.seed)
-    model = build_model(t, tokenizer)
+    model = build_model(t, tokenizer, title_encoder.dim if title_encoder else None)
     trainer = TigerTrainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id),
                            train_dataset=train_data, eval_dataset=ExampleDataset(val_set),
                            processing_class=tokenizer, probe=probe,

@@ -1,0 +1,38 @@
+"""The optional sentence-vector view of titles (tiger.title_encoder): training, reloading, decoding."""
+
+import pytest
+import torch
+
+from conftest import TINY_DEMO, TINY_MODEL, run_stage
+from genrec.errors import ConfigError
+from genrec.generation import DecodingSettings, decode
+from genrec.model import load_tiger
+from genrec.title_vectors import TitleVectorEncoder, encoder_folder
+
+
+def test_packaged_encoder_puts_related_titles_closer_than_unrelated_ones():
+    encoder = TitleVectorEncoder("minilm")
+    gym, workout, sleep = encoder.encode(["Gym", "workout", "sleep"])
+    assert torch.linalg.norm(gym).item() == pytest.approx(1.0, abs=1e-5)
+    assert float(gym @ workout) > float(gym @ sleep) + 0.2
+    assert encoder.vectors(["GYM"])[0] is encoder.vectors(["gym"])[0]  # folded and cached once
+
+
+def test_a_folder_that_is_not_an_encoder_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="neither 'minilm' nor a local sentence-transformers folder"):
+        encoder_folder(str(tmp_path))
+
+
+def test_model_with_title_vectors_trains_reloads_and_decodes_real_songs(tiny_demo):
+    for script in ("train_rq_kmeans.py", "prepare_corpus.py"):
+        run_stage(script, *TINY_DEMO, cwd=tiny_demo)
+    run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--tiger.title_encoder", "minilm", cwd=tiny_demo)
+    bundle = load_tiger(tiny_demo / "models" / "tiger_final")
+    assert bundle.title_encoder is not None and bundle.model.title_projection is not None
+    titles = ["late night drive", "夏日海边"]
+    first = decode(bundle, titles, DecodingSettings(num_songs=5, num_beams=5))
+    again = decode(load_tiger(tiny_demo / "models" / "tiger_final"), titles, DecodingSettings(num_songs=5, num_beams=5))
+    assert [d.songs for d in first] == [d.songs for d in again]
+    for d in first:
+        assert len(d.songs) == 5 and d.invalid == 0
+        assert all(song in bundle.vocab.songs for song, _ in d.songs)
