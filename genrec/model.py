@@ -105,7 +105,8 @@ def save_final(final_dir: Path, model: TigerT5, tokenizer: PreTrainedTokenizerBa
         (staged / VOCAB_FILE).write_bytes(Path(vocab_file).read_bytes())
         save_config(cfg, staged / "config.yaml")
         summary = dict(summary, corpus_vocab=str(vocab_file), vocab_sha256=sha256_of(vocab_file))
-        manifest = build_manifest(staged, inputs, config_as_dict(cfg), summary)
+        # Only the groups that shape the model: changing evaluation or generation settings must not make it stale.
+        manifest = build_manifest(staged, inputs, config_as_dict(cfg, ["data", "corpus", "tiger", "run"]), summary)
         manifest["artifact"] = str(final_dir)
         write_json(staged / "manifest.json", manifest)
 

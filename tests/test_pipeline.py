@@ -84,7 +84,8 @@ def test_interactive_prompt_over_stdin(pipeline):
     assert "unknown command :bogus" in out
     first_playlist = out.split("late night drive\n", 1)[1]
     assert [line.split(".")[0].strip() for line in playlist_lines(first_playlist)[:4]] == ["1", "2", "3", "1"]
-    assert json.loads([line for line in out.splitlines() if line.startswith("{")][0])["title"] == "🎧"
+    json_line = next(line for line in out.splitlines() if "{" in line)
+    assert json.loads(json_line[json_line.index("{"):])["title"] == "🎧"
     assert out.rstrip().endswith("bye / 再见")
 
 
