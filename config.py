@@ -212,8 +212,9 @@ class PlaylistTIGERConfig:
     """Share of steps spent warming up the learning rate."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm."""
-    epochs: float = 2.0
-    """Training epochs (the demo default finishes in minutes on a CPU; see presets/ for real data)."""
+    epochs: float = 30.0
+    """Training epochs (with pooled targets an epoch is one example per title and pairs_per_example pairs;
+    the demo default finishes in about a minute on a CPU; see presets/ for real data)."""
     patience: int = 3
     """Stop after this many evaluations without validation improvement."""
     val_generation_sample: int = 64
