@@ -42,8 +42,10 @@ def trained(corpus_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def work(corpus_dir, tmp_path) -> Path:
+def work(corpus_dir, tmp_path, monkeypatch) -> Path:
+    """A copy of the corpus folder, also the working folder (recorded artifact paths are relative to it)."""
     shutil.copytree(corpus_dir, tmp_path, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
