@@ -45,6 +45,15 @@ def test_second_run_skips_up_to_date_stages_and_force_reruns(pipeline):
     assert "=== evaluate_tiger.py done" in changed.stderr
 
 
+def test_method_rqvae_retrains_the_ids_and_everything_after(pipeline):
+    work, _ = pipeline
+    proc = run_stage("run_pipeline.py", *FLAGS, "--method", "rqvae", "--rqvae.epochs", "3", cwd=work)
+    for script in ("train_rqvae.py", "evaluate_rqvae.py", "prepare_corpus.py", "train_tiger.py", "evaluate_tiger.py"):
+        assert f"=== {script} done" in proc.stderr
+    manifest = json.loads((work / "outputs" / "song_semantic_ids.jsonl.manifest.json").read_text(encoding="utf-8"))
+    assert manifest["summary"]["method"] == "rqvae"
+
+
 def test_pipeline_stops_at_the_first_failing_stage(tmp_path):
     proc = run_stage("run_pipeline.py", *FLAGS, "--data.song_vector_file", "data/other/v.csv", cwd=tmp_path,
                      check=False)
