@@ -143,7 +143,3 @@ def run_script(main: Callable[[Config, dict], int | None], description: str,
         print("interrupted", file=sys.stderr)
         return 130
 
-
-def not_built_yet(stage: str) -> int:
-    print(f"{stage} is not built yet: see the open issues.", file=sys.stderr)
-    return 2

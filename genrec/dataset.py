@@ -24,8 +24,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from config import DataConfig
-
 from .artifacts import atomic_path, build_manifest, write_json
 from .split import write_split_file
 
@@ -86,6 +84,3 @@ def write_dataset(folder: str | Path, data: Dataset, run_overrides: dict, inputs
     log.info("wrote %d songs, %d playlists, %d rows to %s (use --config %s)", len(data.song_ids),
              len(data.playlist_ids), sum(map(len, data.playlist_songs)), folder, folder / CONFIG_FILE)
 
-
-def default_data_folder() -> str:
-    return str(Path(DataConfig().song_vector_file).parent)
