@@ -142,4 +142,3 @@ def run_script(main: Callable[[Config, dict], int | None], description: str,
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-

@@ -83,4 +83,3 @@ def write_dataset(folder: str | Path, data: Dataset, run_overrides: dict, inputs
         write_json(tmp / "manifest.json", manifest)
     log.info("wrote %d songs, %d playlists, %d rows to %s (use --config %s)", len(data.song_ids),
              len(data.playlist_ids), sum(map(len, data.playlist_songs)), folder, folder / CONFIG_FILE)
-
