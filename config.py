@@ -237,6 +237,12 @@ class PlaylistTIGERConfig:
     ID paths): the same optimum as one example per (title, song) pair, in far fewer steps."""
     pairs_per_example: int = 16
     """Pooled targets: one training example per this many (title, song) pairs of a title (at least one)."""
+    retrieved_songs: int = 0
+    """Retrieval-augmented input: also feed the model title kNN's top this many songs for the title (each one
+    encoder token: its ID tokens' embeddings summed, plus a rank embedding); 0: the title alone."""
+    retrieval_folds: int = 5
+    """With retrieved_songs: training playlists are split into this many folds and each fold's titles retrieve
+    from the other folds, so no training example sees its own songs among its inputs (as at test time)."""
 
 
 @dataclass
@@ -328,7 +334,7 @@ CHOICES = {
 """Fields that accept only the listed values."""
 
 MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "eval.val_playlists", "split.min_eval_playlists",
-               "tiger.max_steps", "tiger.eval_steps", "tiger.val_generation_sample",
+               "tiger.max_steps", "tiger.eval_steps", "tiger.val_generation_sample", "tiger.retrieved_songs",
                "prepare.item2vec_min_count", "prepare.item2vec_workers",
                "rqvae.dead_code_epochs", "rqvae.warmup_epochs"}
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""

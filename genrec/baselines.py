@@ -60,6 +60,7 @@ def char_text(title: str) -> str:
 class TrainingPlaylists:
     titles: list[str]
     songs: list[list[str]]
+    ids: list[str]
 
     @classmethod
     def from_corpus(cls, rows: Sequence[CorpusRow]) -> "TrainingPlaylists":
@@ -69,7 +70,11 @@ class TrainingPlaylists:
         for row in rows:
             titles.setdefault(row.playlist_id, row.input_text)
             songs[row.playlist_id].update(dict.fromkeys(row.song_ids))
-        return cls(list(titles.values()), [list(songs[pid]) for pid in titles])
+        return cls(list(titles.values()), [list(songs[pid]) for pid in titles], list(titles))
+
+    def subset(self, keep: Sequence[int]) -> "TrainingPlaylists":
+        return TrainingPlaylists([self.titles[i] for i in keep], [self.songs[i] for i in keep],
+                                 [self.ids[i] for i in keep])
 
 
 class PopularityBaseline:

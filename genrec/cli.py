@@ -63,6 +63,9 @@ def validate(cfg: Config) -> None:
     if cfg.split.val_ratio + cfg.split.test_ratio >= 1:
         raise ConfigError("split.val_ratio + split.test_ratio must be below 1 "
                           f"(got {cfg.split.val_ratio} + {cfg.split.test_ratio})")
+    if cfg.tiger.retrieved_songs and cfg.tiger.retrieval_folds < 2:
+        raise ConfigError(f"tiger.retrieval_folds must be at least 2 with tiger.retrieved_songs "
+                          f"(got {cfg.tiger.retrieval_folds})")
     if max(cfg.eval.k_values) > cfg.eval.num_songs:
         raise ConfigError(f"eval.k_values {cfg.eval.k_values} go beyond eval.num_songs={cfg.eval.num_songs}")
 

@@ -34,8 +34,8 @@ from .data import SongInfo, load_playlists, load_song_info
 from .distributed import Shards, set_threads_for
 from .errors import DataError
 from .generation import Decoded, DecodingSettings, decode
-from .metrics import (coverage, duplicate_rate, mean_over, per_playlist, popularity_buckets, sequence_metrics,
-                      share_in)
+from .metrics import (coverage, duplicate_rate, mean_over, ndcg_score, per_playlist, popularity_buckets,
+                      sequence_metrics, share_in)
 from .model import TigerBundle, load_tiger, resolve_device, tiger_final_dir
 
 log = logging.getLogger(__name__)
@@ -128,13 +128,6 @@ def model_system(decoded: list[Decoded]) -> tuple[list[list[str]], dict]:
              "duplicate_rate": sum(d.duplicates for d in decoded) / valid if valid else 0.0,
              "generated_ids": generated}
     return [[song for song, _ in d.songs] for d in decoded], rates
-
-
-def ndcg_score(k: int):
-    """Validation objective for tuning: mean NDCG@k."""
-    def score(rankings, truths) -> float:
-        return mean_over(per_playlist(rankings, truths, [k]))[f"ndcg@{k}"]
-    return score
 
 
 def evaluate_tiger_stage(cfg: Config) -> dict | None:
@@ -254,6 +247,9 @@ def notes(bundle: TigerBundle) -> list[str]:
            "playlist's IDs in order.",
            "invalid_rate: generated IDs (and trailing partial IDs) naming no song, over all generated; "
            "duplicate_rate: valid IDs repeating an earlier one of the same playlist."]
+    if bundle.retriever is not None:
+        out.append(f"The model also reads title kNN's top {bundle.retriever.songs} songs for each title (tiger."
+                   "retrieved_songs), retrieved from the training playlists only (genrec.retrieval).")
     if bundle.vocab.collision_strategy == "cluster":
         out.append("collision_strategy=cluster: each predicted ID stands for one song of its cluster, the most "
                    "popular in training, as the generator shows it (genrec.generation.expand_ids).")

@@ -103,7 +103,7 @@ def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constra
     single = bundle.target_mode == "single"
     id_length = vocab.id_length
     num_songs = min(settings.num_songs, len(vocab.by_tokens)) if single else settings.num_songs
-    encoded = title_inputs(model, tokenizer, bundle.title_encoder, titles, bundle.max_input_length)
+    encoded = title_inputs(model, tokenizer, titles, bundle.max_input_length, bundle.title_encoder, bundle.retriever)
     kwargs = dict(max_new_tokens=id_length + 1 if single else num_songs * id_length + 1,
                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                   return_dict_in_generate=True, output_scores=True)

@@ -65,6 +65,13 @@ def mean_over(per: dict[str, np.ndarray], mask: np.ndarray | None = None) -> dic
     return out
 
 
+def ndcg_score(k: int):
+    """Validation objective for tuning: mean NDCG@k."""
+    def score(rankings, truths) -> float:
+        return mean_over(per_playlist(rankings, truths, [k]))[f"ndcg@{k}"]
+    return score
+
+
 def coverage(rankings: Sequence[Sequence[str]], catalogue_size: int) -> float:
     """Share of the catalogue recommended to at least one playlist."""
     return len({song for ranked in rankings for song in ranked}) / max(catalogue_size, 1)

@@ -2,7 +2,8 @@
 
 ``models/tiger_final/`` holds the weights and tokenizer (``from_pretrained`` loads both), a copy of
 the semantic-ID vocabulary the model was trained with, the config it was trained with
-(``config.yaml``, readable by ``--config``) and ``manifest.json``. The decoder starts from the pad
+(``config.yaml``, readable by ``--config``), ``manifest.json``, and with ``tiger.retrieved_songs``
+``retrieval.json`` (genrec.retrieval). The decoder starts from the pad
 token (T5's default, id 0); an ID's tokens follow in order, then ``</s>``.
 """
 
@@ -21,6 +22,7 @@ from .artifacts import atomic_path, build_manifest, read_manifest, sha256_of, wr
 from .cli import config_as_dict, save_config
 from .errors import ArtifactError
 from .id_tokens import VOCAB_FILE, SemanticIdVocab
+from .retrieval import RetrievalSetup, SongRetriever, load_retriever
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import check_id_tokens, check_pretrained_folder
 
@@ -46,28 +48,45 @@ def resolve_device(name: str) -> str:
 
 
 class TigerT5(T5ForConditionalGeneration):
-    """T5 that may also read one sentence vector per title (``tiger.title_encoder``, genrec.title_vectors).
+    """T5 that may read more than the title's tokens; without the two config fields below, a plain T5.
 
-    The vector goes through a learned projection and is put before the title's token embeddings as
-    an extra encoder input token; without ``config.title_vector_dim`` this is a plain T5.
+    - ``config.title_vector_dim``: one sentence vector per title (``tiger.title_encoder``,
+      genrec.title_vectors), through a learned projection, as an extra encoder token.
+    - ``config.retrieved_songs``: title kNN's top songs (genrec.retrieval), one encoder token each:
+      the sum of the song's ID token embeddings (shared with the decoder, so copying an ID is easy)
+      plus a learned embedding of its kNN rank.
+
+    Encoder input order: [title vector] [retrieved songs, best first] [title tokens] [padding], so the
+    extra tokens sit at fixed positions whatever the title's length.
     """
 
     def __init__(self, config: T5Config):
         super().__init__(config)
         dim = getattr(config, "title_vector_dim", None)
         self.title_projection = torch.nn.Linear(dim, config.d_model) if dim else None
+        slots = getattr(config, "retrieved_songs", 0) or 0
+        self.rank_embedding = torch.nn.Embedding(slots, config.d_model) if slots else None
 
-    def title_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                         title_vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder input embeddings and mask with the projected title vector as the first token."""
-        tokens = self.get_input_embeddings()(input_ids)
-        first = self.title_projection(title_vectors.to(tokens.dtype)).unsqueeze(1)
-        mask = torch.cat([attention_mask.new_ones((attention_mask.shape[0], 1)), attention_mask], dim=1)
-        return torch.cat([first, tokens], dim=1), mask
-
-    def forward(self, input_ids=None, attention_mask=None, title_vectors=None, **kwargs):
+    def input_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         title_vectors: torch.Tensor | None = None,
+                         retrieved_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder input embeddings and mask with the extra tokens (see the class docstring) first."""
+        embed = self.get_input_embeddings()
+        tokens = embed(input_ids)
+        parts, masks = [tokens], [attention_mask]
+        if retrieved_ids is not None:  # (batch, songs, id_length) token ids
+            songs = embed(retrieved_ids).sum(dim=2) + self.rank_embedding.weight[:retrieved_ids.shape[1]]
+            parts.insert(0, songs)
+            masks.insert(0, attention_mask.new_ones(retrieved_ids.shape[:2]))
         if title_vectors is not None:
-            kwargs["inputs_embeds"], attention_mask = self.title_embeddings(input_ids, attention_mask, title_vectors)
+            parts.insert(0, self.title_projection(title_vectors.to(tokens.dtype)).unsqueeze(1))
+            masks.insert(0, attention_mask.new_ones((attention_mask.shape[0], 1)))
+        return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+
+    def forward(self, input_ids=None, attention_mask=None, title_vectors=None, retrieved_ids=None, **kwargs):
+        if title_vectors is not None or retrieved_ids is not None:
+            kwargs["inputs_embeds"], attention_mask = self.input_embeddings(input_ids, attention_mask, title_vectors,
+                                                                            retrieved_ids)
             input_ids = None
         return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
@@ -77,7 +96,8 @@ def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
     """A fresh T5 sized by the config, or the pretrained one with its embeddings grown for the ID tokens."""
     if tcfg.model_name:
         model = TigerT5.from_pretrained(check_pretrained_folder(tcfg.model_name), local_files_only=True,
-                                        title_vector_dim=title_vector_dim, title_encoder=tcfg.title_encoder or None)
+                                        title_vector_dim=title_vector_dim, title_encoder=tcfg.title_encoder or None,
+                                        retrieved_songs=tcfg.retrieved_songs)
         model.resize_token_embeddings(len(tokenizer))
     else:
         model = TigerT5(T5Config(
@@ -85,7 +105,7 @@ def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
             num_layers=tcfg.num_layers, num_decoder_layers=tcfg.num_decoder_layers, num_heads=tcfg.num_heads,
             dropout_rate=tcfg.dropout, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
             decoder_start_token_id=tokenizer.pad_token_id, title_vector_dim=title_vector_dim,
-            title_encoder=tcfg.title_encoder or None))
+            title_encoder=tcfg.title_encoder or None, retrieved_songs=tcfg.retrieved_songs))
     for target in (model.config, model.generation_config):
         target.pad_token_id = tokenizer.pad_token_id
         target.eos_token_id = tokenizer.eos_token_id
@@ -96,12 +116,15 @@ def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
 
 
 def save_final(final_dir: Path, model: TigerT5, tokenizer: PreTrainedTokenizerBase,
-               vocab_file: Path, cfg: Config, inputs: list[Path], summary: dict) -> None:
+               vocab_file: Path, cfg: Config, inputs: list[Path], summary: dict,
+               retrieval: RetrievalSetup | None = None) -> None:
     """Write the whole folder beside the old one and swap it in, so a crash never leaves half a model."""
     with atomic_path(final_dir) as staged:
         staged.mkdir()
         model.save_pretrained(staged)
         tokenizer.save_pretrained(staged)
+        if retrieval is not None:
+            retrieval.save(staged)
         (staged / VOCAB_FILE).write_bytes(Path(vocab_file).read_bytes())
         save_config(cfg, staged / "config.yaml")
         summary = dict(summary, corpus_vocab=str(vocab_file), vocab_sha256=sha256_of(vocab_file))
@@ -120,17 +143,19 @@ class TigerBundle:
     max_input_length: int
     manifest: dict
     title_encoder: TitleVectorEncoder | None = None
+    retriever: SongRetriever | None = None
 
 
-def title_inputs(model: TigerT5, tokenizer: PreTrainedTokenizerBase, title_encoder: TitleVectorEncoder | None,
-                 titles: list[str], max_length: int) -> dict:
-    """What generate() takes for these titles: token ids, or embeddings with the title vector first."""
+def title_inputs(model: TigerT5, tokenizer: PreTrainedTokenizerBase, titles: list[str], max_length: int,
+                 title_encoder: TitleVectorEncoder | None = None, retriever: SongRetriever | None = None) -> dict:
+    """What generate() takes for these titles: token ids, or embeddings with the extra tokens first."""
     encoded = tokenizer(titles, padding=True, truncation=True, max_length=max_length,
                         return_tensors="pt").to(model.device)
-    if title_encoder is None:
+    if title_encoder is None and retriever is None:
         return dict(encoded)
-    embeds, mask = model.title_embeddings(encoded["input_ids"], encoded["attention_mask"],
-                                          title_encoder.encode(titles).to(model.device))
+    vectors = title_encoder.encode(titles).to(model.device) if title_encoder else None
+    retrieved = torch.tensor(retriever(titles), device=model.device) if retriever else None
+    embeds, mask = model.input_embeddings(encoded["input_ids"], encoded["attention_mask"], vectors, retrieved)
     return {"inputs_embeds": embeds, "attention_mask": mask}
 
 
@@ -168,6 +193,8 @@ def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | P
     check_id_tokens(tokenizer, vocab)
     summary = manifest["summary"]
     encoder_name = getattr(model.config, "title_encoder", None)
+    retrieves = getattr(model.config, "retrieved_songs", 0)
     return TigerBundle(model.to(resolve_device(device)).eval(), tokenizer, vocab, summary["target_mode"],
                        int(summary["max_input_length"]), manifest,
-                       TitleVectorEncoder(encoder_name) if encoder_name else None)
+                       TitleVectorEncoder(encoder_name) if encoder_name else None,
+                       load_retriever(model_dir, vocab, tokenizer) if retrieves else None)

@@ -34,23 +34,34 @@ class PooledExamples:
     pairs: int
     vectors: list[torch.Tensor] | None = None
     """Each example's title vector (genrec.title_vectors), when the model reads one."""
+    retrieved: list[list[list[int]]] | None = None
+    """Each example's retrieved songs' ID token ids (genrec.retrieval), when the model reads them."""
 
     def __len__(self) -> int:
         return len(self.inputs)
 
 
 def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_example: int, seed: int,
-                  vectors: list[torch.Tensor] | None = None) -> PooledExamples:
-    """Group (title ids, label ids) pairs by title and sample pooled examples (deterministic for a seed)."""
-    by_title: dict[tuple[int, ...], Counter] = defaultdict(Counter)
-    for title, label in zip(inputs, labels):
-        by_title[tuple(title)][tuple(label)] += 1
+                  vectors: list[torch.Tensor] | None = None,
+                  retrieved: list[list[list[int]]] | None = None) -> PooledExamples:
+    """Group (title ids, label ids) pairs by model input and sample pooled examples (deterministic for a seed).
+
+    The model input is the title, plus its retrieved songs when given: one title retrieves different
+    songs in different cross-fitting folds (genrec.retrieval), and each such input is pooled on its own.
+    """
+    keys = [(tuple(title), tuple(map(tuple, retrieved[i])) if retrieved is not None else ())
+            for i, title in enumerate(inputs)]
+    by_input: dict[tuple, Counter] = defaultdict(Counter)
+    for key, label in zip(keys, labels):
+        by_input[key][tuple(label)] += 1
     # Equal token ids mean an equal folded title, and so an equal title vector.
     vector_of = dict(zip(map(tuple, inputs), vectors)) if vectors is not None else None
     rng = random.Random(seed)
-    out = PooledExamples([], [], [], [], len(labels), [] if vectors is not None else None)
-    for title in sorted(by_title):
-        paths = by_title[title]
+    out = PooledExamples([], [], [], [], len(labels), [] if vectors is not None else None,
+                         [] if retrieved is not None else None)
+    for key in sorted(by_input):
+        title, songs = key
+        paths = by_input[key]
         following: dict[tuple[int, ...], Counter] = defaultdict(Counter)
         for path, count in paths.items():
             for j, token in enumerate(path):
@@ -65,6 +76,8 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
             out.weights.append(total / k)
             if vector_of is not None:
                 out.vectors.append(vector_of[title])
+            if retrieved is not None:
+                out.retrieved.append([list(song) for song in songs])
     return out
 
 
@@ -86,6 +99,8 @@ class PooledDataset(torch.utils.data.Dataset):
         item = {"input_ids": e.inputs[i], "labels": e.paths[i], "targets": e.targets[i], "weight": e.weights[i]}
         if e.vectors is not None:
             item["title_vector"] = e.vectors[i]
+        if e.retrieved is not None:
+            item["retrieved_ids"] = e.retrieved[i]
         return item
 
 
@@ -114,20 +129,23 @@ class PooledCollator:
         out = {"input_ids": input_ids, "attention_mask": attention, "decoder_input_ids": decoder_ids,
                "target_ids": target_ids, "target_shares": target_shares,
                "weight": torch.tensor([b["weight"] for b in batch])}
-        return with_title_vectors(out, batch)
+        return with_extra_inputs(out, batch)
 
 
-def with_title_vectors(out: dict, batch: list[dict]) -> dict:
-    """Add the batch's stacked title vectors when its examples carry them."""
+def with_extra_inputs(out: dict, batch: list[dict]) -> dict:
+    """Add the batch's title vectors and retrieved songs (see TigerT5) when its examples carry them."""
     if "title_vector" in batch[0]:
         out["title_vectors"] = torch.stack([b["title_vector"] for b in batch])
+    if "retrieved_ids" in batch[0]:
+        out["retrieved_ids"] = torch.tensor([b["retrieved_ids"] for b in batch], dtype=torch.long)
     return out
 
 
 def pooled_loss(model, batch: dict) -> torch.Tensor:
     """Weighted soft cross-entropy, averaged over target positions like the plain token loss."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   decoder_input_ids=batch["decoder_input_ids"], title_vectors=batch.get("title_vectors")).logits
+                   decoder_input_ids=batch["decoder_input_ids"], title_vectors=batch.get("title_vectors"),
+                   retrieved_ids=batch.get("retrieved_ids")).logits
     log_probs = logits.float().log_softmax(dim=-1).gather(-1, batch["target_ids"])
     per_position = -(log_probs * batch["target_shares"]).sum(dim=-1)
     positions = (batch["target_shares"].sum(dim=-1) > 0).sum(dim=-1).clamp(min=1)

@@ -14,7 +14,7 @@ import logging
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -29,7 +29,8 @@ from .corpus import CorpusRow, corpus_path, load_vocab, read_corpus, vocab_path
 from .errors import ArtifactError, ConfigError
 from .id_tokens import TOKEN_PATTERN, SemanticIdVocab
 from .model import build_model, checkpoint_dir, resolve_device, save_final, tiger_final_dir, title_inputs
-from .pooled_targets import PooledCollator, PooledDataset, pool_examples, pooled_loss, with_title_vectors
+from .pooled_targets import PooledCollator, PooledDataset, pool_examples, pooled_loss, with_extra_inputs
+from .retrieval import RetrievalSetup, SongRetriever
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import build_tokenizer, check_id_tokens, unknown_share
 
@@ -50,6 +51,8 @@ class Encoded:
     truncated_titles: int
     vectors: list[torch.Tensor] | None = None
     """Title vectors (genrec.title_vectors) when the model reads them."""
+    retrieved: list[list[list[int]]] | None = None
+    """Retrieved songs' ID token ids (genrec.retrieval) when the model reads them."""
 
     def target_tokens(self) -> int:
         return sum(map(len, self.labels))
@@ -66,6 +69,8 @@ class ExampleDataset(torch.utils.data.Dataset):
         item = {"input_ids": self.encoded.inputs[i], "labels": self.encoded.labels[i]}
         if self.encoded.vectors is not None:
             item["title_vector"] = self.encoded.vectors[i]
+        if self.encoded.retrieved is not None:
+            item["retrieved_ids"] = self.encoded.retrieved[i]
         return item
 
 
@@ -82,7 +87,7 @@ class PadCollator:
     def __call__(self, batch: list[dict]) -> dict:
         if "targets" in batch[0]:
             return self.pooled(batch)
-        return with_title_vectors({"input_ids": pad([b["input_ids"] for b in batch], self.pad_id),
+        return with_extra_inputs({"input_ids": pad([b["input_ids"] for b in batch], self.pad_id),
                                    "attention_mask": pad([[1] * len(b["input_ids"]) for b in batch], 0),
                                    "labels": pad([b["labels"] for b in batch], -100)}, batch)
 
@@ -104,8 +109,10 @@ def encode_titles(tokenizer: PreTrainedTokenizerBase, titles: list[str], max_len
 
 
 def encode(pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerBase, max_input_length: int,
-           title_encoder: TitleVectorEncoder | None = None) -> Encoded:
-    """(title, target token string) pairs to ids (and title vectors); target tokens map one-to-one, then </s>."""
+           title_encoder: TitleVectorEncoder | None = None,
+           retrieved: list[list[list[int]]] | None = None) -> Encoded:
+    """(title, target token string) pairs to ids (and title vectors; ``retrieved`` is passed through, one per
+    pair); target tokens map one-to-one, then </s>."""
     titles, cut = encode_titles(tokenizer, [title for title, _ in pairs], max_input_length)
     token_ids: dict[str, int] = {}
     labels = []
@@ -113,7 +120,7 @@ def encode(pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerBase, max
         row = [token_ids.setdefault(t, tokenizer.convert_tokens_to_ids(t)) for t in TOKEN_PATTERN.findall(target)]
         labels.append(row + [tokenizer.eos_token_id])
     vectors = title_encoder.vectors([title for title, _ in pairs]) if title_encoder else None
-    return Encoded([titles[title] for title, _ in pairs], labels, cut, vectors)
+    return Encoded([titles[title] for title, _ in pairs], labels, cut, vectors, retrieved)
 
 
 def training_pairs(rows: list[CorpusRow]) -> list[tuple[str, str]]:
@@ -137,11 +144,11 @@ class GenerationProbe:
 
     def __init__(self, rows: list[CorpusRow], tokenizer: PreTrainedTokenizerBase, vocab: SemanticIdVocab,
                  target_mode: str, max_input_length: int, sample: int, seed: int,
-                 title_encoder: TitleVectorEncoder | None = None):
+                 title_encoder: TitleVectorEncoder | None = None, retriever: SongRetriever | None = None):
         self.rows = random.Random(seed).sample(rows, min(sample, len(rows)))
         self.tokenizer, self.vocab, self.target_mode = tokenizer, vocab, target_mode
         self.max_input_length = max_input_length
-        self.title_encoder = title_encoder
+        self.title_encoder, self.retriever = title_encoder, retriever
 
     @torch.no_grad()
     def __call__(self, model) -> dict:
@@ -149,8 +156,8 @@ class GenerationProbe:
             return {}
         was_training = model.training
         model.eval()
-        batch = title_inputs(model, self.tokenizer, self.title_encoder, [r.input_text for r in self.rows],
-                             self.max_input_length)
+        batch = title_inputs(model, self.tokenizer, [r.input_text for r in self.rows], self.max_input_length,
+                             self.title_encoder, self.retriever)
         n = self.vocab.id_length
         if self.target_mode == "single":
             out = model.generate(**batch, num_beams=GENERATION_K, num_return_sequences=GENERATION_K,
@@ -290,7 +297,7 @@ def shared_tokenizer(cfg: Config, args: Seq2SeqTrainingArguments, titles: list[s
 def run_fingerprint(cfg: Config) -> dict:
     """What a checkpoint must share with this run to be resumed: corpus and model shape."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
-                    if k in ("model_name", "title_encoder", "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv",
+                    if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_folds", "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv",
                              "d_ff", "text_vocab_size", "max_input_length")}
     return {"train_sha256": sha256_of(corpus_path(cfg, "train")), "vocab_sha256": sha256_of(vocab_path(cfg)),
             "model": model_fields}
@@ -313,22 +320,27 @@ def train(cfg: Config) -> dict:
 
     mode = cfg.corpus.target_mode
     title_encoder = TitleVectorEncoder(t.title_encoder) if t.title_encoder else None
-    train_set = encode(training_pairs(train_rows), tokenizer, t.max_input_length, title_encoder)
-    val_set = encode(validation_pairs(val_rows, vocab, mode, t.val_loss_examples, cfg.run.seed), tokenizer,
-                     t.max_input_length, title_encoder)
+    retrieval = (RetrievalSetup(train_rows, val_rows, t.retrieved_songs, t.retrieval_folds, vocab, tokenizer,
+                                max(cfg.eval.k_values)) if t.retrieved_songs else None)
+    val_pairs = validation_pairs(val_rows, vocab, mode, t.val_loss_examples, cfg.run.seed)
+    train_set = encode(training_pairs(train_rows), tokenizer, t.max_input_length, title_encoder,
+                       retrieval.cross_fitted(train_rows) if retrieval else None)
+    val_set = encode(val_pairs, tokenizer, t.max_input_length, title_encoder,
+                     retrieval.full([title for title, _ in val_pairs]) if retrieval else None)
     if train_set.truncated_titles:
         log.warning("%d distinct training titles are longer than tiger.max_input_length=%d tokens and were cut",
                     train_set.truncated_titles, t.max_input_length)
     train_data = ExampleDataset(train_set)
     if mode == "single" and t.pooled_targets:
         pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,
-                               train_set.vectors)
+                               train_set.vectors, train_set.retrieved)
         log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
                  pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
         train_data = PooledDataset(pooled)
         args.logging_steps = logging_interval(t, len(pooled))
     probe = GenerationProbe(val_rows, tokenizer, vocab, mode, t.max_input_length, t.val_generation_sample,
-                            cfg.run.seed, title_encoder) if t.val_generation_sample else None
+                            cfg.run.seed, title_encoder, retrieval.full if retrieval else None
+                            ) if t.val_generation_sample else None
 
     torch.manual_seed(cfg.run.seed)
     model = build_model(t, tokenizer, title_encoder.dim if title_encoder else None)
@@ -354,12 +366,14 @@ def train(cfg: Config) -> dict:
         "processes": args.world_size, "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
         "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
+        "retrieval": {"songs": t.retrieved_songs, "folds": t.retrieval_folds, "title_knn": asdict(retrieval.params)}
+        if retrieval else None,
         "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in
                                                                    ("examples", "largest_collision_group")},
     }
     if trainer.is_world_process_zero():
         inputs = [corpus_path(cfg, "train"), corpus_path(cfg, "val"), vocab_path(cfg)]
-        save_final(tiger_final_dir(cfg), trainer.model, tokenizer, vocab_path(cfg), cfg, inputs, summary)
+        save_final(tiger_final_dir(cfg), trainer.model, tokenizer, vocab_path(cfg), cfg, inputs, summary, retrieval)
     trainer.accelerator.wait_for_everyone()
     return summary
 

@@ -13,7 +13,8 @@ from conftest import REPO
 from genrec.cli import parse_config
 
 STAGE_EXTRAS = {"run_pipeline.py": {"--method": 1, "--force": 0}}
-BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1}
+# bench/quality.py takes one quantizer and one mode per flag in the README; "--" ends its own flags.
+BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1, "--quantizers": 1, "--modes": 1, "--": 0}
 
 
 def readme_commands() -> list[str]:

@@ -23,6 +23,7 @@ class TinyBundle:
     max_input_length: int = 16
     manifest: dict = field(default_factory=dict)
     title_encoder: object = None
+    retriever: object = None
 
 
 def tiny_vocab(n_songs: int = 60, levels: int = 2, vocab_size: int = 4, strategy: str = "suffix",

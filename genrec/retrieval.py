@@ -1,0 +1,121 @@
+"""Retrieval-augmented input: title kNN's top songs for a title, read by the model beside the title.
+
+Title kNN (genrec.baselines) is strong on playlist data because titles repeat, while a small
+generative model struggles to memorise which of thousands of songs go with each title. With
+``tiger.retrieved_songs = M`` the model also reads kNN's top M songs for the title (as semantic-ID
+tokens, see ``TigerT5.input_embeddings``) and learns which to keep, how to reorder them and what to add.
+
+No leakage: a training example must not find its own playlist's songs among its inputs, or the model
+learns to copy lists that at test time do not hold the answer. Training playlists are split into
+``tiger.retrieval_folds`` folds by a hash of their id, and a title in fold f retrieves from a kNN
+fitted on the other folds only (cross-fitting). Validation, test and the generator retrieve from
+all training playlists. The kNN parameters are tuned on validation playlists, as the evaluated
+``title_knn`` baseline's are.
+
+``retrieval.json`` in the model folder records what inference needs, so a model folder generates on
+its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm"}, "playlists": {"ids": [...],
+"titles": [...], "songs": [[song id, ...], ...]}}`` (the training playlists the index is fitted on).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+from transformers import PreTrainedTokenizerBase
+
+from .artifacts import write_json
+from .baselines import KnnParams, TitleKNN, TrainingPlaylists, tune_knn
+from .corpus import CorpusRow
+from .errors import ArtifactError, ConfigError
+from .id_tokens import SemanticIdVocab
+from .metrics import ndcg_score
+
+log = logging.getLogger(__name__)
+
+RETRIEVAL_FILE = "retrieval.json"
+
+
+def fold_of(playlist_id: str, folds: int) -> int:
+    """A playlist's cross-fitting fold: stable across runs and machines."""
+    return zlib.crc32(playlist_id.encode("utf-8")) % folds
+
+
+class SongRetriever:
+    """Title -> the ID token ids of kNN's top ``songs`` songs (a list of ``songs`` lists of id_length ids)."""
+
+    def __init__(self, knn: TitleKNN, songs: int, token_ids: dict[str, list[int]]):
+        self.knn, self.songs, self.token_ids = knn, songs, token_ids
+
+    def __call__(self, titles: Sequence[str]) -> list[list[list[int]]]:
+        distinct = sorted(set(titles))
+        ranked = dict(zip(distinct, self.knn.recommend(distinct, self.songs))) if distinct else {}
+        return [[self.token_ids[song] for song in ranked[title]] for title in titles]
+
+
+def song_token_ids(vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase) -> dict[str, list[int]]:
+    return {song: tokenizer.convert_tokens_to_ids(list(tokens)) for song, tokens in vocab.songs.items()}
+
+
+def fitted_knn(playlists: TrainingPlaylists, params: KnnParams, songs: int) -> TitleKNN:
+    """A kNN over these playlists that can always fill ``songs`` slots (else a clear error)."""
+    distinct = len({song for ranked in playlists.songs for song in ranked})
+    if distinct < songs:
+        raise ConfigError(f"tiger.retrieved_songs={songs} is more than the {distinct} distinct songs of "
+                          f"{len(playlists.titles)} training playlists to retrieve from")
+    return TitleKNN(params).fit(playlists.titles, playlists.songs)
+
+
+class RetrievalSetup:
+    """What training needs: kNN parameters tuned on validation, full and cross-fitted retrieval."""
+
+    def __init__(self, train_rows: Sequence[CorpusRow], val_rows: Sequence[CorpusRow], songs: int, folds: int,
+                 vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase, tuning_cutoff: int):
+        self.playlists = TrainingPlaylists.from_corpus(train_rows)
+        self.songs, self.folds = songs, folds
+        self.token_ids = song_token_ids(vocab, tokenizer)
+        knn = fitted_knn(self.playlists, KnnParams(), songs)
+        val = TrainingPlaylists.from_corpus(val_rows)
+        self.params, _ = tune_knn(knn, val.titles, val.songs, tuning_cutoff, ndcg_score(tuning_cutoff))
+        self.full = SongRetriever(knn, songs, self.token_ids)
+
+    def cross_fitted(self, rows: Sequence[CorpusRow]) -> list[list[list[int]]]:
+        """Each training row's retrieved songs, from the training playlists outside its fold."""
+        row_folds = [fold_of(row.playlist_id, self.folds) for row in rows]
+        out: list[list[list[int]]] = [[] for _ in rows]
+        for fold in sorted(set(row_folds)):
+            others = [i for i, pid in enumerate(self.playlists.ids) if fold_of(pid, self.folds) != fold]
+            if not others:
+                raise ConfigError(f"every training playlist falls in one of tiger.retrieval_folds={self.folds} "
+                                  "folds, leaving none to retrieve from: add playlists")
+            knn = fitted_knn(self.playlists.subset(others), self.params, self.songs)
+            members = [i for i, f in enumerate(row_folds) if f == fold]
+            retrieved = SongRetriever(knn, self.songs, self.token_ids)([rows[i].input_text for i in members])
+            for i, songs in zip(members, retrieved):
+                out[i] = songs
+        log.info("retrieval: %d songs per title, kNN %s, %d cross-fitting folds", self.songs, self.params, self.folds)
+        return out
+
+    def save(self, folder: Path) -> None:
+        p = self.playlists
+        write_json(folder / RETRIEVAL_FILE, {"songs": self.songs, "title_knn": asdict(self.params),
+                                             "playlists": {"ids": p.ids, "titles": p.titles, "songs": p.songs}})
+
+
+def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase) -> SongRetriever:
+    """The retriever a model folder was trained with, fitted on its recorded training playlists."""
+    path = folder / RETRIEVAL_FILE
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        playlists = TrainingPlaylists(**payload["playlists"])
+        params, songs = KnnParams(**payload["title_knn"]), int(payload["songs"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ArtifactError(f"{path} is missing or unreadable ({err}): rerun train_tiger.py") from None
+    unknown = {song for ranked in playlists.songs for song in ranked if song not in vocab.songs}
+    if unknown:
+        raise ArtifactError(f"{path} names {len(unknown)} songs without a semantic ID: rerun train_tiger.py")
+    return SongRetriever(fitted_knn(playlists, params, songs), songs, song_token_ids(vocab, tokenizer))

@@ -1,0 +1,146 @@
+"""Retrieval-augmented input (tiger.retrieved_songs): no leakage in training, same retrieval at inference."""
+
+import json
+import re
+
+import pytest
+import torch
+from transformers import T5Config
+
+from conftest import TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage
+from genrec.baselines import TitleKNN, TrainingPlaylists
+from genrec.corpus import CorpusRow
+from genrec.errors import ArtifactError, ConfigError
+from genrec.generation import DecodingSettings, decode
+from genrec.id_tokens import SemanticIdVocab
+from genrec.model import TigerT5, load_tiger
+from genrec.pooled_targets import pool_examples
+from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, fold_of
+
+TITLES = ["rock", "rock anthems", "classic rock", "chill", "chill vibes", "sleep"]
+
+
+class TokenIds:
+    """The one tokenizer method retrieval uses: ID tokens to ids."""
+
+    def __init__(self, vocab: SemanticIdVocab):
+        self.ids = {t: i for i, t in enumerate(vocab.all_tokens(), start=10)}
+
+    def convert_tokens_to_ids(self, tokens):
+        return [self.ids[t] for t in tokens]
+
+
+def catalogue(songs: list[str]) -> SemanticIdVocab:
+    return SemanticIdVocab(2, 64, "level", "suffix", {s: (f"<a_{i % 64}>", f"<b_{i // 64}>") for i, s in
+                                                      enumerate(songs)})
+
+
+def rows_with_own_songs(playlists: int = 40) -> list[CorpusRow]:
+    """Playlists whose songs are shared by their title group plus two songs no other playlist has."""
+    rows = []
+    for p in range(playlists):
+        title = TITLES[p % len(TITLES)]
+        songs = [f"{title}-{j}" for j in range(4)] + [f"own-{p}-a", f"own-{p}-b"]
+        rows += [CorpusRow(f"pl{p}", title, "", [s]) for s in songs]
+    return rows
+
+
+def setup_for(rows: list[CorpusRow], songs: int = 6, folds: int = 4) -> tuple[RetrievalSetup, SemanticIdVocab]:
+    vocab = catalogue(sorted({s for r in rows for s in r.song_ids}))
+    val = [CorpusRow("v1", "rock music", "", ["rock-0", "rock-1"]), CorpusRow("v2", "chill", "", ["chill-2"])]
+    return RetrievalSetup(rows, val, songs, folds, vocab, TokenIds(vocab), tuning_cutoff=10), vocab
+
+
+def decoded_songs(vocab: SemanticIdVocab, tokenizer: TokenIds, retrieved: list[list[int]]) -> list[str]:
+    by_ids = {tuple(tokenizer.convert_tokens_to_ids(list(t))): s for s, t in vocab.songs.items()}
+    return [by_ids[tuple(ids)] for ids in retrieved]
+
+
+def test_training_rows_never_retrieve_their_own_playlists_songs():
+    rows = rows_with_own_songs()
+    setup, vocab = setup_for(rows)
+    tokenizer = TokenIds(vocab)
+    retrieved = setup.cross_fitted(rows)
+    assert len(retrieved) == len(rows) and all(len(r) == 6 for r in retrieved)
+    for row, songs in zip(rows, retrieved):
+        names = decoded_songs(vocab, tokenizer, songs)
+        assert not any(name.startswith(f"own-{row.playlist_id[2:]}-") for name in names)
+        assert f"{row.input_text}-0" in names  # the title group's shared songs come from the other folds
+
+
+def test_inference_retrieves_from_all_training_playlists_with_the_tuned_knn():
+    rows = rows_with_own_songs()
+    setup, vocab = setup_for(rows)
+    playlists = TrainingPlaylists.from_corpus(rows)
+    expected = TitleKNN(setup.params).fit(playlists.titles, playlists.songs).recommend(["classic rock"], 6)[0]
+    assert decoded_songs(vocab, TokenIds(vocab), setup.full(["classic rock"])[0]) == expected
+
+
+def test_folds_are_stable_and_cover_every_fold():
+    folds = [fold_of(f"pl{i}", 5) for i in range(200)]
+    assert folds == [fold_of(f"pl{i}", 5) for i in range(200)]
+    assert set(folds) == set(range(5))
+
+
+def test_more_retrieved_songs_than_training_songs_is_a_clear_error():
+    rows = [CorpusRow("pl0", "rock", "", ["a"]), CorpusRow("pl1", "pop", "", ["b"])]
+    with pytest.raises(ConfigError, match="retrieved_songs=6 is more than the 2 distinct songs"):
+        setup_for(rows)
+
+
+def test_one_title_pools_separately_per_retrieved_list():
+    inputs, labels = [[7, 1]] * 3, [[5, 1], [6, 1], [5, 1]]
+    retrieved = [[[3, 4]], [[3, 4]], [[8, 9]]]
+    pooled = pool_examples(inputs, labels, pairs_per_example=16, seed=0, retrieved=retrieved)
+    assert sorted(pooled.retrieved) == [[[3, 4]], [[8, 9]]]
+    assert sorted(pooled.weights) == [1.0, 2.0]
+
+
+def test_model_reads_retrieved_songs_as_tokens_before_the_title():
+    torch.manual_seed(0)
+    model = TigerT5(T5Config(vocab_size=32, d_model=8, d_kv=4, d_ff=16, num_layers=1, num_decoder_layers=1,
+                             num_heads=2, decoder_start_token_id=0, retrieved_songs=3)).eval()
+    titles, mask = torch.tensor([[20, 21, 1], [22, 1, 0]]), torch.tensor([[1, 1, 1], [1, 1, 0]])
+    retrieved = torch.tensor([[[5, 6], [7, 8], [9, 10]]] * 2)
+    embeds, full_mask = model.input_embeddings(titles, mask, retrieved_ids=retrieved)
+    table = model.get_input_embeddings().weight
+    assert embeds.shape == (2, 6, 8) and full_mask.tolist() == [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]]
+    assert torch.allclose(embeds[0, 1], table[7] + table[8] + model.rank_embedding.weight[1])
+    assert torch.equal(embeds[:, 3:], table[titles])
+    decoder = torch.zeros((2, 1), dtype=torch.long)
+    with torch.no_grad():
+        first = model(input_ids=titles, attention_mask=mask, retrieved_ids=retrieved, decoder_input_ids=decoder).logits
+        other = model(input_ids=titles, attention_mask=mask, retrieved_ids=retrieved.flip(1),
+                      decoder_input_ids=decoder).logits
+    assert not torch.allclose(first, other)  # the songs, and their order, reach the output
+
+
+def test_retrieval_model_trains_evaluates_and_generates(tiny_demo):
+    for script in ("train_rq_kmeans.py", "prepare_corpus.py"):
+        run_stage(script, *TINY_DEMO, cwd=tiny_demo)
+    run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--tiger.retrieved_songs", "5", cwd=tiny_demo)
+    final = tiny_demo / "models" / "tiger_final"
+    recorded = json.loads((final / RETRIEVAL_FILE).read_text(encoding="utf-8"))
+    assert recorded["songs"] == 5 and len(recorded["playlists"]["titles"]) > 100
+    bundle = load_tiger(final)
+    assert bundle.retriever is not None
+    titles = ["late night drive", "夏日海边"]
+    first = decode(bundle, titles, DecodingSettings(num_songs=5, num_beams=5))
+    assert all(len(d.songs) == 5 and d.invalid == 0 for d in first)
+    assert [d.songs for d in decode(load_tiger(final), titles, DecodingSettings(num_songs=5, num_beams=5))] == \
+        [d.songs for d in first]
+    run_stage("evaluate_tiger.py", *TINY_DEMO, *TINY_EVAL, cwd=tiny_demo)
+    out = run_stage("generate_playlist.py", "--generate.title", "beach party", "--generate.num_songs", "3",
+                    cwd=tiny_demo)
+    assert len(re.findall(r"^\s+\d+\. ", out.stdout, flags=re.M)) == 3
+
+    (final / RETRIEVAL_FILE).unlink()
+    with pytest.raises(ArtifactError, match="retrieval.json is missing or unreadable"):
+        load_tiger(final)
+
+
+def test_retrieval_needs_two_folds(workdir):
+    proc = run_stage("train_tiger.py", "--tiger.retrieved_songs", "5", "--tiger.retrieval_folds", "1",
+                     cwd=workdir, check=False)
+    assert proc.returncode != 0 and "tiger.retrieval_folds must be at least 2" in proc.stderr
+    assert "Traceback" not in proc.stderr
