@@ -237,6 +237,9 @@ class PlaylistTIGERConfig:
     ID paths): the same optimum as one example per (title, song) pair, in far fewer steps."""
     pairs_per_example: int = 16
     """Pooled targets: one training example per this many (title, song) pairs of a title (at least one)."""
+    target_sharpening: float = 1.0
+    """Pooled targets: raise each song's count under a title to this power before taking shares (1: the exact
+    (title, song) objective; above 1 concentrates learning on the songs a title's playlists agree on)."""
     retrieved_songs: int = 0
     """Retrieval-augmented input: also feed the model title kNN's top this many songs for the title (each one
     encoder token: its ID tokens' embeddings summed, plus a rank embedding); 0: the title alone."""
@@ -345,6 +348,7 @@ UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "split.max_eval_ratio", 
 """Float fields that must lie in [0, 1]."""
 
 POSITIVE_FLOATS = {"rqvae.commitment_cost", "rqvae.learning_rate", "tiger.learning_rate", "tiger.epochs",
+                   "tiger.target_sharpening",
                    "tiger.max_grad_norm", "generate.temperature",
                    "eval.temperature"}
 """Float fields that must be greater than 0."""

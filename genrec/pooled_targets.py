@@ -43,11 +43,15 @@ class PooledExamples:
 
 def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_example: int, seed: int,
                   vectors: list[torch.Tensor] | None = None,
-                  retrieved: list[list[list[int]]] | None = None) -> PooledExamples:
+                  retrieved: list[list[list[int]]] | None = None, sharpening: float = 1.0) -> PooledExamples:
     """Group (title ids, label ids) pairs by model input and sample pooled examples (deterministic for a seed).
 
     The model input is the title, plus its retrieved songs when given: one title retrieves different
     songs in different cross-fitting folds (genrec.retrieval), and each such input is pooled on its own.
+    ``sharpening`` raises each song's count under an input to that power before the shares are taken
+    (1: the exact pair objective; above 1 the targets concentrate on the songs that an input's
+    playlists agree on, the top of the ranking, at the expense of songs seen once). An input keeps
+    its weight either way.
     """
     keys = [(tuple(title), tuple(map(tuple, retrieved[i])) if retrieved is not None else ())
             for i, title in enumerate(inputs)]
@@ -61,12 +65,12 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
                          [] if retrieved is not None else None)
     for key in sorted(by_input):
         title, songs = key
-        paths = by_input[key]
+        total = sum(by_input[key].values())
+        paths = {path: count ** sharpening for path, count in by_input[key].items()}
         following: dict[tuple[int, ...], Counter] = defaultdict(Counter)
         for path, count in paths.items():
             for j, token in enumerate(path):
                 following[path[:j]][token] += count
-        total = sum(paths.values())
         k = math.ceil(total / pairs_per_example)
         population = sorted(paths)
         for path in rng.choices(population, [paths[p] for p in population], k=k):

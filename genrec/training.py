@@ -333,7 +333,7 @@ def train(cfg: Config) -> dict:
     train_data = ExampleDataset(train_set)
     if mode == "single" and t.pooled_targets:
         pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,
-                               train_set.vectors, train_set.retrieved)
+                               train_set.vectors, train_set.retrieved, t.target_sharpening)
         log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
                  pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
         train_data = PooledDataset(pooled)

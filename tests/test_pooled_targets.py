@@ -42,3 +42,10 @@ def test_pooled_loss_equals_the_mean_pair_loss_when_every_path_is_an_example():
         pooled_value = pooled_loss(model, PooledCollator(pad_id=0)(exact))
         plain = model(input_ids=torch.tensor(INPUTS[:4]), labels=torch.tensor(LABELS[:4])).loss
     assert pooled_value.item() == pytest.approx(plain.item(), rel=1e-5)
+
+
+def test_sharpening_squares_song_counts_but_keeps_each_titles_weight():
+    pooled = pool_examples(INPUTS, LABELS, pairs_per_example=2, seed=0, sharpening=2.0)
+    title_a = [(w, t) for title, w, t in zip(pooled.inputs, pooled.weights, pooled.targets) if title == [10, 11, 1]]
+    assert sum(w for w, _ in title_a) == pytest.approx(4.0)
+    assert title_a[0][1][1] == ([7, 8], [pytest.approx(0.9), pytest.approx(0.1)])  # 3**2 : 1**2
