@@ -86,9 +86,10 @@ class RetrievalSetup:
     def cross_fitted(self, rows: Sequence[CorpusRow]) -> list[list[list[int]]]:
         """Each training row's retrieved songs, from the training playlists outside its fold."""
         row_folds = [fold_of(row.playlist_id, self.folds) for row in rows]
+        playlist_folds = [fold_of(pid, self.folds) for pid in self.playlists.ids]
         out: list[list[list[int]]] = [[] for _ in rows]
         for fold in sorted(set(row_folds)):
-            others = [i for i, pid in enumerate(self.playlists.ids) if fold_of(pid, self.folds) != fold]
+            others = [i for i, f in enumerate(playlist_folds) if f != fold]
             if not others:
                 raise ConfigError(f"every training playlist falls in one of tiger.retrieval_folds={self.folds} "
                                   "folds, leaving none to retrieve from: add playlists")
