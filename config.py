@@ -240,6 +240,12 @@ class PlaylistTIGERConfig:
     target_sharpening: float = 1.0
     """Pooled targets: raise each song's count under a title to this power before taking shares (1: the exact
     (title, song) objective; above 1 concentrates learning on the songs a title's playlists agree on)."""
+    neighbour_weight: float = 0.0
+    """Pooled targets: also credit each training title with title kNN's votes from playlists of other, similar
+    titles (kNN tuned on val, as the baseline), times this weight, beside its own playlists' song counts, so
+    rare and unseen titles get what similar titles share (genrec.neighbour_targets); 0: own playlists only."""
+    neighbour_songs: int = 200
+    """With neighbour_weight: keep each title's top this many songs by neighbour vote."""
     retrieved_songs: int = 0
     """Retrieval-augmented input: also feed the model title kNN's top this many songs for the title (each one
     encoder token: its ID tokens' embeddings summed, plus a rank embedding); 0: the title alone."""
@@ -353,5 +359,5 @@ POSITIVE_FLOATS = {"rqvae.commitment_cost", "rqvae.learning_rate", "tiger.learni
                    "eval.temperature"}
 """Float fields that must be greater than 0."""
 
-NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay"}
+NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay", "tiger.neighbour_weight"}
 """Float fields that must be at least 0."""

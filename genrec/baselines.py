@@ -33,6 +33,7 @@ from config import Config
 from .artifacts import require_fresh, write_json, write_manifest
 from .cli import config_as_dict
 from .corpus import CorpusRow
+from .metrics import ndcg_score
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,15 @@ def tune_knn(knn: TitleKNN, titles: Sequence[str], truths: Sequence[Sequence[str
     knn.params = KnnParams(best["k"], best["alpha"], best["length_norm"])
     log.info("title kNN tuned on %d validation playlists: %s (score %.4f)", len(titles), knn.params, best["score"])
     return knn.params, trials
+
+
+def knn_tuned_on(playlists: TrainingPlaylists, val_rows: Sequence[CorpusRow], cutoff: int) -> TitleKNN:
+    """Title kNN over these playlists, tuned for NDCG@cutoff on the validation playlists' catalogue songs
+    (what training-time users of the kNN need; evaluation tunes on the full ground truth)."""
+    knn = TitleKNN().fit(playlists.titles, playlists.songs)
+    val = TrainingPlaylists.from_corpus(val_rows)
+    tune_knn(knn, val.titles, val.songs, cutoff, ndcg_score(cutoff))
+    return knn
 
 
 def fuse(first: Sequence[str], second: Sequence[str], n: int, weight: float, c: float = 60.0) -> list[str]:

@@ -43,7 +43,8 @@ class PooledExamples:
 
 def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_example: int, seed: int,
                   vectors: list[torch.Tensor] | None = None,
-                  retrieved: list[list[list[int]]] | None = None, sharpening: float = 1.0) -> PooledExamples:
+                  retrieved: list[list[list[int]]] | None = None, sharpening: float = 1.0,
+                  extra: dict[tuple[int, ...], dict[tuple[int, ...], float]] | None = None) -> PooledExamples:
     """Group (title ids, label ids) pairs by model input and sample pooled examples (deterministic for a seed).
 
     The model input is the title, plus its retrieved songs when given: one title retrieves different
@@ -51,7 +52,8 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
     ``sharpening`` raises each song's count under an input to that power before the shares are taken
     (1: the exact pair objective; above 1 the targets concentrate on the songs that an input's
     playlists agree on, the top of the ranking, at the expense of songs seen once). An input keeps
-    its weight either way.
+    its weight either way. ``extra`` (title token ids -> {ID path: count}, genrec.neighbour_targets)
+    adds to an input's counts before sharpening, again leaving its weight and example count alone.
     """
     keys = [(tuple(title), tuple(map(tuple, retrieved[i])) if retrieved is not None else ())
             for i, title in enumerate(inputs)]
@@ -66,7 +68,10 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
     for key in sorted(by_input):
         title, songs = key
         total = sum(by_input[key].values())
-        paths = {path: count ** sharpening for path, count in by_input[key].items()}
+        counts = Counter(by_input[key])
+        if extra is not None:
+            counts.update(extra.get(title, {}))
+        paths = {path: count ** sharpening for path, count in counts.items()}
         following: dict[tuple[int, ...], Counter] = defaultdict(Counter)
         for path, count in paths.items():
             for j, token in enumerate(path):

@@ -29,11 +29,10 @@ from typing import Sequence
 from transformers import PreTrainedTokenizerBase
 
 from .artifacts import write_json
-from .baselines import KnnParams, TitleKNN, TrainingPlaylists, tune_knn
+from .baselines import KnnParams, TitleKNN, TrainingPlaylists, knn_tuned_on
 from .corpus import CorpusRow
 from .errors import ArtifactError, ConfigError
 from .id_tokens import SemanticIdVocab
-from .metrics import ndcg_score
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +60,16 @@ def song_token_ids(vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase) -
     return {song: tokenizer.convert_tokens_to_ids(list(tokens)) for song, tokens in vocab.songs.items()}
 
 
-def fitted_knn(playlists: TrainingPlaylists, params: KnnParams, songs: int) -> TitleKNN:
-    """A kNN over these playlists that can always fill ``songs`` slots (else a clear error)."""
+def check_enough_songs(playlists: TrainingPlaylists, songs: int) -> None:
+    """A kNN over these playlists must always fill ``songs`` slots (else a clear error)."""
     distinct = len({song for ranked in playlists.songs for song in ranked})
     if distinct < songs:
         raise ConfigError(f"tiger.retrieved_songs={songs} is more than the {distinct} distinct songs of "
                           f"{len(playlists.titles)} training playlists to retrieve from")
+
+
+def fitted_knn(playlists: TrainingPlaylists, params: KnnParams, songs: int) -> TitleKNN:
+    check_enough_songs(playlists, songs)
     return TitleKNN(params).fit(playlists.titles, playlists.songs)
 
 
@@ -78,9 +81,9 @@ class RetrievalSetup:
         self.playlists = TrainingPlaylists.from_corpus(train_rows)
         self.songs, self.folds = songs, folds
         self.token_ids = song_token_ids(vocab, tokenizer)
-        knn = fitted_knn(self.playlists, KnnParams(), songs)
-        val = TrainingPlaylists.from_corpus(val_rows)
-        self.params, _ = tune_knn(knn, val.titles, val.songs, tuning_cutoff, ndcg_score(tuning_cutoff))
+        check_enough_songs(self.playlists, songs)
+        knn = knn_tuned_on(self.playlists, val_rows, tuning_cutoff)
+        self.params = knn.params
         self.full = SongRetriever(knn, songs, self.token_ids)
 
     def cross_fitted(self, rows: Sequence[CorpusRow]) -> list[list[list[int]]]:

@@ -30,7 +30,9 @@ from .errors import ArtifactError, ConfigError
 from .id_tokens import TOKEN_PATTERN, SemanticIdVocab
 from .model import build_model, checkpoint_dir, resolve_device, save_final, tiger_final_dir, title_inputs
 from .pooled_targets import PooledCollator, PooledDataset, pool_examples, pooled_loss, with_extra_inputs
-from .retrieval import RetrievalSetup, SongRetriever
+from .baselines import TrainingPlaylists, knn_tuned_on
+from .neighbour_targets import NeighbourVotes, neighbour_paths
+from .retrieval import RetrievalSetup, SongRetriever, song_token_ids
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import build_tokenizer, check_id_tokens, unknown_share
 
@@ -294,11 +296,24 @@ def shared_tokenizer(cfg: Config, args: Seq2SeqTrainingArguments, titles: list[s
     return tokenizer
 
 
+def neighbour_extra(t: PlaylistTIGERConfig, train_rows: list[CorpusRow], val_rows: list[CorpusRow],
+                    tokenizer: PreTrainedTokenizerBase, vocab: SemanticIdVocab, cutoff: int) -> tuple[dict, dict]:
+    """Neighbour songs to add to each training title's pooled counts (genrec.neighbour_targets), and the kNN used."""
+    playlists = TrainingPlaylists.from_corpus(train_rows)
+    knn = knn_tuned_on(playlists, val_rows, cutoff)
+    title_ids, _ = encode_titles(tokenizer, playlists.titles, t.max_input_length)
+    song_paths = {song: (*ids, tokenizer.eos_token_id) for song, ids in song_token_ids(vocab, tokenizer).items()}
+    extra = neighbour_paths(NeighbourVotes(knn, playlists), title_ids, song_paths, t.neighbour_weight,
+                            t.neighbour_songs)
+    return extra, {"weight": t.neighbour_weight, "songs": t.neighbour_songs, "title_knn": asdict(knn.params)}
+
+
 def run_fingerprint(cfg: Config) -> dict:
-    """What a checkpoint must share with this run to be resumed: corpus and model shape."""
+    """What a checkpoint must share with this run to be resumed: corpus, model shape and training targets."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
-                    if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_folds", "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv",
-                             "d_ff", "text_vocab_size", "max_input_length")}
+                    if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_folds", "target_sharpening",
+                             "neighbour_weight", "neighbour_songs", "d_model", "num_layers", "num_decoder_layers",
+                             "num_heads", "d_kv", "d_ff", "text_vocab_size", "max_input_length")}
     return {"train_sha256": sha256_of(corpus_path(cfg, "train")), "vocab_sha256": sha256_of(vocab_path(cfg)),
             "model": model_fields}
 
@@ -331,9 +346,11 @@ def train(cfg: Config) -> dict:
         log.warning("%d distinct training titles are longer than tiger.max_input_length=%d tokens and were cut",
                     train_set.truncated_titles, t.max_input_length)
     train_data = ExampleDataset(train_set)
+    neighbours, neighbour_setup = (neighbour_extra(t, train_rows, val_rows, tokenizer, vocab, max(cfg.eval.k_values))
+                                   if t.neighbour_weight else (None, None))
     if mode == "single" and t.pooled_targets:
         pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,
-                               train_set.vectors, train_set.retrieved, t.target_sharpening)
+                               train_set.vectors, train_set.retrieved, t.target_sharpening, neighbours)
         log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
                  pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
         train_data = PooledDataset(pooled)
@@ -368,6 +385,7 @@ def train(cfg: Config) -> dict:
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
         "retrieval": {"songs": t.retrieved_songs, "folds": t.retrieval_folds, "title_knn": asdict(retrieval.params)}
         if retrieval else None,
+        "neighbour_targets": neighbour_setup,
         "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in
                                                                    ("examples", "largest_collision_group")},
     }

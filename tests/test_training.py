@@ -96,6 +96,18 @@ def test_sequence_mode_trains(work):
     assert bundle.target_mode == "sequence"
 
 
+def test_neighbour_targets_change_what_is_learnt_and_are_recorded(work):
+    losses = {}
+    for weight in ("0", "1"):
+        run_stage("train_tiger.py", *TINY_MODEL, "--tiger.neighbour_weight", weight, "--tiger.max_steps", "4",
+                  "--tiger.eval_steps", "2", cwd=work)
+        losses[weight] = train_losses(work / "models/tiger_checkpoints/checkpoint-4")
+    assert losses["0"][0] != pytest.approx(losses["1"][0])  # same seed and batches, other targets
+    recorded = summary(work)["neighbour_targets"]
+    assert recorded["weight"] == 1.0 and recorded["songs"] == 200 and recorded["title_knn"]["k"] >= 1
+    load_tiger(work / "models/tiger_final")
+
+
 def test_torchrun_two_cpu_processes_train_one_model(work):
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",

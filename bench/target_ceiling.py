@@ -1,0 +1,84 @@
+"""What a perfectly fitted single-mode model would score: the ranking its training targets imply.
+
+    python bench/target_ceiling.py [--config ...] [--weights 0 0.25 0.5 1 2]     # after prepare_corpus.py
+
+A single-mode model trained on pooled targets learns, for each training title, a distribution over
+songs; fitted perfectly, it ranks a seen title's songs by their target score. This prints, on the
+validation and test playlists (ground truth as evaluate_tiger.py scores it, songs outside the
+catalogue included), NDCG@K and R-precision of that ranking for each ``tiger.neighbour_weight`` in
+``--weights`` (0: pooled targets of the title's own playlists only; see genrec.neighbour_targets),
+popularity filling the rest, beside title kNN tuned as the evaluation tunes it. Titles never seen in
+training have no own songs, so their rows show what the neighbours alone give. No training: seconds.
+Use it to choose ``tiger.neighbour_weight`` on the validation rows; compare the trained model's
+evaluation with the ceiling to tell a fitting problem (model below its ceiling) from a target problem.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from genrec.baselines import (PopularityBaseline, TitleKNN, TrainingPlaylists, knn_tuned_on,  # noqa: E402
+                              normalise_title, tune_knn)
+from genrec.cli import run_script  # noqa: E402
+from genrec.corpus import corpus_path, load_vocab, read_corpus  # noqa: E402
+from genrec.evaluation import TITLE_BUCKETS, split_playlists  # noqa: E402
+from genrec.metrics import mean_over, ndcg_score, per_playlist  # noqa: E402
+from genrec.neighbour_targets import NeighbourVotes, own_counts, smoothed_scores  # noqa: E402
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0],
+                        help="tiger.neighbour_weight values to score")
+
+
+def ranked(scores: dict[str, float], popularity: PopularityBaseline, n: int) -> list[str]:
+    top = sorted(scores, key=lambda s: (-scores[s], popularity.rank[s]))[:n]
+    taken = set(top)
+    return top + [s for s in popularity.ranking[:2 * n] if s not in taken][:n - len(top)]
+
+
+def report(name: str, rankings: list[list[str]], truths: list[list[str]], seen: np.ndarray, k: int) -> str:
+    per = per_playlist(rankings, truths, [k])
+    cells = [f"{mean_over(per)[f'ndcg@{k}']:.4f}", f"{mean_over(per)['r_precision']:.4f}"]
+    for _, low, high in TITLE_BUCKETS:
+        mask = (seen >= low) & (seen <= high)
+        cells.append(f"{mean_over(per, mask)[f'ndcg@{k}']:.4f}" if mask.any() else "-")
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def main(cfg, extras) -> None:
+    k = max(cfg.eval.k_values)
+    catalogue = load_vocab(cfg).songs
+    training = TrainingPlaylists.from_corpus(read_corpus(corpus_path(cfg, "train")))
+    popularity = PopularityBaseline(training.songs)
+    votes = NeighbourVotes(knn_tuned_on(training, read_corpus(corpus_path(cfg, "val")), k), training)
+    val = split_playlists(cfg, "val", catalogue)
+    knn = TitleKNN().fit(training.titles, training.songs, popularity)
+    tune_knn(knn, val.titles, val.truths, cfg.eval.num_songs, ndcg_score(k))
+    counts = {}
+    for title in training.titles:
+        counts[normalise_title(title)] = counts.get(normalise_title(title), 0) + 1
+    buckets = " | ".join(name for name, _, _ in TITLE_BUCKETS)
+    for split in ("val", "test"):
+        playlists = val if split == "val" else split_playlists(cfg, "test", catalogue)
+        seen = np.array([counts.get(normalise_title(t), 0) for t in playlists.titles])
+        own = own_counts(training, playlists.titles)
+        neighbours = votes(playlists.titles, cfg.tiger.neighbour_songs)
+        print(f"\n{split}: {len(playlists.titles)} playlists; NDCG@{k} by title bucket ({buckets})")
+        print(f"| ranking | NDCG@{k} | R-prec | {buckets} |\n|---|---|---|" + "---|" * len(TITLE_BUCKETS))
+        print(report("title kNN (evaluation's tuning)", knn.recommend(playlists.titles, cfg.eval.num_songs),
+                     playlists.truths, seen, k))
+        for weight in extras["weights"]:
+            rankings = [ranked(smoothed_scores(o, v, weight), popularity, cfg.eval.num_songs)
+                        for o, v in zip(own, neighbours)]
+            print(report(f"targets, neighbour_weight {weight:g}", rankings, playlists.truths, seen, k))
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main, __doc__, extra=add_arguments))

@@ -1,0 +1,96 @@
+"""Neighbour-smoothed targets (tiger.neighbour_weight): what similar titles' playlists add to a title's targets."""
+
+import re
+from collections import Counter
+
+import pytest
+
+from conftest import TINY_DEMO, run_stage
+from genrec.baselines import KnnParams, TitleKNN, TrainingPlaylists
+from genrec.cli import parse_config
+from genrec.errors import ConfigError
+from genrec.neighbour_targets import NeighbourVotes, neighbour_paths, own_counts, smoothed_scores
+from genrec.pooled_targets import pool_examples
+
+PLAYLISTS = TrainingPlaylists(
+    titles=["Rock", "rock!", "rock anthems", "classic rock", "sleep"],
+    songs=[["r1", "r2"], ["r1", "r3"], ["a1", "shared"], ["c1", "shared"], ["z1"]],
+    ids=["p0", "p1", "p2", "p3", "p4"])
+
+
+def votes_for(params: KnnParams) -> NeighbourVotes:
+    return NeighbourVotes(TitleKNN(params).fit(PLAYLISTS.titles, PLAYLISTS.songs), PLAYLISTS)
+
+
+def test_votes_come_from_similar_titles_never_from_the_titles_own_playlists():
+    votes = votes_for(KnnParams(k=10, alpha=1.0))
+    rock = votes(["rock"], songs=10)[0]
+    assert set(rock) == {"a1", "c1", "shared"}  # not r1-r3 (own title), not z1 (no similarity)
+    assert rock["shared"] == pytest.approx(rock["a1"] + rock["c1"])
+    squared = votes_for(KnnParams(k=10, alpha=2.0))(["rock"], songs=10)[0]
+    assert squared["a1"] == pytest.approx(rock["a1"] ** 2)
+
+
+def test_k_counts_other_titles_only_and_songs_caps_the_list():
+    one = votes_for(KnnParams(k=1, alpha=1.0))(["rock"], songs=10)[0]
+    assert set(one) in ({"a1", "shared"}, {"c1", "shared"})  # one playlist, though two own ones rank higher
+    top = votes_for(KnnParams(k=10, alpha=1.0))(["rock"], songs=1)[0]
+    assert list(top) == ["shared"]
+
+
+def test_unseen_title_gets_its_neighbours_and_own_counts_follow_the_normalised_title():
+    votes = votes_for(KnnParams(k=10, alpha=1.0))
+    assert set(votes(["rock ballads"], songs=10)[0]) >= {"r1", "a1"}  # no own title to leave out
+    assert own_counts(PLAYLISTS, ["ROCK", "jazz"]) == [Counter({"r1": 2, "r2": 1, "r3": 1}), Counter()]
+
+
+def test_smoothed_scores_add_weighted_votes_and_weight_zero_keeps_own_songs_only():
+    own, votes = Counter({"r1": 2}), {"r1": 0.5, "a1": 0.25}
+    assert smoothed_scores(own, votes, 2.0) == {"r1": 3.0, "a1": 0.5}
+    assert smoothed_scores(own, votes, 0.0) == {"r1": 2.0}
+
+
+def test_neighbour_paths_key_titles_by_token_ids_and_merge_songs_sharing_an_id():
+    votes = votes_for(KnnParams(k=10, alpha=1.0))
+    title_ids = {"Rock": [7, 1], "rock!": [7, 1], "sleep": [8, 1]}
+    song_paths = {"a1": (3, 4, 1), "c1": (3, 4, 1), "shared": (3, 5, 1), "r1": (2, 2, 1), "r2": (2, 3, 1),
+                  "r3": (2, 4, 1), "z1": (6, 6, 1)}
+    extra = neighbour_paths(votes, title_ids, song_paths, weight=2.0, songs=10)
+    assert set(extra) == {(7, 1), (8, 1)}
+    rock = votes(["Rock"], songs=10)[0]
+    assert extra[(7, 1)] == {(3, 4, 1): pytest.approx(2 * (rock["a1"] + rock["c1"])),
+                             (3, 5, 1): pytest.approx(2 * rock["shared"])}
+    assert extra[(8, 1)] == {}
+
+
+def test_pooled_examples_add_neighbour_counts_before_sharpening_and_keep_weights():
+    inputs, labels = [[10, 11, 1]] * 4, [[5, 7, 1]] * 3 + [[5, 8, 1]]
+    extra = {(10, 11, 1): {(6, 9, 1): 4.0}}
+    plain = pool_examples(inputs, labels, pairs_per_example=2, seed=0, extra=extra)
+    assert len(plain) == 2 and sum(plain.weights) == pytest.approx(4.0)
+    assert plain.targets[0][0] == ([5, 6], [0.5, 0.5])  # 3 + 1 own pairs against 4.0 of neighbour votes
+    sharp = pool_examples(inputs, labels, pairs_per_example=2, seed=0, extra=extra, sharpening=2.0)
+    assert sharp.targets[0][0] == ([5, 6], [pytest.approx(10 / 26), pytest.approx(16 / 26)])  # 9 + 1 vs 16
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tiger.neighbour_weight", "-1"], "tiger.neighbour_weight must be at least 0"),
+    (["--tiger.neighbour_weight", "1", "--corpus.target_mode", "sequence"], "needs corpus.target_mode=single"),
+    (["--tiger.neighbour_weight", "1", "--tiger.pooled_targets", "false"], "tiger.pooled_targets=true"),
+    (["--tiger.neighbour_songs", "0"], "tiger.neighbour_songs must be at least 1"),
+])
+def test_neighbour_settings_out_of_range_are_clear_errors(args, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(args)
+
+
+def test_target_ceiling_bench_scores_each_weight_beside_title_knn(tiny_demo):
+    for script in ("train_rq_kmeans.py", "prepare_corpus.py"):
+        run_stage(script, *TINY_DEMO, cwd=tiny_demo)
+    out = run_stage("bench/target_ceiling.py", *TINY_DEMO, "--weights", "0", "1", cwd=tiny_demo).stdout
+    for split in ("val", "test"):
+        table = out.split(f"\n{split}: ")[1].split("\n\n")[0]
+        rows = re.findall(r"^\| ([^|]+?) \| ([\d.]+) \| ([\d.]+) \|", table, flags=re.M)
+        assert [name for name, _, _ in rows] == ["title kNN (evaluation's tuning)", "targets, neighbour_weight 0",
+                                                  "targets, neighbour_weight 1"]
+        assert all(0 < float(ndcg) <= 1 and 0 <= float(rprec) <= 1 for _, ndcg, rprec in rows)
