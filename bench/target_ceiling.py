@@ -7,7 +7,7 @@ songs; fitted perfectly, it ranks a seen title's songs by their target score. Th
 validation and test playlists (ground truth as evaluate_tiger.py scores it, songs outside the
 catalogue included), NDCG@K and R-precision of that ranking for each ``tiger.neighbour_weight`` in
 ``--weights`` (0: pooled targets of the title's own playlists only; see genrec.neighbour_targets),
-popularity filling the rest, beside title kNN tuned as the evaluation tunes it. Titles never seen in
+popularity filling the rest, beside title kNN (the evaluation's, whose votes the neighbour targets use). Titles never seen in
 training have no own songs, so their rows show what the neighbours alone give. No training: seconds.
 Use it to choose ``tiger.neighbour_weight`` on the validation rows; compare the trained model's
 evaluation with the ceiling to tell a fitting problem (model below its ceiling) from a target problem.
@@ -23,12 +23,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genrec.baselines import (PopularityBaseline, TitleKNN, TrainingPlaylists, knn_tuned_on,  # noqa: E402
-                              normalise_title, tune_knn)
+from genrec.baselines import PopularityBaseline, TrainingPlaylists, normalise_title  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
 from genrec.corpus import corpus_path, load_vocab, read_corpus  # noqa: E402
-from genrec.evaluation import TITLE_BUCKETS, split_playlists  # noqa: E402
-from genrec.metrics import mean_over, ndcg_score, per_playlist  # noqa: E402
+from genrec.evaluation import TITLE_BUCKETS, split_playlists, tuned_title_knn  # noqa: E402
+from genrec.metrics import mean_over, per_playlist  # noqa: E402
 from genrec.neighbour_targets import NeighbourVotes, own_counts, smoothed_scores  # noqa: E402
 
 
@@ -57,10 +56,9 @@ def main(cfg, extras) -> None:
     catalogue = load_vocab(cfg).songs
     training = TrainingPlaylists.from_corpus(read_corpus(corpus_path(cfg, "train")))
     popularity = PopularityBaseline(training.songs)
-    votes = NeighbourVotes(knn_tuned_on(training, read_corpus(corpus_path(cfg, "val")), k), training)
-    val = split_playlists(cfg, "val", catalogue)
-    knn = TitleKNN().fit(training.titles, training.songs, popularity)
-    tune_knn(knn, val.titles, val.truths, cfg.eval.num_songs, ndcg_score(k))
+    val = split_playlists(cfg, "val", catalogue).head(cfg.eval.val_playlists)
+    knn, _ = tuned_title_knn(cfg, training, val, popularity)
+    votes = NeighbourVotes(knn, training)
     counts = {}
     for title in training.titles:
         counts[normalise_title(title)] = counts.get(normalise_title(title), 0) + 1
@@ -72,7 +70,7 @@ def main(cfg, extras) -> None:
         neighbours = votes(playlists.titles, cfg.tiger.neighbour_songs)
         print(f"\n{split}: {len(playlists.titles)} playlists; NDCG@{k} by title bucket ({buckets})")
         print(f"| ranking | NDCG@{k} | R-prec | {buckets} |\n|---|---|---|" + "---|" * len(TITLE_BUCKETS))
-        print(report("title kNN (evaluation's tuning)", knn.recommend(playlists.titles, cfg.eval.num_songs),
+        print(report("title kNN", knn.recommend(playlists.titles, cfg.eval.num_songs),
                      playlists.truths, seen, k))
         for weight in extras["weights"]:
             rankings = [ranked(smoothed_scores(o, v, weight), popularity, cfg.eval.num_songs)

@@ -163,8 +163,8 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
         return None
 
     n, objective = ecfg.num_songs, ndcg_score(max(ecfg.k_values))
-    knn = TitleKNN().fit(training.titles, training.songs, popularity)
-    knn_params, knn_trials = tune_knn(knn, val.titles, val.truths, n, objective)
+    knn, knn_trials = tuned_title_knn(cfg, training, val, popularity)
+    knn_params = knn.params
     val_model = [[s for s, _ in d.songs] for d in val_decoded]
     fusion, fusion_trials = tune_fusion(val_model, knn.recommend(val.titles, n), val.truths, n, objective)
 
@@ -203,6 +203,15 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
           f"songs are outside the catalogue (misses for every system). Written to {cfg.run.output_dir}/{METRICS_FILE}, "
           f"{RESULTS_FILE}, {PLOT_FILE}.")
     return payload
+
+
+def tuned_title_knn(cfg: Config, training: TrainingPlaylists, val: EvalPlaylists,
+                    popularity: PopularityBaseline | None = None) -> tuple[TitleKNN, list[dict]]:
+    """The ``title_knn`` baseline: fitted on the training playlists, its parameters tuned for NDCG@max(k) on the
+    validation playlists' full ground truth (songs outside the catalogue included, as the test scores them)."""
+    knn = TitleKNN().fit(training.titles, training.songs, popularity)
+    _, trials = tune_knn(knn, val.titles, val.truths, cfg.eval.num_songs, ndcg_score(max(cfg.eval.k_values)))
+    return knn, trials
 
 
 def system_metrics(rankings: list[list[str]], truths: list[list[str]], ks: list[int], catalogue_size: int,

@@ -10,8 +10,8 @@ the limit. With ``tiger.neighbour_weight = beta`` a training title's score for a
     (its count among the title's own playlists) + beta * (title kNN's vote from the k most similar
     training playlists with another normalised title: similarity ** alpha / length ** length_norm each)
 
-with kNN's parameters tuned on the validation playlists, as the ``title_knn`` baseline's are, and the
-top ``tiger.neighbour_songs`` neighbour songs kept per title. ``tiger.target_sharpening`` then
+with the kNN of the ``title_knn`` baseline (same fit, parameters tuned on the validation playlists
+as evaluate_tiger.py tunes them), and the top ``tiger.neighbour_songs`` neighbour songs kept per title. ``tiger.target_sharpening`` then
 applies to the whole score. A title keeps its weight in the loss (its own pair count): the
 neighbours change what it is taught, not how much.
 

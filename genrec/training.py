@@ -30,7 +30,8 @@ from .errors import ArtifactError, ConfigError
 from .id_tokens import TOKEN_PATTERN, SemanticIdVocab
 from .model import build_model, checkpoint_dir, resolve_device, save_final, tiger_final_dir, title_inputs
 from .pooled_targets import PooledCollator, PooledDataset, pool_examples, pooled_loss, with_extra_inputs
-from .baselines import TrainingPlaylists, knn_tuned_on
+from .baselines import TrainingPlaylists
+from .evaluation import split_playlists, tuned_title_knn
 from .neighbour_targets import NeighbourVotes, neighbour_paths
 from .retrieval import RetrievalSetup, SongRetriever, song_token_ids
 from .title_vectors import TitleVectorEncoder
@@ -296,11 +297,14 @@ def shared_tokenizer(cfg: Config, args: Seq2SeqTrainingArguments, titles: list[s
     return tokenizer
 
 
-def neighbour_extra(t: PlaylistTIGERConfig, train_rows: list[CorpusRow], val_rows: list[CorpusRow],
-                    tokenizer: PreTrainedTokenizerBase, vocab: SemanticIdVocab, cutoff: int) -> tuple[dict, dict]:
-    """Neighbour songs to add to each training title's pooled counts (genrec.neighbour_targets), and the kNN used."""
+def neighbour_extra(cfg: Config, train_rows: list[CorpusRow], tokenizer: PreTrainedTokenizerBase,
+                    vocab: SemanticIdVocab) -> tuple[dict, dict]:
+    """Neighbour songs to add to each training title's pooled counts (genrec.neighbour_targets) from the kNN
+    that evaluate_tiger.py reports as ``title_knn`` (same fit, same tuning on val), and how it was set."""
+    t = cfg.tiger
     playlists = TrainingPlaylists.from_corpus(train_rows)
-    knn = knn_tuned_on(playlists, val_rows, cutoff)
+    val = split_playlists(cfg, "val", vocab.songs).head(cfg.eval.val_playlists)
+    knn, _ = tuned_title_knn(cfg, playlists, val)
     title_ids, _ = encode_titles(tokenizer, playlists.titles, t.max_input_length)
     song_paths = {song: (*ids, tokenizer.eos_token_id) for song, ids in song_token_ids(vocab, tokenizer).items()}
     extra = neighbour_paths(NeighbourVotes(knn, playlists), title_ids, song_paths, t.neighbour_weight,
@@ -346,7 +350,7 @@ def train(cfg: Config) -> dict:
         log.warning("%d distinct training titles are longer than tiger.max_input_length=%d tokens and were cut",
                     train_set.truncated_titles, t.max_input_length)
     train_data = ExampleDataset(train_set)
-    neighbours, neighbour_setup = (neighbour_extra(t, train_rows, val_rows, tokenizer, vocab, max(cfg.eval.k_values))
+    neighbours, neighbour_setup = (neighbour_extra(cfg, train_rows, tokenizer, vocab)
                                    if t.neighbour_weight else (None, None))
     if mode == "single" and t.pooled_targets:
         pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,

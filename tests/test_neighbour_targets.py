@@ -91,6 +91,6 @@ def test_target_ceiling_bench_scores_each_weight_beside_title_knn(tiny_demo):
     for split in ("val", "test"):
         table = out.split(f"\n{split}: ")[1].split("\n\n")[0]
         rows = re.findall(r"^\| ([^|]+?) \| ([\d.]+) \| ([\d.]+) \|", table, flags=re.M)
-        assert [name for name, _, _ in rows] == ["title kNN (evaluation's tuning)", "targets, neighbour_weight 0",
+        assert [name for name, _, _ in rows] == ["title kNN", "targets, neighbour_weight 0",
                                                   "targets, neighbour_weight 1"]
         assert all(0 < float(ndcg) <= 1 and 0 <= float(rprec) <= 1 for _, ndcg, rprec in rows)
