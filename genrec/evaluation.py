@@ -34,8 +34,8 @@ from .data import SongInfo, load_playlists, load_song_info
 from .distributed import Shards, set_threads_for
 from .errors import DataError
 from .generation import Decoded, DecodingSettings, decode
-from .metrics import (coverage, duplicate_rate, mean_over, ndcg_score, per_playlist, popularity_buckets,
-                      sequence_metrics, share_in)
+from .metrics import (coverage, duplicate_rate, mean_over, ndcg_score, paired_difference, per_playlist,
+                      popularity_buckets, sequence_metrics, share_in)
 from .model import TigerBundle, load_tiger, resolve_device, tiger_final_dir
 
 log = logging.getLogger(__name__)
@@ -199,6 +199,7 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     write_outputs(cfg, payload, rankings, test, bundle, train_path)
     save_hybrid(cfg, knn_params, fusion, [train_path, manifest_path(tiger_final_dir(cfg))])
     print(format_table(systems, ecfg.k_values))
+    print("\n" + format_comparison(analysis["versus_title_knn"], max(ecfg.k_values)))
     print(f"\n{len(test.ids)} playlists of {test.source}; {100 * test.report['share_outside_catalogue']:.1f}% of their "
           f"songs are outside the catalogue (misses for every system). Written to {cfg.run.output_dir}/{METRICS_FILE}, "
           f"{RESULTS_FILE}, {PLOT_FILE}.")
@@ -237,9 +238,30 @@ def build_analysis(rankings: dict[str, list[list[str]]], test: EvalPlaylists, ks
     top100 = popularity.top(100)
     return {
         "title_frequency": {"definition": "training playlists with the same normalised title", **buckets},
+        "versus_title_knn": versus_title_knn(rankings, test.truths, ks),
         "song_popularity": {system: popularity_buckets(r, test.truths, popularity.rank) for system, r in rankings.items()},
         "popularity_top100_share": {system: share_in(r, top100) for system, r in rankings.items()},
     }
+
+
+def versus_title_knn(rankings: dict[str, list[list[str]]], truths: list[list[str]], ks: list[int]) -> dict:
+    """Each system minus title kNN on the same playlists, with a paired-bootstrap 95% interval."""
+    metrics = ("r_precision", f"ndcg@{max(ks)}")
+    per = {system: per_playlist(ranked, truths, ks) for system, ranked in rankings.items()}
+    return {"definition": "mean per-playlist difference from title_knn, 95% paired-bootstrap interval "
+                          "(playlists resampled, 2000 samples)",
+            **{system: {m: paired_difference(per[system][m], per["title_knn"][m]) for m in metrics}
+               for system in rankings if system != "title_knn"}}
+
+
+def format_comparison(versus: dict, k: int) -> str:
+    """One line per system: its NDCG@k difference from title kNN and the interval."""
+    lines = [f"NDCG@{k} minus title kNN's, mean over playlists [95% paired-bootstrap interval]:"]
+    for system, diffs in versus.items():
+        if system != "definition":
+            d = diffs[f"ndcg@{k}"]
+            lines.append(f"  {system:<20} {d['difference']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]")
+    return "\n".join(lines)
 
 
 def _bucket_metrics(rankings, truths, ks, mask, top_k) -> dict:

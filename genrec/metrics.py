@@ -65,6 +65,22 @@ def mean_over(per: dict[str, np.ndarray], mask: np.ndarray | None = None) -> dic
     return out
 
 
+def paired_difference(first: np.ndarray, second: np.ndarray, samples: int = 2000, seed: int = 0) -> dict:
+    """Mean per-playlist difference ``first - second`` and its 95% bootstrap interval.
+
+    Playlists are resampled with replacement, each keeping both systems' values (a paired bootstrap),
+    so the interval reflects how much the comparison depends on which playlists were drawn. NaN
+    (no ground truth) on either side leaves the playlist out.
+    """
+    keep = ~(np.isnan(first) | np.isnan(second))
+    diff = first[keep] - second[keep]
+    if not diff.size:
+        return {"difference": float("nan"), "ci95": [float("nan"), float("nan")]}
+    means = diff[np.random.default_rng(seed).integers(0, diff.size, size=(samples, diff.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"difference": float(diff.mean()), "ci95": [float(low), float(high)]}
+
+
 def ndcg_score(k: int):
     """Validation objective for tuning: mean NDCG@k."""
     def score(rankings, truths) -> float:

@@ -45,6 +45,13 @@ def test_evaluation_writes_table_and_files(trained, single_run):
     assert metrics["tuning"]["title_knn"]["chosen"]["k"] > 0 and "validation" in metrics["tuning"]["objective"]
     assert metrics["systems"]["popularity"]["coverage"] == pytest.approx(10 / metrics["data"]["catalogue_songs"])
     assert {"title_frequency", "song_popularity", "popularity_top100_share"} <= set(metrics["analysis"])
+    versus = metrics["analysis"]["versus_title_knn"]
+    assert set(versus) == SYSTEMS - {"title_knn"} | {"definition"}
+    gap = versus["model"]["ndcg@10"]
+    assert gap["difference"] == pytest.approx(metrics["systems"]["model"]["ndcg@10"]
+                                              - metrics["systems"]["title_knn"]["ndcg@10"])
+    assert gap["ci95"][0] <= gap["difference"] <= gap["ci95"][1]
+    assert "minus title kNN's" in proc.stdout
     assert metrics["model_manifest"]["summary"]["target_mode"] == "single"
     results = (trained / "outputs/evaluation_results.txt").read_text(encoding="utf-8")
     assert results.count("=== ") == 24 and "ground truth" in results

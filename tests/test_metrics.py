@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from genrec.metrics import (bleu4, coverage, duplicate_rate, id_f1, lcs_length, mean_over, per_playlist,
-                            popularity_buckets, ranking_metrics, rouge_l, sequence_metrics, share_in)
+from genrec.metrics import (bleu4, coverage, duplicate_rate, id_f1, lcs_length, mean_over, paired_difference,
+                            per_playlist, popularity_buckets, ranking_metrics, rouge_l, sequence_metrics, share_in)
 
 
 def test_ranking_metrics_by_hand():
@@ -80,3 +80,15 @@ def test_popularity_buckets():
     assert out["top_100"] == {"truth_songs": 2, "recall": 0.5}
     assert out["top_100_1000"] == {"truth_songs": 1, "recall": 1.0}
     assert out["tail"] == {"truth_songs": 1, "recall": 0.0}
+
+
+def test_paired_difference_mean_interval_and_nan_playlists():
+    first = np.array([0.5, 0.4, np.nan, 0.3, 0.2])
+    second = np.array([0.1, 0.4, 0.9, 0.1, 0.2])
+    out = paired_difference(first, second)
+    assert out["difference"] == pytest.approx((0.4 + 0 + 0.2 + 0) / 4)  # the NaN playlist is left out
+    low, high = out["ci95"]
+    assert 0.0 <= low <= out["difference"] <= high <= 0.4
+    # A constant gap has no spread; the same seed gives the same interval.
+    assert paired_difference(np.full(6, 0.3), np.full(6, 0.1))["ci95"] == [pytest.approx(0.2), pytest.approx(0.2)]
+    assert paired_difference(first, second) == out
