@@ -243,7 +243,8 @@ class PlaylistTIGERConfig:
     neighbour_weight: float = 0.0
     """Pooled targets: also credit each training title with title kNN's votes from playlists of other, similar
     titles (kNN tuned on val, as the baseline), times this weight, beside its own playlists' song counts, so
-    rare and unseen titles get what similar titles share (genrec.neighbour_targets); 0: own playlists only."""
+    rare and unseen titles get what similar titles share (genrec.neighbour_targets); 0: own playlists only.
+    Single mode with pooled targets only (ignored otherwise, with a warning)."""
     neighbour_songs: int = 200
     """With neighbour_weight: keep each title's top this many songs by neighbour vote."""
     retrieved_songs: int = 0

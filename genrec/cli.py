@@ -66,9 +66,6 @@ def validate(cfg: Config) -> None:
     if cfg.tiger.retrieved_songs and cfg.tiger.retrieval_folds < 2:
         raise ConfigError(f"tiger.retrieval_folds must be at least 2 with tiger.retrieved_songs "
                           f"(got {cfg.tiger.retrieval_folds})")
-    if cfg.tiger.neighbour_weight and not (cfg.corpus.target_mode == "single" and cfg.tiger.pooled_targets):
-        raise ConfigError("tiger.neighbour_weight shapes pooled targets: it needs corpus.target_mode=single and "
-                          "tiger.pooled_targets=true")
     if max(cfg.eval.k_values) > cfg.eval.num_songs:
         raise ConfigError(f"eval.k_values {cfg.eval.k_values} go beyond eval.num_songs={cfg.eval.num_songs}")
 

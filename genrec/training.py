@@ -350,9 +350,13 @@ def train(cfg: Config) -> dict:
         log.warning("%d distinct training titles are longer than tiger.max_input_length=%d tokens and were cut",
                     train_set.truncated_titles, t.max_input_length)
     train_data = ExampleDataset(train_set)
+    pooled_mode = mode == "single" and t.pooled_targets
+    if t.neighbour_weight and not pooled_mode:
+        # Like target_sharpening, it shapes pooled targets only; a preset that sets it must still run other modes.
+        log.warning("tiger.neighbour_weight=%g shapes pooled single-mode targets only: ignored here", t.neighbour_weight)
     neighbours, neighbour_setup = (neighbour_extra(cfg, train_rows, tokenizer, vocab)
-                                   if t.neighbour_weight else (None, None))
-    if mode == "single" and t.pooled_targets:
+                                   if t.neighbour_weight and pooled_mode else (None, None))
+    if pooled_mode:
         pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,
                                train_set.vectors, train_set.retrieved, t.target_sharpening, neighbours)
         log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",

@@ -75,8 +75,6 @@ def test_pooled_examples_add_neighbour_counts_before_sharpening_and_keep_weights
 
 @pytest.mark.parametrize("args, message", [
     (["--tiger.neighbour_weight", "-1"], "tiger.neighbour_weight must be at least 0"),
-    (["--tiger.neighbour_weight", "1", "--corpus.target_mode", "sequence"], "needs corpus.target_mode=single"),
-    (["--tiger.neighbour_weight", "1", "--tiger.pooled_targets", "false"], "tiger.pooled_targets=true"),
     (["--tiger.neighbour_songs", "0"], "tiger.neighbour_songs must be at least 1"),
 ])
 def test_neighbour_settings_out_of_range_are_clear_errors(args, message):

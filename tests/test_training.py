@@ -91,9 +91,12 @@ def test_resume_continues_at_the_right_step(work):
 
 def test_sequence_mode_trains(work):
     run_stage("prepare_corpus.py", "--corpus.target_mode", "sequence", "--corpus.max_target_length", "41", cwd=work)
-    run_stage("train_tiger.py", *TINY_MODEL, "--corpus.target_mode", "sequence", "--tiger.max_steps", "4", cwd=work)
+    # A preset's neighbour targets (pooled single mode only) must not stop a sequence run.
+    proc = run_stage("train_tiger.py", *TINY_MODEL, "--corpus.target_mode", "sequence", "--tiger.max_steps", "4",
+                     "--tiger.neighbour_weight", "0.5", cwd=work)
+    assert "neighbour_weight=0.5 shapes pooled single-mode targets only" in proc.stderr
     bundle = load_tiger(work / "models/tiger_final")
-    assert bundle.target_mode == "sequence"
+    assert bundle.target_mode == "sequence" and summary(work)["neighbour_targets"] is None
 
 
 def test_neighbour_targets_change_what_is_learnt_and_are_recorded(work):
