@@ -7,8 +7,6 @@ import pytest
 
 from conftest import TINY_DEMO, run_stage
 from genrec.baselines import KnnParams, TitleKNN, TrainingPlaylists
-from genrec.cli import parse_config
-from genrec.errors import ConfigError
 from genrec.neighbour_targets import NeighbourVotes, neighbour_paths, own_counts, smoothed_scores
 from genrec.pooled_targets import pool_examples
 
@@ -71,15 +69,6 @@ def test_pooled_examples_add_neighbour_counts_before_sharpening_and_keep_weights
     assert plain.targets[0][0] == ([5, 6], [0.5, 0.5])  # 3 + 1 own pairs against 4.0 of neighbour votes
     sharp = pool_examples(inputs, labels, pairs_per_example=2, seed=0, extra=extra, sharpening=2.0)
     assert sharp.targets[0][0] == ([5, 6], [pytest.approx(10 / 26), pytest.approx(16 / 26)])  # 9 + 1 vs 16
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--tiger.neighbour_weight", "-1"], "tiger.neighbour_weight must be at least 0"),
-    (["--tiger.neighbour_songs", "0"], "tiger.neighbour_songs must be at least 1"),
-])
-def test_neighbour_settings_out_of_range_are_clear_errors(args, message):
-    with pytest.raises(ConfigError, match=message):
-        parse_config(args)
 
 
 def test_target_ceiling_bench_scores_each_weight_beside_title_knn(tiny_demo):
