@@ -154,12 +154,19 @@ class TitleKNN:
         """Top ``n`` songs per title; ``found`` reuses neighbours computed for a larger ``k``."""
         params = params or self.params
         indices, sims = found if found is not None else self.neighbours(titles, params.k)
-        indices, sims = indices[:, :params.k], np.clip(sims[:, :params.k], 0, None)
-        weights = sims ** params.alpha / self.lengths[indices] ** params.length_norm
-        rows = np.repeat(np.arange(len(indices)), indices.shape[1])
-        votes = sparse.csr_matrix((weights.ravel(), (rows, indices.ravel())),
-                                  shape=(len(indices), self.members.shape[0])) @ self.members
+        votes = self.votes(indices[:, :params.k], sims[:, :params.k], params)
         return [self._top(votes.getrow(i), n) for i in range(len(indices))]
+
+    def votes(self, indices: np.ndarray, sims: np.ndarray, params: KnnParams | None = None,
+              keep: np.ndarray | None = None) -> sparse.csr_matrix:
+        """Per title, each song's summed vote from these neighbours (``keep``: a mask of those that count)."""
+        params = params or self.params
+        weights = np.clip(sims, 0, None) ** params.alpha / self.lengths[indices] ** params.length_norm
+        if keep is not None:
+            weights = np.where(keep, weights, 0.0)
+        rows = np.repeat(np.arange(len(indices)), indices.shape[1])
+        return sparse.csr_matrix((weights.ravel(), (rows, indices.ravel())),
+                                 shape=(len(indices), self.members.shape[0])) @ self.members
 
     def _top(self, row: sparse.csr_matrix, n: int) -> list[str]:
         scores = row.data + self.prior[row.indices]

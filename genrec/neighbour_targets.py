@@ -49,12 +49,7 @@ class NeighbourVotes:
         k = self.knn.params.k
         indices, sims = self.knn.neighbours(list(titles), k + max(self.title_counts[n] for n in names))
         other = self.playlist_titles[indices] != np.array(names, dtype=object)[:, None]
-        keep = other & (np.cumsum(other, axis=1) <= k)
-        p = self.knn.params
-        weights = np.where(keep, np.clip(sims, 0, None) ** p.alpha / self.knn.lengths[indices] ** p.length_norm, 0.0)
-        rows = np.repeat(np.arange(len(titles)), indices.shape[1])
-        votes = sparse.csr_matrix((weights.ravel(), (rows, indices.ravel())),
-                                  shape=(len(titles), self.knn.members.shape[0])) @ self.knn.members
+        votes = self.knn.votes(indices, sims, keep=other & (np.cumsum(other, axis=1) <= k))
         return [self._top(votes.getrow(i), songs) for i in range(len(titles))]
 
     def _top(self, row: sparse.csr_matrix, songs: int) -> dict[str, float]:
