@@ -2,11 +2,16 @@
 
     python bench/quality.py --config data/spotify_mpd/config.yaml --config presets/mpd_cpu.yaml
     python bench/quality.py --quantizers rq_kmeans --modes single -- --config ... --tiger.max_steps 2000
+    python bench/quality.py --stages semantic_ids corpus -- --config ...    # here; then on a GPU machine:
+    python bench/quality.py --stages train evaluate -- --config ...         # reuses the fresh earlier artifacts
 
 Needs the imported data (prepare_data.py --prepare.source mpd ...). Every argument this script does not
 know is passed to every stage (``--config FILE``, ``--group.field value``). Each variant
 (quantizer x target mode) gets its own ``<run.output_dir>/bench/<variant>`` and
 ``<run.model_dir>/bench/<variant>`` folders, so variants never overwrite each other or the main run.
+``--jobs N`` runs N variants at once (a large GPU has room for several small trainings), each variant's
+output then going to ``<run.output_dir>/bench/<variant>.log``. ``--stages`` runs a subset (e.g. the cheap first two on a CPU machine, training and evaluation on a GPU
+machine without faiss); a later stage refuses earlier artifacts that are missing or stale.
 Prints wall time per stage and one table of every variant's systems; writes both to
 ``<run.output_dir>/bench/quality.json``.
 """
@@ -18,6 +23,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,27 +31,52 @@ sys.path.insert(0, str(REPO))
 
 from genrec.cli import parse_config  # noqa: E402
 
-STAGES = {"rq_kmeans": ["train_rq_kmeans.py"], "rqvae": ["train_rqvae.py"]}
-LATER = ["prepare_corpus.py", "train_tiger.py", "evaluate_tiger.py"]
+FIRST_STAGE = {"rq_kmeans": "train_rq_kmeans.py", "rqvae": "train_rqvae.py"}
+LATER_STAGES = {"corpus": "prepare_corpus.py", "train": "train_tiger.py", "evaluate": "evaluate_tiger.py"}
+STAGE_NAMES = ["semantic_ids", *LATER_STAGES]
 COLUMNS = ("r_precision", "recall@{k}", "ndcg@{k}", "hit@10", "coverage", "invalid_rate")
 
 
-def run(script: str, args: list[str]) -> float:
+class StageFailed(Exception):
+    pass
+
+
+def run(script: str, args: list[str], log_path: Path | None) -> float:
     started = time.perf_counter()
-    print(f"\n$ python {script} {' '.join(args)}", flush=True)
-    proc = subprocess.run([sys.executable, str(REPO / script), *args])
+    command = f"$ python {script} {' '.join(args)}"
+    if log_path is None:
+        print(f"\n{command}", flush=True)
+        proc = subprocess.run([sys.executable, str(REPO / script), *args])
+    else:
+        with log_path.open("a", encoding="utf-8") as log:
+            print(command, file=log, flush=True)
+            proc = subprocess.run([sys.executable, str(REPO / script), *args], stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
-        sys.exit(f"{script} failed (exit {proc.returncode}); see logs/{Path(script).stem}.log")
+        raise StageFailed(f"{script} failed (exit {proc.returncode}); see {log_path or f'logs/{Path(script).stem}.log'}")
     return time.perf_counter() - started
 
 
-def variant(quantizer: str, mode: str, passed: list[str], output_dir: str, model_dir: str) -> tuple[dict, dict]:
+def stage_scripts(quantizer: str, stages: list[str]) -> list[str]:
+    """The scripts of the chosen stages, in pipeline order."""
+    scripts = {"semantic_ids": FIRST_STAGE[quantizer], **LATER_STAGES}
+    return [scripts[name] for name in STAGE_NAMES if name in stages]
+
+
+def variant(quantizer: str, mode: str, stages: list[str], passed: list[str], output_dir: str, model_dir: str,
+            own_log: bool) -> tuple[dict, dict | None]:
     name = f"{quantizer}_{mode}"
-    args = [*passed, "--corpus.target_mode", mode, "--run.output_dir", f"{output_dir}/bench/{name}",
+    folder = Path(output_dir, "bench", name)
+    args = [*passed, "--corpus.target_mode", mode, "--run.output_dir", str(folder),
             "--run.model_dir", f"{model_dir}/bench/{name}"]
-    timings = {script: round(run(script, args), 1) for script in [*STAGES[quantizer], *LATER]}
-    metrics = json.loads(Path(output_dir, "bench", name, "evaluation_metrics.json").read_text(encoding="utf-8"))
-    return timings, metrics
+    log_path = None
+    if own_log:
+        folder.mkdir(parents=True, exist_ok=True)
+        log_path = Path(output_dir, "bench", f"{name}.log")
+        print(f"{name}: output in {log_path}", flush=True)
+    timings = {script: round(run(script, args, log_path), 1) for script in stage_scripts(quantizer, stages)}
+    if "evaluate" not in stages:
+        return timings, None
+    return timings, json.loads((folder / "evaluation_metrics.json").read_text(encoding="utf-8"))
 
 
 def table(results: dict[str, dict], k: int) -> str:
@@ -59,30 +90,43 @@ def table(results: dict[str, dict], k: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quantizers", nargs="+", default=["rq_kmeans", "rqvae"], choices=list(STAGES))
+    parser.add_argument("--quantizers", nargs="+", default=["rq_kmeans", "rqvae"], choices=list(FIRST_STAGE))
     parser.add_argument("--modes", nargs="+", default=["single", "sequence"], choices=["single", "sequence"])
+    parser.add_argument("--stages", nargs="+", default=STAGE_NAMES, choices=STAGE_NAMES,
+                        help="stages to run (in pipeline order); the others' artifacts must already be fresh")
+    parser.add_argument("--jobs", type=int, default=1, help="variants run at once (each logs to its own file)")
     ours, passed = parser.parse_known_args()
     passed = [a for a in passed if a != "--"]
+    if ours.jobs < 1:
+        parser.error("--jobs must be at least 1")
     cfg, _ = parse_config(passed)
-    results, timings = {}, {}
     started = time.perf_counter()
-    for quantizer in ours.quantizers:
-        for mode in ours.modes:
-            name = f"{quantizer}_{mode}"
-            timings[name], results[name] = variant(quantizer, mode, passed, cfg.run.output_dir, cfg.run.model_dir)
-    k = max(cfg.eval.k_values)
-    report = table(results, k)
+    with ThreadPoolExecutor(max_workers=ours.jobs) as pool:
+        futures = {f"{q}_{m}": pool.submit(variant, q, m, ours.stages, passed, cfg.run.output_dir, cfg.run.model_dir,
+                                           ours.jobs > 1)
+                   for q in ours.quantizers for m in ours.modes}
+    results, timings, failures = {}, {}, []
+    for name, future in futures.items():
+        try:
+            timings[name], results[name] = future.result()
+        except StageFailed as err:
+            failures.append(f"{name}: {err}")
     print("\nWall time per stage (s):")
     for name, stages in timings.items():
         print(f"  {name}: " + ", ".join(f"{s} {t}" for s, t in stages.items()))
     print(f"  total: {time.perf_counter() - started:.0f} s\n")
+    if failures:
+        print("\n".join(["Failed:", *failures]), file=sys.stderr)
+    if "evaluate" not in ours.stages or not results:
+        return 1 if failures else 0
+    report = table(results, max(cfg.eval.k_values))
     print(report)
     out = Path(cfg.run.output_dir, "bench", "quality.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"command": " ".join(sys.argv), "timings_s": timings, "table": report,
                                "systems": {n: m["systems"] for n, m in results.items()}}, indent=2,
                               ensure_ascii=False), encoding="utf-8")
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
