@@ -225,6 +225,12 @@ class PlaylistTIGERConfig:
     """Continue from the last checkpoint in models/tiger_checkpoints."""
     max_steps: int = 0
     """Stop after this many optimizer steps (0: run tiger.epochs)."""
+    dataloader_workers: int = 0
+    """Processes that build training batches beside the training loop (0: the loop builds them, right for a CPU;
+    on a GPU a few keep it fed: pooled batches are assembled in Python)."""
+    max_minutes: float = 0.0
+    """Stop training after this many minutes of wall time (0: no limit), validating and keeping the best
+    checkpoint so far. A budget for a rented machine; where it stops depends on the machine's speed."""
     eval_steps: int = 0
     """Validate and checkpoint every this many optimizer steps (0: once per epoch)."""
     val_loss_examples: int = 20000
@@ -344,7 +350,8 @@ CHOICES = {
 """Fields that accept only the listed values."""
 
 MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "eval.val_playlists", "split.min_eval_playlists",
-               "tiger.max_steps", "tiger.eval_steps", "tiger.val_generation_sample", "tiger.retrieved_songs",
+               "tiger.max_steps", "tiger.eval_steps", "tiger.dataloader_workers", "tiger.val_generation_sample",
+               "tiger.retrieved_songs",
                "prepare.item2vec_min_count", "prepare.item2vec_workers",
                "rqvae.dead_code_epochs", "rqvae.warmup_epochs"}
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
@@ -360,5 +367,5 @@ POSITIVE_FLOATS = {"rqvae.commitment_cost", "rqvae.learning_rate", "tiger.learni
                    "eval.temperature"}
 """Float fields that must be greater than 0."""
 
-NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay", "tiger.neighbour_weight"}
+NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay", "tiger.neighbour_weight", "tiger.max_minutes"}
 """Float fields that must be at least 0."""

@@ -216,6 +216,34 @@ class LogToFile(TrainerCallback):
             log.debug("step %d: %s", state.global_step, json.dumps(logs))
 
 
+class TimeBudget(TrainerCallback):
+    """Stop after tiger.max_minutes of training, with a last validation and checkpoint so it can be the best."""
+
+    def __init__(self, minutes: float):
+        self.seconds = 60 * minutes
+        self.started = time.perf_counter()
+        self.stopped_at_step: int | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.stopped_at_step is None and self.spent(args):
+            log.warning("tiger.max_minutes=%g reached at step %d: stopping", self.seconds / 60, state.global_step)
+            self.stopped_at_step = state.global_step
+            control.should_training_stop = control.should_evaluate = control.should_save = True
+        return control
+
+    def spent(self, args) -> bool:
+        over = time.perf_counter() - self.started >= self.seconds
+        if args.world_size > 1 and torch.distributed.is_initialized():
+            # Every process must stop at the same step, or the others wait forever in the next all-reduce.
+            flag = torch.tensor(float(over), device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            over = bool(flag.item())
+        return over
+
+
 def precision_flags(choice: str, device: str) -> dict:
     if device != "cuda":
         if choice in ("fp16", "bf16"):
@@ -246,7 +274,8 @@ def training_arguments(cfg: Config, device: str, examples: int) -> Seq2SeqTraini
         save_steps=t.eval_steps or None, save_total_limit=2, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False,
         logging_steps=logging_interval(t, examples), report_to="none", seed=cfg.run.seed,
-        dataloader_num_workers=0, dataloader_pin_memory=device == "cuda", use_cpu=device == "cpu",
+        dataloader_num_workers=t.dataloader_workers, dataloader_persistent_workers=t.dataloader_workers > 0,
+        dataloader_pin_memory=device == "cuda", use_cpu=device == "cpu",
         remove_unused_columns=False, label_names=["labels"], ddp_find_unused_parameters=False,
         **precision_flags(t.mixed_precision, device))
 
@@ -369,10 +398,12 @@ def train(cfg: Config) -> dict:
 
     torch.manual_seed(cfg.run.seed)
     model = build_model(t, tokenizer, title_encoder.dim if title_encoder else None)
+    budget = TimeBudget(t.max_minutes) if t.max_minutes else None
     trainer = TigerTrainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id),
                            train_dataset=train_data, eval_dataset=ExampleDataset(val_set),
                            processing_class=tokenizer, probe=probe,
-                           callbacks=[EarlyStoppingCallback(early_stopping_patience=t.patience), LogToFile()])
+                           callbacks=[EarlyStoppingCallback(early_stopping_patience=t.patience), LogToFile(),
+                                      *([budget] if budget else [])])
     start_step = 0
     if resume_from:
         start_step = int(Path(resume_from).name.rsplit("-", 1)[-1])
@@ -388,6 +419,7 @@ def train(cfg: Config) -> dict:
         "max_input_length": t.max_input_length, "parameters": model.num_parameters(),
         "train_examples": len(train_data), "train_pairs": len(train_set.inputs), "val_examples": len(val_set.inputs),
         "global_step": state.global_step, "epochs": round(state.epoch or 0.0, 3), "resumed_from_step": start_step,
+        "stopped_by_time_budget_at_step": budget.stopped_at_step if budget else None,
         "processes": args.world_size, "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
         "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),

@@ -151,3 +151,22 @@ def test_model_is_refused_once_the_corpus_ids_change(trained, tmp_path, monkeypa
     run_stage("prepare_corpus.py", "--corpus.collision_strategy", "cluster", cwd=tmp_path)
     with pytest.raises(ArtifactError, match="rerun train_tiger.py"):
         load_tiger("models/tiger_final")
+
+
+def test_time_budget_stops_training_and_keeps_a_validated_model(work):
+    proc = run_stage("train_tiger.py", *TINY_MODEL, "--tiger.max_minutes", "0.00001", "--tiger.max_steps", "50",
+                     "--tiger.eval_steps", "25", cwd=work)
+    assert "tiger.max_minutes=1e-05 reached at step 1" in proc.stderr
+    facts = summary(work)
+    assert facts["global_step"] == 1 and facts["stopped_by_time_budget_at_step"] == 1
+    assert facts["best_eval"]["eval_loss"] > 0  # the stop still validated, so a best checkpoint exists
+    load_tiger(work / "models/tiger_final")
+
+
+def test_dataloader_workers_build_the_same_batches(work):
+    losses = {}
+    for workers in ("0", "2"):
+        run_stage("train_tiger.py", *TINY_MODEL, "--tiger.dataloader_workers", workers, "--tiger.max_steps", "4",
+                  "--tiger.eval_steps", "2", cwd=work)
+        losses[workers] = train_losses(work / "models/tiger_checkpoints/checkpoint-4")
+    assert losses["2"] == pytest.approx(losses["0"], rel=1e-5)
