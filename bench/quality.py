@@ -88,13 +88,19 @@ def table(results: dict[str, dict], k: int) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def bench_parser() -> argparse.ArgumentParser:
+    """This bench's own flags (the ones before ``--``); everything else goes to the stages."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quantizers", nargs="+", default=["rq_kmeans", "rqvae"], choices=list(FIRST_STAGE))
     parser.add_argument("--modes", nargs="+", default=["single", "sequence"], choices=["single", "sequence"])
     parser.add_argument("--stages", nargs="+", default=STAGE_NAMES, choices=STAGE_NAMES,
                         help="stages to run (in pipeline order); the others' artifacts must already be fresh")
     parser.add_argument("--jobs", type=int, default=1, help="variants run at once (each logs to its own file)")
+    return parser
+
+
+def main() -> int:
+    parser = bench_parser()
     ours, passed = parser.parse_known_args()
     passed = [a for a in passed if a != "--"]
     if ours.jobs < 1:

@@ -4,6 +4,7 @@ The commands themselves run in other tests (the demo pipeline, each stage, the g
 the benches; this keeps the README from drifting away from the scripts' real options.
 """
 
+import importlib.util
 import re
 import shlex
 
@@ -13,8 +14,7 @@ from conftest import REPO
 from genrec.cli import parse_config
 
 STAGE_EXTRAS = {"run_pipeline.py": {"--method": 1, "--force": 0}}
-# bench/quality.py takes one quantizer and one mode per flag in the README; "--" ends its own flags.
-BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1, "--quantizers": 1, "--modes": 1, "--": 0}
+BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1}
 
 
 def readme_commands() -> list[str]:
@@ -82,7 +82,17 @@ def test_readme_command_parses(command):
     assert (REPO / script).is_file(), f"README runs {script}, which does not exist"
     if "--help" in flags:
         return
+    if script == "bench/quality.py":  # its own flags end at "--"; the rest go to every stage
+        own, flags = (flags[:flags.index("--")], flags[flags.index("--") + 1:]) if "--" in flags else (flags, [])
+        quality_bench().bench_parser().parse_args(own)
     if script.startswith("bench/") or script.startswith("-m"):
         flags = drop_flags(flags, BENCH_EXTRAS)
     flags = drop_flags(flags, STAGE_EXTRAS.get(script, {}))
     parse_config(without_dataset_configs(flags))
+
+
+def quality_bench():
+    spec = importlib.util.spec_from_file_location("quality_bench", REPO / "bench" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
