@@ -351,6 +351,47 @@ def run_fingerprint(cfg: Config) -> dict:
             "model": model_fields}
 
 
+@dataclass
+class TrainingData:
+    train: torch.utils.data.Dataset  # pooled examples in pooled single mode, else one example per pair
+    val: ExampleDataset
+    encoded: Encoded  # the training pairs as encoded, before pooling
+    title_encoder: TitleVectorEncoder | None
+    retrieval: RetrievalSetup | None
+    neighbour_setup: dict | None
+
+
+def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[CorpusRow], vocab: SemanticIdVocab,
+                  tokenizer: PreTrainedTokenizerBase) -> TrainingData:
+    """The training and validation sets as the Trainer sees them (title vectors, retrieval, pooled targets)."""
+    t, mode = cfg.tiger, cfg.corpus.target_mode
+    title_encoder = TitleVectorEncoder(t.title_encoder) if t.title_encoder else None
+    retrieval = (RetrievalSetup(train_rows, val_rows, t.retrieved_songs, t.retrieval_folds, vocab, tokenizer,
+                                max(cfg.eval.k_values)) if t.retrieved_songs else None)
+    val_pairs = validation_pairs(val_rows, vocab, mode, t.val_loss_examples, cfg.run.seed)
+    train_set = encode(training_pairs(train_rows), tokenizer, t.max_input_length, title_encoder,
+                       retrieval.cross_fitted(train_rows) if retrieval else None)
+    val_set = encode(val_pairs, tokenizer, t.max_input_length, title_encoder,
+                     retrieval.full([title for title, _ in val_pairs]) if retrieval else None)
+    if train_set.truncated_titles:
+        log.warning("%d distinct training titles are longer than tiger.max_input_length=%d tokens and were cut",
+                    train_set.truncated_titles, t.max_input_length)
+    train_data: torch.utils.data.Dataset = ExampleDataset(train_set)
+    pooled_mode = mode == "single" and t.pooled_targets
+    if t.neighbour_weight and not pooled_mode:
+        # Like target_sharpening, it shapes pooled targets only; a preset that sets it must still run other modes.
+        log.warning("tiger.neighbour_weight=%g shapes pooled single-mode targets only: ignored here", t.neighbour_weight)
+    neighbours, neighbour_setup = (neighbour_extra(cfg, train_rows, tokenizer, vocab)
+                                   if t.neighbour_weight and pooled_mode else (None, None))
+    if pooled_mode:
+        pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,
+                               train_set.vectors, train_set.retrieved, t.target_sharpening, neighbours)
+        log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
+                 pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
+        train_data = PooledDataset(pooled)
+    return TrainingData(train_data, ExampleDataset(val_set), train_set, title_encoder, retrieval, neighbour_setup)
+
+
 def train(cfg: Config) -> dict:
     """Train, keep the best checkpoint, write models/tiger_final; return the summary."""
     train_rows, val_rows, vocab, corpus_summary = check_corpus(cfg)
@@ -367,31 +408,10 @@ def train(cfg: Config) -> dict:
             log.warning("%.0f%% of title tokens are <unk> for this tokenizer", 100 * share)
 
     mode = cfg.corpus.target_mode
-    title_encoder = TitleVectorEncoder(t.title_encoder) if t.title_encoder else None
-    retrieval = (RetrievalSetup(train_rows, val_rows, t.retrieved_songs, t.retrieval_folds, vocab, tokenizer,
-                                max(cfg.eval.k_values)) if t.retrieved_songs else None)
-    val_pairs = validation_pairs(val_rows, vocab, mode, t.val_loss_examples, cfg.run.seed)
-    train_set = encode(training_pairs(train_rows), tokenizer, t.max_input_length, title_encoder,
-                       retrieval.cross_fitted(train_rows) if retrieval else None)
-    val_set = encode(val_pairs, tokenizer, t.max_input_length, title_encoder,
-                     retrieval.full([title for title, _ in val_pairs]) if retrieval else None)
-    if train_set.truncated_titles:
-        log.warning("%d distinct training titles are longer than tiger.max_input_length=%d tokens and were cut",
-                    train_set.truncated_titles, t.max_input_length)
-    train_data = ExampleDataset(train_set)
-    pooled_mode = mode == "single" and t.pooled_targets
-    if t.neighbour_weight and not pooled_mode:
-        # Like target_sharpening, it shapes pooled targets only; a preset that sets it must still run other modes.
-        log.warning("tiger.neighbour_weight=%g shapes pooled single-mode targets only: ignored here", t.neighbour_weight)
-    neighbours, neighbour_setup = (neighbour_extra(cfg, train_rows, tokenizer, vocab)
-                                   if t.neighbour_weight and pooled_mode else (None, None))
-    if pooled_mode:
-        pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,
-                               train_set.vectors, train_set.retrieved, t.target_sharpening, neighbours)
-        log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
-                 pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
-        train_data = PooledDataset(pooled)
-        args.logging_steps = logging_interval(t, len(pooled))
+    data = training_data(cfg, train_rows, val_rows, vocab, tokenizer)
+    title_encoder, retrieval, train_set = data.title_encoder, data.retrieval, data.encoded
+    if isinstance(data.train, PooledDataset):
+        args.logging_steps = logging_interval(t, len(data.train))
     probe = GenerationProbe(val_rows, tokenizer, vocab, mode, t.max_input_length, t.val_generation_sample,
                             cfg.run.seed, title_encoder, retrieval.full if retrieval else None
                             ) if t.val_generation_sample else None
@@ -400,7 +420,7 @@ def train(cfg: Config) -> dict:
     model = build_model(t, tokenizer, title_encoder.dim if title_encoder else None)
     budget = TimeBudget(t.max_minutes) if t.max_minutes else None
     trainer = TigerTrainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id),
-                           train_dataset=train_data, eval_dataset=ExampleDataset(val_set),
+                           train_dataset=data.train, eval_dataset=data.val,
                            processing_class=tokenizer, probe=probe,
                            callbacks=[EarlyStoppingCallback(early_stopping_patience=t.patience), LogToFile(),
                                       *([budget] if budget else [])])
@@ -417,7 +437,7 @@ def train(cfg: Config) -> dict:
     summary = {
         "target_mode": mode, "collision_strategy": vocab.collision_strategy, "id_length": vocab.id_length,
         "max_input_length": t.max_input_length, "parameters": model.num_parameters(),
-        "train_examples": len(train_data), "train_pairs": len(train_set.inputs), "val_examples": len(val_set.inputs),
+        "train_examples": len(data.train), "train_pairs": len(train_set.inputs), "val_examples": len(data.val),
         "global_step": state.global_step, "epochs": round(state.epoch or 0.0, 3), "resumed_from_step": start_step,
         "stopped_by_time_budget_at_step": budget.stopped_at_step if budget else None,
         "processes": args.world_size, "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
@@ -425,7 +445,7 @@ def train(cfg: Config) -> dict:
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
         "retrieval": {"songs": t.retrieved_songs, "folds": t.retrieval_folds, "title_knn": asdict(retrieval.params)}
         if retrieval else None,
-        "neighbour_targets": neighbour_setup,
+        "neighbour_targets": data.neighbour_setup,
         "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in
                                                                    ("examples", "largest_collision_group")},
     }

@@ -14,7 +14,7 @@ from conftest import REPO
 from genrec.cli import parse_config
 
 STAGE_EXTRAS = {"run_pipeline.py": {"--method": 1, "--force": 0}}
-BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1}
+BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1, "--batches": 1, "--workers": 1}
 
 
 def readme_commands() -> list[str]:

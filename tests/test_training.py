@@ -58,6 +58,16 @@ def train_losses(checkpoint: Path) -> list[float]:
     return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
 
 
+def four_step_losses(work: Path, flag: str, values: tuple[str, ...]) -> dict[str, list[float]]:
+    """The training losses of a 4-step run (same seed) for each value of one flag."""
+    losses = {}
+    for value in values:
+        run_stage("train_tiger.py", *TINY_MODEL, flag, value, "--tiger.max_steps", "4", "--tiger.eval_steps", "2",
+                  cwd=work)
+        losses[value] = train_losses(work / "models/tiger_checkpoints/checkpoint-4")
+    return losses
+
+
 def test_loss_goes_down_and_final_model_is_written(trained):
     losses = train_losses(trained / "models/tiger_checkpoints/checkpoint-30")
     assert len(losses) >= 3 and losses[-1] < 0.8 * losses[0]
@@ -100,11 +110,7 @@ def test_sequence_mode_trains(work):
 
 
 def test_neighbour_targets_change_what_is_learnt_and_are_recorded(work):
-    losses = {}
-    for weight in ("0", "1"):
-        run_stage("train_tiger.py", *TINY_MODEL, "--tiger.neighbour_weight", weight, "--tiger.max_steps", "4",
-                  "--tiger.eval_steps", "2", cwd=work)
-        losses[weight] = train_losses(work / "models/tiger_checkpoints/checkpoint-4")
+    losses = four_step_losses(work, "--tiger.neighbour_weight", ("0", "1"))
     assert losses["0"][0] != pytest.approx(losses["1"][0])  # same seed and batches, other targets
     recorded = summary(work)["neighbour_targets"]
     assert recorded["weight"] == 1.0 and recorded["songs"] == 200 and recorded["title_knn"]["k"] >= 1
@@ -164,9 +170,15 @@ def test_time_budget_stops_training_and_keeps_a_validated_model(work):
 
 
 def test_dataloader_workers_build_the_same_batches(work):
-    losses = {}
-    for workers in ("0", "2"):
-        run_stage("train_tiger.py", *TINY_MODEL, "--tiger.dataloader_workers", workers, "--tiger.max_steps", "4",
-                  "--tiger.eval_steps", "2", cwd=work)
-        losses[workers] = train_losses(work / "models/tiger_checkpoints/checkpoint-4")
+    losses = four_step_losses(work, "--tiger.dataloader_workers", ("0", "2"))
     assert losses["2"] == pytest.approx(losses["0"], rel=1e-5)
+
+
+def test_batch_assembly_bench_times_the_training_loader(work):
+    proc = run_stage("bench/batches.py", "--tiger.batch_size", "64", "--batches", "1000", "--workers", "1",
+                     cwd=work)
+    examples = int(proc.stdout.split(" training examples (PooledDataset)")[0].split()[-1])
+    rows = [line.split() for line in proc.stdout.splitlines() if line.strip().endswith(tuple("0123456789"))
+            and "workers" in line]
+    assert examples > 64 and [r[0] for r in rows] == ["0", "1"]
+    assert float(rows[0][-1]) == 1.0 and all(float(r[2]) > 0 for r in rows)  # s/batch measured for both
