@@ -49,3 +49,18 @@ def test_sharpening_squares_song_counts_but_keeps_each_titles_weight():
     title_a = [(w, t) for title, w, t in zip(pooled.inputs, pooled.weights, pooled.targets) if title == [10, 11, 1]]
     assert sum(w for w, _ in title_a) == pytest.approx(4.0)
     assert title_a[0][1][1] == ([7, 8], [pytest.approx(0.9), pytest.approx(0.1)])  # 3**2 : 1**2
+
+
+def test_collator_pads_ragged_titles_paths_and_targets():
+    batch = [{"input_ids": [10, 11, 1], "labels": [5, 7, 1], "weight": 3.0,
+              "targets": [([5], [1.0]), ([7, 8], [0.75, 0.25]), ([1], [1.0])]},
+             {"input_ids": [12, 1], "labels": [6, 1], "weight": 1.0, "targets": [([6], [1.0]), ([1], [1.0])]}]
+    out = PooledCollator(pad_id=0)(batch)
+    assert out["input_ids"].tolist() == [[10, 11, 1], [12, 1, 0]]
+    assert out["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert out["decoder_input_ids"].tolist() == [[0, 5, 7], [0, 6, 0]]  # pad (T5's start), then the path
+    assert out["target_ids"].tolist() == [[[5, 0], [7, 8], [1, 0]], [[6, 0], [1, 0], [0, 0]]]
+    assert out["target_shares"].tolist() == [[[1.0, 0.0], [0.75, 0.25], [1.0, 0.0]],
+                                             [[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]]]
+    assert out["target_ids"].dtype == torch.long and out["target_shares"].dtype == torch.float32
+    assert out["weight"].tolist() == [3.0, 1.0]
