@@ -117,13 +117,17 @@ def test_neighbour_targets_change_what_is_learnt_and_are_recorded(work):
     load_tiger(work / "models/tiger_final")
 
 
-def test_torchrun_two_cpu_processes_train_one_model(work):
+def torchrun_train(work: Path, *flags: str) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           str(REPO / "train_tiger.py"), *TINY_MODEL, "--tiger.max_steps", "6"],
+                           str(REPO / "train_tiger.py"), *TINY_MODEL, *flags],
                           cwd=work, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    facts = summary(work)
+    return summary(work)
+
+
+def test_torchrun_two_cpu_processes_train_one_model(work):
+    facts = torchrun_train(work, "--tiger.max_steps", "6")
     assert facts["processes"] == 2 and facts["global_step"] == 6
     assert [p.name for p in (work / "models").iterdir() if p.name.startswith(".")] == []
     load_tiger(work / "models/tiger_final")
@@ -182,3 +186,10 @@ def test_batch_assembly_bench_times_the_training_loader(work):
             and "workers" in line]
     assert examples > 64 and [r[0] for r in rows] == ["0", "1"]
     assert float(rows[0][-1]) == 1.0 and all(float(r[2]) > 0 for r in rows)  # s/batch measured for both
+
+
+def test_time_budget_stop_under_torchrun_validates_saves_and_ends_both_processes(work):
+    # The stop's extra validation and checkpoint are collective under DDP: a rank left behind would hang here.
+    facts = torchrun_train(work, "--tiger.max_minutes", "0.00001", "--tiger.max_steps", "50",
+                           "--tiger.eval_steps", "25")
+    assert facts["processes"] == 2 and facts["global_step"] == 1 and facts["stopped_by_time_budget_at_step"] == 1
