@@ -226,8 +226,8 @@ class PlaylistTIGERConfig:
     max_steps: int = 0
     """Stop after this many optimizer steps (0: run tiger.epochs)."""
     dataloader_workers: int = 0
-    """Processes that build training batches beside the training loop (0: the loop builds them, right for a CPU;
-    on a GPU a few keep it fed: pooled batches are assembled in Python)."""
+    """Processes that build training batches beside the training loop (0: the loop builds them). Each batch then
+    crosses processes, which can cost more than building it: measure with bench/batches.py first."""
     max_minutes: float = 0.0
     """Stop training after this many minutes of wall time (0: no limit), validating and keeping the best
     checkpoint so far. A budget for a rented machine; where it stops depends on the machine's speed."""

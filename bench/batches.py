@@ -6,8 +6,8 @@
 Builds the training set as train_tiger.py does (pooled targets, title vectors, neighbour targets) and
 times ``--batches`` batches (at most one epoch) of ``tiger.batch_size`` from a DataLoader with 0 workers and with
 ``--workers`` (after each loader's first batch, so worker start-up is not counted); no model runs. With
-0 workers a training step can never take less than this time per batch; on a GPU, where the step itself
-takes milliseconds, that is the ceiling that ``tiger.dataloader_workers`` lifts.
+0 workers a training step can never take less than this time per batch (on a GPU the step itself takes
+milliseconds); ``tiger.dataloader_workers`` is worth setting only where the workers' row is faster.
 """
 
 from __future__ import annotations
@@ -58,11 +58,10 @@ def main(cfg, extras) -> None:
     size = cfg.tiger.batch_size
     print(f"{len(data.train)} training examples ({type(data.train).__name__}), batch {size}, "
           f"{batches} batches per loader, {torch.get_num_threads()} torch threads")
-    base = seconds_per_batch(data.train, collate, size, 0, batches, cfg.run.seed)
+    timed = {count: seconds_per_batch(data.train, collate, size, count, batches, cfg.run.seed) for count in (0, workers)}
     print(f"{'loader':>12s} {'s/batch':>9s} {'batches/s':>10s} {'vs 0':>6s}")
-    for count in (0, workers):
-        seconds = base if count == 0 else seconds_per_batch(data.train, collate, size, count, batches, cfg.run.seed)
-        print(f"{f'{count} workers':>12s} {seconds:9.4f} {1 / seconds:10.1f} {base / seconds:6.2f}")
+    for count, seconds in timed.items():
+        print(f"{f'{count} workers':>12s} {seconds:9.4f} {1 / seconds:10.1f} {timed[0] / seconds:6.2f}")
 
 
 if __name__ == "__main__":

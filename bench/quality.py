@@ -10,8 +10,9 @@ know is passed to every stage (``--config FILE``, ``--group.field value``). Each
 (quantizer x target mode) gets its own ``<run.output_dir>/bench/<variant>`` and
 ``<run.model_dir>/bench/<variant>`` folders, so variants never overwrite each other or the main run.
 ``--jobs N`` runs N variants at once (a large GPU has room for several small trainings), each variant's
-output then going to ``<run.output_dir>/bench/<variant>.log``. ``--stages`` runs a subset (e.g. the cheap first two on a CPU machine, training and evaluation on a GPU
-machine without faiss); a later stage refuses earlier artifacts that are missing or stale.
+output then going to ``<run.output_dir>/bench/<variant>.log``. ``--stages`` runs a subset (e.g. the cheap
+first two on a CPU machine, training and evaluation on a GPU machine without faiss); a later stage
+refuses earlier artifacts that are missing or stale.
 Prints wall time per stage and one table of every variant's systems; writes both to
 ``<run.output_dir>/bench/quality.json``.
 """
@@ -19,6 +20,7 @@ Prints wall time per stage and one table of every variant's systems; writes both
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -43,14 +45,10 @@ class StageFailed(Exception):
 
 def run(script: str, args: list[str], log_path: Path | None) -> float:
     started = time.perf_counter()
-    command = f"$ python {script} {' '.join(args)}"
-    if log_path is None:
-        print(f"\n{command}", flush=True)
-        proc = subprocess.run([sys.executable, str(REPO / script), *args])
-    else:
-        with log_path.open("a", encoding="utf-8") as log:
-            print(command, file=log, flush=True)
-            proc = subprocess.run([sys.executable, str(REPO / script), *args], stdout=log, stderr=subprocess.STDOUT)
+    with log_path.open("a", encoding="utf-8") if log_path else contextlib.nullcontext(sys.stdout) as out:
+        print(f"\n$ python {script} {' '.join(args)}", file=out, flush=True)
+        proc = subprocess.run([sys.executable, str(REPO / script), *args], stdout=out,
+                              stderr=subprocess.STDOUT if log_path else None)
     if proc.returncode != 0:
         raise StageFailed(f"{script} failed (exit {proc.returncode}); see {log_path or f'logs/{Path(script).stem}.log'}")
     return time.perf_counter() - started
