@@ -28,18 +28,12 @@ from genrec.cli import run_script  # noqa: E402
 from genrec.corpus import corpus_path, load_vocab, read_corpus  # noqa: E402
 from genrec.evaluation import TITLE_BUCKETS, split_playlists, tuned_title_knn  # noqa: E402
 from genrec.metrics import mean_over, per_playlist  # noqa: E402
-from genrec.neighbour_targets import NeighbourVotes, own_counts, smoothed_scores  # noqa: E402
+from genrec.neighbour_targets import NeighbourVotes, own_counts, smoothed_scores, target_ranking  # noqa: E402
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0],
                         help="tiger.neighbour_weight values to score")
-
-
-def ranked(scores: dict[str, float], popularity: PopularityBaseline, n: int) -> list[str]:
-    top = sorted(scores, key=lambda s: (-scores[s], popularity.rank[s]))[:n]
-    taken = set(top)
-    return top + [s for s in popularity.ranking[:2 * n] if s not in taken][:n - len(top)]
 
 
 def report(name: str, rankings: list[list[str]], truths: list[list[str]], seen: np.ndarray, k: int) -> str:
@@ -73,7 +67,7 @@ def main(cfg, extras) -> None:
         print(report("title kNN", knn.recommend(playlists.titles, cfg.eval.num_songs),
                      playlists.truths, seen, k))
         for weight in extras["weights"]:
-            rankings = [ranked(smoothed_scores(o, v, weight), popularity, cfg.eval.num_songs)
+            rankings = [target_ranking(smoothed_scores(o, v, weight), popularity, cfg.eval.num_songs)
                         for o, v in zip(own, neighbours)]
             print(report(f"targets, neighbour_weight {weight:g}", rankings, playlists.truths, seen, k))
 

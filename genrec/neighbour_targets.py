@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 from scipy import sparse
 
-from .baselines import TitleKNN, TrainingPlaylists, normalise_title
+from .baselines import PopularityBaseline, TitleKNN, TrainingPlaylists, normalise_title
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,13 @@ def smoothed_scores(own: Counter, votes: dict[str, float], weight: float) -> dic
     for song, vote in votes.items() if weight else ():
         scores[song] = scores.get(song, 0.0) + weight * vote
     return scores
+
+
+def target_ranking(scores: dict[str, float], popularity: PopularityBaseline, n: int) -> list[str]:
+    """What a model that fitted these target scores perfectly would recommend: top ``n`` by score, popularity after."""
+    top = sorted(scores, key=lambda s: (-scores[s], popularity.rank[s]))[:n]
+    taken = set(top)
+    return top + [s for s in popularity.ranking[:2 * n] if s not in taken][:n - len(top)]
 
 
 def neighbour_paths(votes: NeighbourVotes, title_ids: dict[str, list[int]], song_paths: dict[str, tuple[int, ...]],

@@ -1,0 +1,95 @@
+"""How well a trained single-mode model has learnt the titles it was trained on, by how often they occur.
+
+    python bench/title_fit.py [--config ...] [--titles 100]     # after train_tiger.py
+
+Title kNN's strength on titles seen in training is memory: it returns the songs of the training
+playlists with that title. This measures the model's memory the same way. For up to ``--titles``
+training titles per bucket (titles of 1, 2-9 and 10+ training playlists, sampled with run.seed), and
+for every validation title seen in training, it prints the share of the title's own training songs
+(at most eval.num_songs of them) that a top eval.num_songs ranking holds:
+
+- model: the trained model, decoded as the evaluation decodes;
+- targets: the ranking its pooled training targets imply (own playlists plus ``tiger.neighbour_weight``
+  times the neighbour votes, as ``bench/target_ceiling.py`` scores it), i.e. what it was taught;
+- title kNN (validation titles only: for a training title it would return the playlist itself).
+
+A model well below its targets on the training titles has not fitted them (an optimisation or
+capacity problem), which no change of targets fixes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from genrec.baselines import PopularityBaseline, TrainingPlaylists, normalise_title  # noqa: E402
+from genrec.cli import run_script  # noqa: E402
+from genrec.corpus import corpus_path, read_corpus, vocab_path  # noqa: E402
+from genrec.errors import ConfigError  # noqa: E402
+from genrec.evaluation import decoding_settings, split_playlists, tuned_title_knn  # noqa: E402
+from genrec.generation import decode  # noqa: E402
+from genrec.model import load_tiger, resolve_device, tiger_final_dir  # noqa: E402
+from genrec.neighbour_targets import NeighbourVotes, own_counts, smoothed_scores, target_ranking  # noqa: E402
+
+BUCKETS = (("1 playlist", 1, 1), ("2-9 playlists", 2, 9), ("10+ playlists", 10, math.inf))
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--titles", type=int, default=100, help="training titles sampled per bucket")
+
+
+def own_song_recall(rankings: list[list[str]], own: list[Counter], n: int) -> float:
+    """Mean share of each title's own training songs (at most n) among its top n."""
+    shares = [len(set(r[:n]) & set(o)) / min(n, len(o)) for r, o in zip(rankings, own) if o]
+    return sum(shares) / len(shares) if shares else float("nan")
+
+
+def main(cfg, extras) -> None:
+    bundle = load_tiger(tiger_final_dir(cfg), resolve_device(cfg.run.device), vocab_path(cfg))
+    if bundle.target_mode != "single":
+        raise ConfigError(f"{tiger_final_dir(cfg)} is a {bundle.target_mode}-mode model; this bench reads single mode")
+    n = cfg.eval.num_songs
+    training = TrainingPlaylists.from_corpus(read_corpus(corpus_path(cfg, "train")))
+    popularity = PopularityBaseline(training.songs)
+    val = split_playlists(cfg, "val", bundle.vocab.songs).head(cfg.eval.val_playlists)
+    knn, _ = tuned_title_knn(cfg, training, val, popularity)
+    votes = NeighbourVotes(knn, training)
+    settings = decoding_settings(cfg.eval, "single")
+
+    def recalls(titles: list[str], with_knn: bool) -> dict[str, float]:
+        own = own_counts(training, titles)
+        model = [[song for song, _ in d.songs] for d in decode(bundle, titles, settings, True, popularity.counts)]
+        targets = [target_ranking(smoothed_scores(o, v, cfg.tiger.neighbour_weight), popularity, n)
+                   for o, v in zip(own, votes(titles, cfg.tiger.neighbour_songs))]
+        found = {"model": own_song_recall(model, own, n), "targets": own_song_recall(targets, own, n)}
+        if with_knn:
+            found["title kNN"] = own_song_recall(knn.recommend(titles, n), own, n)
+        return found
+
+    counts = Counter(normalise_title(t) for t in training.titles)
+    distinct = sorted({normalise_title(t): t for t in training.titles}.values())
+    rng = random.Random(cfg.run.seed)
+    print(f"Share of a title's own training songs (at most {n}) in the top {n} "
+          f"(tiger.neighbour_weight {cfg.tiger.neighbour_weight:g}):\n")
+    print("| titles | bucket | count | model | targets | title kNN |\n|---|---|---|---|---|---|")
+    for name, low, high in BUCKETS:
+        members = [t for t in distinct if low <= counts[normalise_title(t)] <= high]
+        sample = rng.sample(members, min(extras["titles"], len(members)))
+        if sample:
+            found = recalls(sample, with_knn=False)
+            print(f"| training | {name} | {len(sample)} | {found['model']:.3f} | {found['targets']:.3f} | - |")
+        seen = [t for t in val.titles if low <= counts[normalise_title(t)] <= high]
+        if seen:
+            found = recalls(seen, with_knn=True)
+            print(f"| validation | {name} | {len(seen)} | {found['model']:.3f} | {found['targets']:.3f} "
+                  f"| {found['title kNN']:.3f} |")
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main, __doc__, extra=add_arguments))
