@@ -246,6 +246,10 @@ class PlaylistTIGERConfig:
     target_sharpening: float = 1.0
     """Pooled targets: raise each song's count under a title to this power before taking shares (1: the exact
     (title, song) objective; above 1 concentrates learning on the songs a title's playlists agree on)."""
+    title_weight_power: float = 1.0
+    """Pooled targets: weigh each distinct title in the loss (and in how many examples it gets) by its (title, song)
+    pair count to this power, rescaled to the same total (1: the exact pair objective; below 1 rare titles get more
+    of the training, as word2vec subsamples frequent words; 0: every title the same)."""
     neighbour_weight: float = 0.0
     """Pooled targets: also credit each training title with title kNN's votes from playlists of other, similar
     titles (kNN tuned on val, as the baseline), times this weight, beside its own playlists' song counts, so
@@ -367,5 +371,6 @@ POSITIVE_FLOATS = {"rqvae.commitment_cost", "rqvae.learning_rate", "tiger.learni
                    "eval.temperature"}
 """Float fields that must be greater than 0."""
 
-NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay", "tiger.neighbour_weight", "tiger.max_minutes"}
+NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay", "tiger.neighbour_weight", "tiger.max_minutes",
+                       "tiger.title_weight_power"}
 """Float fields that must be at least 0."""

@@ -45,7 +45,8 @@ class PooledExamples:
 def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_example: int, seed: int,
                   vectors: list[torch.Tensor] | None = None,
                   retrieved: list[list[list[int]]] | None = None, sharpening: float = 1.0,
-                  extra: dict[tuple[int, ...], dict[tuple[int, ...], float]] | None = None) -> PooledExamples:
+                  extra: dict[tuple[int, ...], dict[tuple[int, ...], float]] | None = None,
+                  title_power: float = 1.0) -> PooledExamples:
     """Group (title ids, label ids) pairs by model input and sample pooled examples (deterministic for a seed).
 
     The model input is the title, plus its retrieved songs when given: one title retrieves different
@@ -55,6 +56,9 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
     playlists agree on, the top of the ranking, at the expense of songs seen once). An input keeps
     its weight either way. ``extra`` (title token ids -> {ID path: count}, genrec.neighbour_targets)
     adds to an input's counts before sharpening, again leaving its weight and example count alone.
+    ``title_power`` sets an input's weight (and so its example count) to its pair count to that power,
+    rescaled to keep the total (1: every pair weighs the same; below 1, rare titles gain at frequent ones'
+    expense, as word2vec subsamples frequent words).
     """
     keys = [(tuple(title), tuple(map(tuple, retrieved[i])) if retrieved is not None else ())
             for i, title in enumerate(inputs)]
@@ -66,9 +70,10 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
     rng = random.Random(seed)
     out = PooledExamples([], [], [], [], len(labels), [] if vectors is not None else None,
                          [] if retrieved is not None else None)
+    weights = input_weights({key: sum(counter.values()) for key, counter in by_input.items()}, title_power)
     for key in sorted(by_input):
         title, songs = key
-        total = sum(by_input[key].values())
+        total = weights[key]
         counts = Counter(by_input[key])
         if extra is not None:
             counts.update(extra.get(title, {}))
@@ -89,6 +94,13 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
             if retrieved is not None:
                 out.retrieved.append([list(song) for song in songs])
     return out
+
+
+def input_weights(pairs: dict, power: float) -> dict:
+    """Each input's pair count raised to ``power``, rescaled so the weights still sum to the pairs."""
+    raised = {key: count ** power for key, count in pairs.items()}
+    scale = sum(pairs.values()) / sum(raised.values())
+    return {key: value * scale for key, value in raised.items()}
 
 
 def _shares(counts: Counter) -> tuple[list[int], list[float]]:
