@@ -263,6 +263,12 @@ class PlaylistTIGERConfig:
     retrieval_folds: int = 5
     """With retrieved_songs: training playlists are split into this many folds and each fold's titles retrieve
     from the other folds, so no training example sees its own songs among its inputs (as at test time)."""
+    title_memory: bool = False
+    """Give each distinct training title a learned vector of its own, read as an extra encoder token, so the model
+    can remember rare titles' songs as title kNN does; unseen titles share one row (genrec.title_memory)."""
+    title_memory_dropout: float = 0.25
+    """With title_memory: share of training examples whose title is read as unseen, so the model also learns to
+    recommend from the title's words alone."""
 
 
 @dataclass
@@ -361,7 +367,7 @@ MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists"
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
 
 UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "split.max_eval_ratio", "rqvae.val_ratio",
-                 "tiger.dropout", "tiger.warmup_ratio", "generate.top_p",
+                 "tiger.dropout", "tiger.warmup_ratio", "tiger.title_memory_dropout", "generate.top_p",
                   "eval.top_p"}
 """Float fields that must lie in [0, 1]."""
 

@@ -34,6 +34,7 @@ from .baselines import TrainingPlaylists
 from .evaluation import split_playlists, tuned_title_knn
 from .neighbour_targets import NeighbourVotes, neighbour_paths
 from .retrieval import RetrievalSetup, SongRetriever, song_token_ids
+from .title_memory import memory_keys
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import build_tokenizer, check_id_tokens, unknown_share
 
@@ -418,7 +419,8 @@ def train(cfg: Config) -> dict:
                             ) if t.val_generation_sample else None
 
     torch.manual_seed(cfg.run.seed)
-    model = build_model(t, tokenizer, title_encoder.dim if title_encoder else None)
+    model = build_model(t, tokenizer, title_encoder.dim if title_encoder else None,
+                        memory_keys(train_set.inputs) if t.title_memory else None)
     budget = TimeBudget(t.max_minutes) if t.max_minutes else None
     trainer = TigerTrainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id),
                            train_dataset=data.train, eval_dataset=data.val,
@@ -447,6 +449,8 @@ def train(cfg: Config) -> dict:
         "retrieval": {"songs": t.retrieved_songs, "folds": t.retrieval_folds, "title_knn": asdict(retrieval.params)}
         if retrieval else None,
         "neighbour_targets": data.neighbour_setup,
+        "title_memory": {"titles": len(model.title_memory.keys), "dropout": t.title_memory_dropout}
+        if model.title_memory is not None else None,
         "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in
                                                                    ("examples", "largest_collision_group")},
     }

@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_DEMO, run_stage
+from genrec.corpus import read_corpus
 from genrec.errors import ArtifactError
+from genrec.generation import recommend
 from genrec.model import load_tiger
 
 # A model of a few thousand parameters: seconds per run on 2 cores.
@@ -117,6 +119,17 @@ def test_neighbour_targets_change_what_is_learnt_and_are_recorded(work):
     load_tiger(work / "models/tiger_final")
 
 
+def test_title_memory_trains_is_recorded_and_decodes_after_reloading(work):
+    losses = four_step_losses(work, "--tiger.title_memory", ("false", "true"))
+    assert losses["false"][0] != pytest.approx(losses["true"][0])  # an extra encoder token per title
+    recorded = summary(work)["title_memory"]
+    titles = {row.input_text for row in read_corpus(work / "outputs/train.tsv")}
+    assert 1 < recorded["titles"] <= len(titles) and recorded["dropout"] == 0.25
+    bundle = load_tiger(work / "models/tiger_final")
+    assert len(bundle.model.title_memory.keys) == recorded["titles"]
+    assert len(recommend(bundle, ["summer beach", "a title never seen"], 5)[1]) == 5
+
+
 def torchrun_train(work: Path, *flags: str) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
@@ -193,3 +206,14 @@ def test_time_budget_stop_under_torchrun_validates_saves_and_ends_both_processes
     facts = torchrun_train(work, "--tiger.max_minutes", "0.00001", "--tiger.max_steps", "50",
                            "--tiger.eval_steps", "25")
     assert facts["processes"] == 2 and facts["global_step"] == 1 and facts["stopped_by_time_budget_at_step"] == 1
+
+
+def test_title_fit_bench_compares_the_model_with_what_it_was_taught(trained):
+    proc = run_stage("bench/title_fit.py", "--titles", "5", "--eval.num_beams", "10", cwd=trained)
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in proc.stdout.splitlines()
+            if line.startswith("| training") or line.startswith("| validation")]
+    training = [r for r in rows if r[0] == "training"]
+    assert training and all(0 < int(r[2]) <= 5 for r in training)
+    # Without neighbour targets a title is taught exactly its own songs: they fill the targets' top.
+    assert all(float(r[4]) == 1.0 and 0.0 <= float(r[3]) <= 1.0 for r in training)
+    assert all(r[5] == "-" for r in training) and all(0.0 <= float(r[5]) <= 1.0 for r in rows if r[0] == "validation")
