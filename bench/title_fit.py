@@ -14,7 +14,10 @@ for every validation title seen in training, it prints the share of the title's 
 - title kNN (validation titles only: for a training title it would return the playlist itself).
 
 A model well below its targets on the training titles has not fitted them (an optimisation or
-capacity problem), which no change of targets fixes.
+capacity problem), which no change of targets fixes. A second table says where: for the training
+titles, the mean log-probability of their own songs' ID tokens level by level, given the token's
+prefix, under the model (teacher-forced) and under the targets (the pooled targets' conditional
+shares, sharpened as in training).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+import torch
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -34,10 +40,12 @@ from genrec.corpus import corpus_path, read_corpus, vocab_path  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
 from genrec.evaluation import decoding_settings, split_playlists, tuned_title_knn  # noqa: E402
 from genrec.generation import decode  # noqa: E402
-from genrec.model import load_tiger, resolve_device, tiger_final_dir  # noqa: E402
+from genrec.model import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
 from genrec.neighbour_targets import NeighbourVotes, own_counts, smoothed_scores, target_ranking  # noqa: E402
 
 BUCKETS = (("1 playlist", 1, 1), ("2-9 playlists", 2, 9), ("10+ playlists", 10, math.inf))
+SONGS_PER_TITLE = 200
+"""Own songs per title whose tokens the level table scores (the title's most frequent)."""
 
 
 def add_arguments(parser) -> None:
@@ -48,6 +56,27 @@ def own_song_recall(rankings: list[list[str]], own: list[Counter], n: int) -> fl
     """Mean share of each title's own training songs (at most n) among its top n."""
     shares = [len(set(r[:n]) & set(o)) / min(n, len(o)) for r, o in zip(rankings, own) if o]
     return sum(shares) / len(shares) if shares else float("nan")
+
+
+def level_log_probs(bundle, title: str, own: Counter, scores: dict[str, float], sharpening: float) -> np.ndarray:
+    """(2, levels): mean over the title's own songs of log p(ID token | prefix), model then targets."""
+    tokenizer = bundle.tokenizer
+    paths = {song: tokenizer.convert_tokens_to_ids(list(bundle.vocab.songs[song])) for song in scores}
+    mass: Counter = Counter()
+    for song, score in scores.items():
+        for j in range(len(paths[song]) + 1):
+            mass[tuple(paths[song][:j])] += score ** sharpening
+    songs = [song for song, _ in own.most_common(SONGS_PER_TITLE)]
+    chosen = torch.tensor([paths[song] for song in songs], device=bundle.model.device)
+    start = torch.full((len(songs), 1), tokenizer.pad_token_id, device=bundle.model.device)
+    encoded = title_inputs(bundle.model, tokenizer, [title] * len(songs), bundle.max_input_length,
+                           bundle.title_encoder, bundle.retriever)
+    with torch.no_grad():
+        logits = bundle.model(**encoded, decoder_input_ids=torch.cat([start, chosen[:, :-1]], dim=1)).logits
+    model = logits.float().log_softmax(-1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1).mean(0).cpu().numpy()
+    target = np.mean([[math.log(mass[tuple(paths[song][:j + 1])] / mass[tuple(paths[song][:j])])
+                       for j in range(len(paths[song]))] for song in songs], axis=0)
+    return np.stack([model, target])
 
 
 def main(cfg, extras) -> None:
@@ -62,13 +91,17 @@ def main(cfg, extras) -> None:
     votes = NeighbourVotes(knn, training)
     settings = decoding_settings(cfg.eval, "single")
 
-    def recalls(titles: list[str], with_knn: bool) -> dict[str, float]:
+    def recalls(titles: list[str], training_titles: bool) -> dict:
         own = own_counts(training, titles)
+        scores = [smoothed_scores(o, v, cfg.tiger.neighbour_weight)
+                  for o, v in zip(own, votes(titles, cfg.tiger.neighbour_songs))]
         model = [[song for song, _ in d.songs] for d in decode(bundle, titles, settings, True, popularity.counts)]
-        targets = [target_ranking(smoothed_scores(o, v, cfg.tiger.neighbour_weight), popularity, n)
-                   for o, v in zip(own, votes(titles, cfg.tiger.neighbour_songs))]
+        targets = [target_ranking(score, popularity, n) for score in scores]
         found = {"model": own_song_recall(model, own, n), "targets": own_song_recall(targets, own, n)}
-        if with_knn:
+        if training_titles:
+            found["levels"] = np.mean([level_log_probs(bundle, t, o, score, cfg.tiger.target_sharpening)
+                                       for t, o, score in zip(titles, own, scores)], axis=0)
+        else:
             found["title kNN"] = own_song_recall(knn.recommend(titles, n), own, n)
         return found
 
@@ -78,17 +111,25 @@ def main(cfg, extras) -> None:
     print(f"Share of a title's own training songs (at most {n}) in the top {n} "
           f"(tiger.neighbour_weight {cfg.tiger.neighbour_weight:g}):\n")
     print("| titles | bucket | count | model | targets | title kNN |\n|---|---|---|---|---|---|")
+    levels = {}
     for name, low, high in BUCKETS:
         members = [t for t in distinct if low <= counts[normalise_title(t)] <= high]
         sample = rng.sample(members, min(extras["titles"], len(members)))
         if sample:
-            found = recalls(sample, with_knn=False)
+            found = recalls(sample, training_titles=True)
+            levels[name] = found["levels"]
             print(f"| training | {name} | {len(sample)} | {found['model']:.3f} | {found['targets']:.3f} | - |")
         seen = [t for t in val.titles if low <= counts[normalise_title(t)] <= high]
         if seen:
-            found = recalls(seen, with_knn=True)
+            found = recalls(seen, training_titles=False)
             print(f"| validation | {name} | {len(seen)} | {found['model']:.3f} | {found['targets']:.3f} "
                   f"| {found['title kNN']:.3f} |")
+    width = bundle.vocab.id_length
+    print("\nMean log-probability of training titles' own songs' ID tokens given their prefix, level by level, "
+          "model / targets:\n")
+    print("| bucket | " + " | ".join(f"level {j + 1}" for j in range(width)) + " |\n|---|" + "---|" * width)
+    for name, (model, target) in levels.items():
+        print(f"| {name} | " + " | ".join(f"{m:.2f} / {t:.2f}" for m, t in zip(model, target)) + " |")
 
 
 if __name__ == "__main__":

@@ -217,3 +217,8 @@ def test_title_fit_bench_compares_the_model_with_what_it_was_taught(trained):
     # Without neighbour targets a title is taught exactly its own songs: they fill the targets' top.
     assert all(float(r[4]) == 1.0 and 0.0 <= float(r[3]) <= 1.0 for r in training)
     assert all(r[5] == "-" for r in training) and all(0.0 <= float(r[5]) <= 1.0 for r in rows if r[0] == "validation")
+    levels = [line.strip("|").split("|")[1:] for line in proc.stdout.split("level by level")[-1].splitlines()
+              if line.startswith("|") and " / " in line]
+    assert len(levels) == len(training) and {len(cells) for cells in levels} == {len(levels[0])} and len(levels[0]) > 1
+    pairs = [[float(x) for x in cell.split(" / ")] for cells in levels for cell in cells]
+    assert all(model <= 0 and target <= 0 for model, target in pairs)
