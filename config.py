@@ -242,7 +242,12 @@ class PlaylistTIGERConfig:
     """Single mode: train on each distinct title's pooled song distribution (soft targets along sampled
     ID paths): the same optimum as one example per (title, song) pair, in far fewer steps."""
     pairs_per_example: int = 16
-    """Pooled targets: one training example per this many (title, song) pairs of a title (at least one)."""
+    """Pooled targets: one training example per this many (title, song) pairs of a title (at least one), its ID path
+    sampled in proportion to the song's share of the title's target."""
+    paths_per_title: int = 0
+    """Pooled targets: instead of sampling paths, walk the ID paths of each title's this many top-scored target songs
+    once per epoch (its weight split evenly), so the deep ID levels of every song a title should recommend are
+    trained every epoch; an epoch grows to about titles x this many examples. 0: sample (pairs_per_example)."""
     target_sharpening: float = 1.0
     """Pooled targets: raise each song's count under a title to this power before taking shares (1: the exact
     (title, song) objective; above 1 concentrates learning on the songs a title's playlists agree on)."""
@@ -361,7 +366,7 @@ CHOICES = {
 
 MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "eval.val_playlists", "split.min_eval_playlists",
                "tiger.max_steps", "tiger.eval_steps", "tiger.dataloader_workers", "tiger.val_generation_sample",
-               "tiger.retrieved_songs",
+               "tiger.retrieved_songs", "tiger.paths_per_title",
                "prepare.item2vec_min_count", "prepare.item2vec_workers",
                "rqvae.dead_code_epochs", "rqvae.warmup_epochs"}
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""

@@ -46,7 +46,7 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
                   vectors: list[torch.Tensor] | None = None,
                   retrieved: list[list[list[int]]] | None = None, sharpening: float = 1.0,
                   extra: dict[tuple[int, ...], dict[tuple[int, ...], float]] | None = None,
-                  title_power: float = 1.0) -> PooledExamples:
+                  title_power: float = 1.0, paths_per_input: int = 0) -> PooledExamples:
     """Group (title ids, label ids) pairs by model input and sample pooled examples (deterministic for a seed).
 
     The model input is the title, plus its retrieved songs when given: one title retrieves different
@@ -59,6 +59,13 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
     ``title_power`` sets an input's weight (and so its example count) to its pair count to that power,
     rescaled to keep the total (1: every pair weighs the same; below 1, rare titles gain at frequent ones'
     expense, as word2vec subsamples frequent words).
+
+    ``paths_per_input`` > 0 replaces the sampling: each input walks the paths of its that many
+    top-scored songs once, its weight split evenly among them. Soft targets are unchanged (so is the
+    optimum); what changes is which prefixes get trained. A path's deepest tokens are learnt only
+    when the path is walked, and sampled in proportion to its share an input's lesser songs are
+    walked less than once in a whole training run (on MPD a title seen once has ~260 target songs
+    and got 4 samples an epoch), so the model learnt their first ID level and guessed the rest.
     """
     keys = [(tuple(title), tuple(map(tuple, retrieved[i])) if retrieved is not None else ())
             for i, title in enumerate(inputs)]
@@ -82,13 +89,19 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
         for path, count in paths.items():
             for j, token in enumerate(path):
                 following[path[:j]][token] += count
-        k = math.ceil(total / pairs_per_example)
-        population = sorted(paths)
-        for path in rng.choices(population, [paths[p] for p in population], k=k):
+        if paths_per_input:
+            walked = sorted(paths, key=lambda p: (-paths[p], p))[:paths_per_input]
+        else:
+            population = sorted(paths)
+            walked = rng.choices(population, [paths[p] for p in population],
+                                 k=math.ceil(total / pairs_per_example))
+        # One shares list per prefix, shared by the examples that pass it (a title's first level is in all).
+        shares = {prefix: _shares(counter) for prefix, counter in following.items()}
+        for path in walked:
             out.inputs.append(list(title))
             out.paths.append(list(path))
-            out.targets.append([_shares(following[path[:j]]) for j in range(len(path))])
-            out.weights.append(total / k)
+            out.targets.append([shares[path[:j]] for j in range(len(path))])
+            out.weights.append(total / len(walked))
             if vector_of is not None:
                 out.vectors.append(vector_of[title])
             if retrieved is not None:

@@ -387,7 +387,7 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     if pooled_mode:
         pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,
                                train_set.vectors, train_set.retrieved, t.target_sharpening, neighbours,
-                               t.title_weight_power)
+                               t.title_weight_power, t.paths_per_title)
         log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
                  pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
         train_data = PooledDataset(pooled)

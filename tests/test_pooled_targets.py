@@ -81,3 +81,16 @@ def test_collator_pads_ragged_titles_paths_and_targets():
                                              [[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]]]
     assert out["target_ids"].dtype == torch.long and out["target_shares"].dtype == torch.float32
     assert out["weight"].tolist() == [3.0, 1.0]
+
+
+def test_paths_per_title_walks_each_top_song_once_with_the_title_weight_split():
+    pooled = pool_examples(INPUTS, LABELS, pairs_per_example=1, seed=0, paths_per_input=1)
+    # Title A's top song (5, 7, 1) only; title B its one song; weights stay each title's pair count.
+    assert sorted(map(tuple, pooled.paths)) == [(5, 7, 1), (6, 9, 1)]
+    assert sorted(pooled.weights) == [1.0, 4.0]
+    both = pool_examples(INPUTS, LABELS, pairs_per_example=1, seed=0, paths_per_input=5)
+    title_a = [(p, w, t) for title, p, w, t in zip(both.inputs, both.paths, both.weights, both.targets)
+               if title == [10, 11, 1]]
+    assert sorted(p for p, _, _ in title_a) == [[5, 7, 1], [5, 8, 1]] and [w for _, w, _ in title_a] == [2.0, 2.0]
+    # The soft targets still carry the whole distribution, whichever paths are walked.
+    assert all(t[1] == ([7, 8], [0.75, 0.25]) for _, _, t in title_a)
