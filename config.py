@@ -251,10 +251,6 @@ class PlaylistTIGERConfig:
     target_sharpening: float = 1.0
     """Pooled targets: raise each song's count under a title to this power before taking shares (1: the exact
     (title, song) objective; above 1 concentrates learning on the songs a title's playlists agree on)."""
-    title_weight_power: float = 1.0
-    """Pooled targets: weigh each distinct title in the loss (and in how many examples it gets) by its (title, song)
-    pair count to this power, rescaled to the same total (1: the exact pair objective; below 1 rare titles get more
-    of the training, as word2vec subsamples frequent words; 0: every title the same)."""
     neighbour_weight: float = 0.0
     """Pooled targets: also credit each training title with title kNN's votes from playlists of other, similar
     titles (kNN tuned on val, as the baseline), times this weight, beside its own playlists' song counts, so
@@ -268,12 +264,6 @@ class PlaylistTIGERConfig:
     retrieval_folds: int = 5
     """With retrieved_songs: training playlists are split into this many folds and each fold's titles retrieve
     from the other folds, so no training example sees its own songs among its inputs (as at test time)."""
-    title_memory: bool = False
-    """Give each distinct training title a learned vector of its own, read as an extra encoder token, so the model
-    can remember rare titles' songs as title kNN does; unseen titles share one row (genrec.title_memory)."""
-    title_memory_dropout: float = 0.25
-    """With title_memory: share of training examples whose title is read as unseen, so the model also learns to
-    recommend from the title's words alone."""
 
 
 @dataclass
@@ -372,7 +362,7 @@ MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists"
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
 
 UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "split.max_eval_ratio", "rqvae.val_ratio",
-                 "tiger.dropout", "tiger.warmup_ratio", "tiger.title_memory_dropout", "generate.top_p",
+                 "tiger.dropout", "tiger.warmup_ratio", "generate.top_p",
                   "eval.top_p"}
 """Float fields that must lie in [0, 1]."""
 
@@ -382,6 +372,5 @@ POSITIVE_FLOATS = {"rqvae.commitment_cost", "rqvae.learning_rate", "tiger.learni
                    "eval.temperature"}
 """Float fields that must be greater than 0."""
 
-NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay", "tiger.neighbour_weight", "tiger.max_minutes",
-                       "tiger.title_weight_power"}
+NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay", "tiger.neighbour_weight", "tiger.max_minutes"}
 """Float fields that must be at least 0."""

@@ -23,7 +23,6 @@ from .cli import config_as_dict, save_config
 from .errors import ArtifactError
 from .id_tokens import VOCAB_FILE, SemanticIdVocab
 from .retrieval import RetrievalSetup, SongRetriever, load_retriever
-from .title_memory import TitleMemory
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import check_id_tokens, check_pretrained_folder
 
@@ -56,11 +55,9 @@ class TigerT5(T5ForConditionalGeneration):
     - ``config.retrieved_songs``: title kNN's top songs (genrec.retrieval), one encoder token each:
       the sum of the song's ID token embeddings (shared with the decoder, so copying an ID is easy)
       plus a learned embedding of its kNN rank.
-    - ``config.title_memory_size``: a learned vector per training title (``tiger.title_memory``,
-      genrec.title_memory), looked up from the title's token ids, as an extra encoder token.
 
-    Encoder input order: [title memory] [title vector] [retrieved songs, best first] [title tokens]
-    [padding], so the extra tokens sit at fixed positions whatever the title's length.
+    Encoder input order: [title vector] [retrieved songs, best first] [title tokens] [padding], so the
+    extra tokens sit at fixed positions whatever the title's length.
     """
 
     def __init__(self, config: T5Config):
@@ -69,13 +66,6 @@ class TigerT5(T5ForConditionalGeneration):
         self.title_projection = torch.nn.Linear(dim, config.d_model) if dim else None
         slots = getattr(config, "retrieved_songs", 0) or 0
         self.rank_embedding = torch.nn.Embedding(slots, config.d_model) if slots else None
-        rows = getattr(config, "title_memory_size", 0) or 0
-        self.title_memory = TitleMemory(rows, config.d_model, config.title_memory_dropout) if rows else None
-
-    @property
-    def reads_more_than_tokens(self) -> bool:
-        """Whether the encoder input must be built by input_embeddings (generate() cannot take token ids)."""
-        return any(m is not None for m in (self.title_projection, self.rank_embedding, self.title_memory))
 
     def input_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                          title_vectors: torch.Tensor | None = None,
@@ -91,14 +81,10 @@ class TigerT5(T5ForConditionalGeneration):
         if title_vectors is not None:
             parts.insert(0, self.title_projection(title_vectors.to(tokens.dtype)).unsqueeze(1))
             masks.insert(0, attention_mask.new_ones((attention_mask.shape[0], 1)))
-        if self.title_memory is not None:
-            parts.insert(0, self.title_memory(input_ids, attention_mask).to(tokens.dtype).unsqueeze(1))
-            masks.insert(0, attention_mask.new_ones((attention_mask.shape[0], 1)))
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
 
     def forward(self, input_ids=None, attention_mask=None, title_vectors=None, retrieved_ids=None, **kwargs):
-        if title_vectors is not None or retrieved_ids is not None or (self.title_memory is not None
-                                                                      and input_ids is not None):
+        if title_vectors is not None or retrieved_ids is not None:
             kwargs["inputs_embeds"], attention_mask = self.input_embeddings(input_ids, attention_mask, title_vectors,
                                                                             retrieved_ids)
             input_ids = None
@@ -106,13 +92,10 @@ class TigerT5(T5ForConditionalGeneration):
 
 
 def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
-                title_vector_dim: int | None = None, memory_keys: torch.Tensor | None = None) -> TigerT5:
-    """A fresh T5 sized by the config, or the pretrained one with its embeddings grown for the ID tokens;
-    with ``memory_keys`` (genrec.title_memory), a title memory with a row per key."""
-    rows = len(memory_keys) if memory_keys is not None else 0
+                title_vector_dim: int | None = None) -> TigerT5:
+    """A fresh T5 sized by the config, or the pretrained one with its embeddings grown for the ID tokens."""
     extra = dict(title_vector_dim=title_vector_dim, title_encoder=tcfg.title_encoder or None,
-                 retrieved_songs=tcfg.retrieved_songs, title_memory_size=rows,
-                 title_memory_dropout=tcfg.title_memory_dropout)
+                 retrieved_songs=tcfg.retrieved_songs)
     if tcfg.model_name:
         model = TigerT5.from_pretrained(check_pretrained_folder(tcfg.model_name), local_files_only=True, **extra)
         model.resize_token_embeddings(len(tokenizer))
@@ -122,8 +105,6 @@ def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
             num_layers=tcfg.num_layers, num_decoder_layers=tcfg.num_decoder_layers, num_heads=tcfg.num_heads,
             dropout_rate=tcfg.dropout, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
             decoder_start_token_id=tokenizer.pad_token_id, **extra))
-    if memory_keys is not None:
-        model.title_memory.set_keys(memory_keys)
     for target in (model.config, model.generation_config):
         target.pad_token_id = tokenizer.pad_token_id
         target.eos_token_id = tokenizer.eos_token_id
@@ -169,7 +150,7 @@ def title_inputs(model: TigerT5, tokenizer: PreTrainedTokenizerBase, titles: lis
     """What generate() takes for these titles: token ids, or embeddings with the extra tokens first."""
     encoded = tokenizer(titles, padding=True, truncation=True, max_length=max_length,
                         return_tensors="pt").to(model.device)
-    if not model.reads_more_than_tokens:
+    if title_encoder is None and retriever is None:
         return dict(encoded)
     vectors = title_encoder.encode(titles).to(model.device) if title_encoder else None
     retrieved = torch.tensor(retriever(titles), device=model.device) if retriever else None

@@ -46,7 +46,7 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
                   vectors: list[torch.Tensor] | None = None,
                   retrieved: list[list[list[int]]] | None = None, sharpening: float = 1.0,
                   extra: dict[tuple[int, ...], dict[tuple[int, ...], float]] | None = None,
-                  title_power: float = 1.0, paths_per_input: int = 0) -> PooledExamples:
+                  paths_per_input: int = 0) -> PooledExamples:
     """Group (title ids, label ids) pairs by model input and sample pooled examples (deterministic for a seed).
 
     The model input is the title, plus its retrieved songs when given: one title retrieves different
@@ -56,9 +56,6 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
     playlists agree on, the top of the ranking, at the expense of songs seen once). An input keeps
     its weight either way. ``extra`` (title token ids -> {ID path: count}, genrec.neighbour_targets)
     adds to an input's counts before sharpening, again leaving its weight and example count alone.
-    ``title_power`` sets an input's weight (and so its example count) to its pair count to that power,
-    rescaled to keep the total (1: every pair weighs the same; below 1, rare titles gain at frequent ones'
-    expense, as word2vec subsamples frequent words).
 
     ``paths_per_input`` > 0 replaces the sampling: each input walks the paths of its that many
     top-scored songs once, its weight split evenly among them. Soft targets are unchanged (so is the
@@ -77,10 +74,9 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
     rng = random.Random(seed)
     out = PooledExamples([], [], [], [], len(labels), [] if vectors is not None else None,
                          [] if retrieved is not None else None)
-    weights = input_weights({key: sum(counter.values()) for key, counter in by_input.items()}, title_power)
     for key in sorted(by_input):
         title, songs = key
-        total = weights[key]
+        total = sum(by_input[key].values())
         counts = Counter(by_input[key])
         if extra is not None:
             counts.update(extra.get(title, {}))
@@ -107,13 +103,6 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
             if retrieved is not None:
                 out.retrieved.append([list(song) for song in songs])
     return out
-
-
-def input_weights(pairs: dict, power: float) -> dict:
-    """Each input's pair count raised to ``power``, rescaled so the weights still sum to the pairs."""
-    raised = {key: count ** power for key, count in pairs.items()}
-    scale = sum(pairs.values()) / sum(raised.values())
-    return {key: value * scale for key, value in raised.items()}
 
 
 def _shares(counts: Counter) -> tuple[list[int], list[float]]:

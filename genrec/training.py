@@ -34,7 +34,6 @@ from .baselines import TrainingPlaylists
 from .evaluation import split_playlists, tuned_title_knn
 from .neighbour_targets import NeighbourVotes, neighbour_paths
 from .retrieval import RetrievalSetup, SongRetriever, song_token_ids
-from .title_memory import memory_keys
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import build_tokenizer, check_id_tokens, unknown_share
 
@@ -387,7 +386,7 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     if pooled_mode:
         pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,
                                train_set.vectors, train_set.retrieved, t.target_sharpening, neighbours,
-                               t.title_weight_power, t.paths_per_title)
+                               t.paths_per_title)
         log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
                  pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
         train_data = PooledDataset(pooled)
@@ -419,8 +418,7 @@ def train(cfg: Config) -> dict:
                             ) if t.val_generation_sample else None
 
     torch.manual_seed(cfg.run.seed)
-    model = build_model(t, tokenizer, title_encoder.dim if title_encoder else None,
-                        memory_keys(train_set.inputs) if t.title_memory else None)
+    model = build_model(t, tokenizer, title_encoder.dim if title_encoder else None)
     budget = TimeBudget(t.max_minutes) if t.max_minutes else None
     trainer = TigerTrainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id),
                            train_dataset=data.train, eval_dataset=data.val,
@@ -449,8 +447,6 @@ def train(cfg: Config) -> dict:
         "retrieval": {"songs": t.retrieved_songs, "folds": t.retrieval_folds, "title_knn": asdict(retrieval.params)}
         if retrieval else None,
         "neighbour_targets": data.neighbour_setup,
-        "title_memory": {"titles": len(model.title_memory.keys), "dropout": t.title_memory_dropout}
-        if model.title_memory is not None else None,
         "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in
                                                                    ("examples", "largest_collision_group")},
     }

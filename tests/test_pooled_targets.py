@@ -51,23 +51,6 @@ def test_sharpening_squares_song_counts_but_keeps_each_titles_weight():
     assert title_a[0][1][1] == ([7, 8], [pytest.approx(0.9), pytest.approx(0.1)])  # 3**2 : 1**2
 
 
-def test_title_weight_power_moves_weight_to_rare_titles_and_keeps_the_total():
-    def title_weights(power):
-        pooled = pool_examples(INPUTS, LABELS, pairs_per_example=1, seed=0, title_power=power)
-        totals = {}
-        for title, weight in zip(pooled.inputs, pooled.weights):
-            totals[tuple(title)] = totals.get(tuple(title), 0.0) + weight
-        return totals, pooled
-
-    exact, _ = title_weights(1.0)
-    assert exact == {(10, 11, 1): 4.0, (12, 1): 1.0}
-    # Square roots 2 : 1, rescaled to the 5 pairs: 10/3 and 5/3.
-    tempered, pooled = title_weights(0.5)
-    assert tempered[(10, 11, 1)] == pytest.approx(10 / 3) and tempered[(12, 1)] == pytest.approx(5 / 3)
-    assert pooled.inputs.count([12, 1]) == 2  # ceil(5/3): the rare title gets more examples too
-    flat, _ = title_weights(0.0)
-    assert flat[(10, 11, 1)] == pytest.approx(flat[(12, 1)]) == pytest.approx(2.5)
-
 def test_collator_pads_ragged_titles_paths_and_targets():
     batch = [{"input_ids": [10, 11, 1], "labels": [5, 7, 1], "weight": 3.0,
               "targets": [([5], [1.0]), ([7, 8], [0.75, 0.25]), ([1], [1.0])]},

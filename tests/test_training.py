@@ -13,9 +13,7 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_DEMO, run_stage
-from genrec.corpus import read_corpus
 from genrec.errors import ArtifactError
-from genrec.generation import recommend
 from genrec.model import load_tiger
 
 # A model of a few thousand parameters: seconds per run on 2 cores.
@@ -117,17 +115,6 @@ def test_neighbour_targets_change_what_is_learnt_and_are_recorded(work):
     recorded = summary(work)["neighbour_targets"]
     assert recorded["weight"] == 1.0 and recorded["songs"] == 200 and recorded["title_knn"]["k"] >= 1
     load_tiger(work / "models/tiger_final")
-
-
-def test_title_memory_trains_is_recorded_and_decodes_after_reloading(work):
-    losses = four_step_losses(work, "--tiger.title_memory", ("false", "true"))
-    assert losses["false"][0] != pytest.approx(losses["true"][0])  # an extra encoder token per title
-    recorded = summary(work)["title_memory"]
-    titles = {row.input_text for row in read_corpus(work / "outputs/train.tsv")}
-    assert 1 < recorded["titles"] <= len(titles) and recorded["dropout"] == 0.25
-    bundle = load_tiger(work / "models/tiger_final")
-    assert len(bundle.model.title_memory.keys) == recorded["titles"]
-    assert len(recommend(bundle, ["summer beach", "a title never seen"], 5)[1]) == 5
 
 
 def torchrun_train(work: Path, *flags: str) -> dict:
