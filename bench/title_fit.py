@@ -80,6 +80,8 @@ def level_log_probs(bundle, title: str, own: Counter, scores: dict[str, float], 
 
 
 def main(cfg, extras) -> None:
+    if extras["titles"] < 1:
+        raise ConfigError(f"--titles must be at least 1, got {extras['titles']}")
     bundle = load_tiger(tiger_final_dir(cfg), resolve_device(cfg.run.device), vocab_path(cfg))
     if bundle.target_mode != "single":
         raise ConfigError(f"{tiger_final_dir(cfg)} is a {bundle.target_mode}-mode model; this bench reads single mode")

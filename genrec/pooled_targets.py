@@ -91,8 +91,7 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
             population = sorted(paths)
             walked = rng.choices(population, [paths[p] for p in population],
                                  k=math.ceil(total / pairs_per_example))
-        # One shares list per prefix, shared by the examples that pass it (a title's first level is in all).
-        shares = {prefix: _shares(counter) for prefix, counter in following.items()}
+        shares = PrefixShares(following)
         for path in walked:
             out.inputs.append(list(title))
             out.paths.append(list(path))
@@ -103,6 +102,19 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
             if retrieved is not None:
                 out.retrieved.append([list(song) for song in songs])
     return out
+
+
+class PrefixShares(dict):
+    """Next-token shares per ID prefix, computed when an example first passes the prefix and then shared
+    (a title's first level is in all its examples; prefixes no walked path passes are never computed)."""
+
+    def __init__(self, following: dict[tuple[int, ...], Counter]):
+        super().__init__()
+        self.following = following
+
+    def __missing__(self, prefix: tuple[int, ...]) -> tuple[list[int], list[float]]:
+        self[prefix] = _shares(self.following[prefix])
+        return self[prefix]
 
 
 def _shares(counts: Counter) -> tuple[list[int], list[float]]:

@@ -378,9 +378,10 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
                     train_set.truncated_titles, t.max_input_length)
     train_data: torch.utils.data.Dataset = ExampleDataset(train_set)
     pooled_mode = mode == "single" and t.pooled_targets
-    if t.neighbour_weight and not pooled_mode:
-        # Like target_sharpening, it shapes pooled targets only; a preset that sets it must still run other modes.
-        log.warning("tiger.neighbour_weight=%g shapes pooled single-mode targets only: ignored here", t.neighbour_weight)
+    # Like target_sharpening, these shape pooled targets only; a preset that sets them must still run other modes.
+    for name in ("neighbour_weight", "paths_per_title"):
+        if getattr(t, name) and not pooled_mode:
+            log.warning("tiger.%s=%g shapes pooled single-mode targets only: ignored here", name, getattr(t, name))
     neighbours, neighbour_setup = (neighbour_extra(cfg, train_rows, tokenizer, vocab)
                                    if t.neighbour_weight and pooled_mode else (None, None))
     if pooled_mode:
