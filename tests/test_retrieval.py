@@ -184,7 +184,7 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo):
     assert len(re.findall(r"^\s+\d+\. ", out.stdout, flags=re.M)) == 3
     use = run_stage("bench/retrieval_use.py", *TINY_DEMO, "--playlists", "4", "--eval.num_beams", "10",
                     cwd=tiny_demo).stdout
-    share = float(re.search(r"top 5 songs that were retrieved: ([\d.]+)", use).group(1))
+    share = float(re.search(r"top 5 songs in title kNN's top 5: ([\d.]+)", use).group(1))
     assert 0.0 <= share <= 1.0
 
     (final / RETRIEVAL_FILE).unlink()

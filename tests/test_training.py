@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -209,3 +210,14 @@ def test_title_fit_bench_compares_the_model_with_what_it_was_taught(trained):
     assert len(levels) == len(training) and {len(cells) for cells in levels} == {len(levels[0])} and len(levels[0]) > 1
     pairs = [[float(x) for x in cell.split(" / ")] for cells in levels for cell in cells]
     assert all(model <= 0 and target <= 0 for model, target in pairs)
+
+
+def test_retrieval_use_bench_measures_a_model_without_retrieval_against_knn(trained):
+    out = run_stage("bench/retrieval_use.py", "--playlists", "4", "--songs", "3", "--eval.num_beams", "10",
+                    cwd=trained).stdout
+    assert "3 title kNN songs each, not given to this model" in out
+    shares = [float(x) for x in re.findall(r"title kNN's top \d+: ([\d.]+)", out)]
+    assert len(shares) == 2 and all(0.0 <= s <= 1.0 for s in shares)
+    bad = run_stage("bench/retrieval_use.py", "--songs", "0", cwd=trained, check=False)
+    assert bad.returncode != 0 and "--playlists and --songs must be at least 1" in bad.stderr
+    assert "Traceback" not in bad.stderr
