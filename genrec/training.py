@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -109,6 +110,13 @@ def encode_titles(tokenizer: PreTrainedTokenizerBase, titles: list[str], max_len
     cut = sum(len(row) > max_length for row in ids)
     return {t: row if len(row) <= max_length else row[:max_length - 1] + [tokenizer.eos_token_id]
             for t, row in zip(unique, ids)}, cut
+
+
+def titles_merged_by_cutting(tokenizer: PreTrainedTokenizerBase, titles: list[str], max_length: int) -> int:
+    """How many distinct titles cutting to max_length makes identical to another title (folding aside)."""
+    full, _ = encode_titles(tokenizer, titles, sys.maxsize)
+    cut, _ = encode_titles(tokenizer, titles, max_length)
+    return len(set(map(tuple, full.values()))) - len(set(map(tuple, cut.values())))
 
 
 def encode(pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerBase, max_input_length: int,
@@ -378,6 +386,12 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
                     train_set.truncated_titles, t.max_input_length)
     train_data: torch.utils.data.Dataset = ExampleDataset(train_set)
     pooled_mode = mode == "single" and t.pooled_targets
+    merged = train_set.truncated_titles and titles_merged_by_cutting(
+        tokenizer, [row.input_text for row in train_rows], t.max_input_length)
+    if merged and pooled_mode and (title_encoder or t.neighbour_weight):
+        # Pooled examples key title vectors and neighbour targets by the title's token ids.
+        log.warning("%d distinct training titles were cut to another title's tokens and share its title vector and "
+                    "neighbour targets: raise tiger.max_input_length to keep them apart", merged)
     # Like target_sharpening, these shape pooled targets only; a preset that sets them must still run other modes.
     for name in ("neighbour_weight", "paths_per_title"):
         if getattr(t, name) and not pooled_mode:

@@ -16,6 +16,7 @@ import torch
 from conftest import REPO, TINY_DEMO, run_stage
 from genrec.errors import ArtifactError
 from genrec.model import load_tiger
+from genrec.training import titles_merged_by_cutting
 
 # A model of a few thousand parameters: seconds per run on 2 cores.
 TINY_MODEL = ["--tiger.d_model", "32", "--tiger.d_kv", "8", "--tiger.num_heads", "4", "--tiger.d_ff", "64",
@@ -221,3 +222,20 @@ def test_retrieval_use_bench_measures_a_model_without_retrieval_against_knn(trai
     bad = run_stage("bench/retrieval_use.py", "--songs", "0", cwd=trained, check=False)
     assert bad.returncode != 0 and "--playlists and --songs must be at least 1" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+class WordIds:
+    """Tokenizer stand-in: one id per word, then </s> (id 1)."""
+
+    eos_token_id = 1
+
+    def __call__(self, titles):
+        return {"input_ids": [[2 + len(word) for word in title.split()] + [1] for title in titles]}
+
+
+def test_titles_merged_by_cutting_counts_only_what_cutting_merges():
+    titles = ["rock anthems live", "rock anthems now", "pop hits", "POP HITS", "jazz"]
+    # Equal length words give equal ids: "pop hits" and "POP HITS" are one title before any cutting.
+    assert titles_merged_by_cutting(WordIds(), titles, 16) == 0
+    assert titles_merged_by_cutting(WordIds(), titles, 3) == 1  # the two "rock anthems ..." titles
+    assert titles_merged_by_cutting(WordIds(), titles, 1) == 3  # every title becomes </s>
