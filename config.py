@@ -261,10 +261,6 @@ class PlaylistTIGERConfig:
     retrieved_songs: int = 0
     """Retrieval-augmented input: also feed the model title kNN's top this many songs for the title (each one
     encoder token: its ID tokens' embeddings summed, plus a rank embedding); 0: the title alone."""
-    retrieval_scores: bool = False
-    """With retrieved_songs: each retrieved song also carries its kNN vote (as a share of the top song's) and the
-    title's best kNN similarity, as learned bucket embeddings, so the model can tell a list found through an exact
-    title match (worth copying) from one found through a loose match."""
     retrieval_folds: int = 5
     """With retrieved_songs: training playlists are split into this many folds and each fold's titles retrieve
     from the other folds, so no training example sees its own songs among its inputs (as at test time)."""

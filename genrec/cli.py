@@ -63,8 +63,6 @@ def validate(cfg: Config) -> None:
     if cfg.split.val_ratio + cfg.split.test_ratio >= 1:
         raise ConfigError("split.val_ratio + split.test_ratio must be below 1 "
                           f"(got {cfg.split.val_ratio} + {cfg.split.test_ratio})")
-    if cfg.tiger.retrieval_scores and not cfg.tiger.retrieved_songs:
-        raise ConfigError("tiger.retrieval_scores describes retrieved songs: set tiger.retrieved_songs too")
     if cfg.tiger.retrieved_songs and cfg.tiger.retrieval_folds < 2:
         raise ConfigError(f"tiger.retrieval_folds must be at least 2 with tiger.retrieved_songs "
                           f"(got {cfg.tiger.retrieval_folds})")

@@ -22,7 +22,7 @@ from .artifacts import atomic_path, build_manifest, read_manifest, sha256_of, wr
 from .cli import config_as_dict, save_config
 from .errors import ArtifactError
 from .id_tokens import VOCAB_FILE, SemanticIdVocab
-from .retrieval import MATCH_BUCKETS, VOTE_BUCKETS, RetrievalSetup, SongRetriever, load_retriever
+from .retrieval import RetrievalSetup, SongRetriever, load_retriever
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import check_id_tokens, check_pretrained_folder
 
@@ -54,8 +54,7 @@ class TigerT5(T5ForConditionalGeneration):
       genrec.title_vectors), through a learned projection, as an extra encoder token.
     - ``config.retrieved_songs``: title kNN's top songs (genrec.retrieval), one encoder token each:
       the sum of the song's ID token embeddings (shared with the decoder, so copying an ID is easy)
-      plus a learned embedding of its kNN rank; with ``config.retrieval_scores`` each song's ids end
-      with its vote bucket and the title's match bucket (genrec.retrieval), each with its own embedding.
+      plus a learned embedding of its kNN rank.
 
     Encoder input order: [title vector] [retrieved songs, best first] [title tokens] [padding], so the
     extra tokens sit at fixed positions whatever the title's length.
@@ -67,9 +66,6 @@ class TigerT5(T5ForConditionalGeneration):
         self.title_projection = torch.nn.Linear(dim, config.d_model) if dim else None
         slots = getattr(config, "retrieved_songs", 0) or 0
         self.rank_embedding = torch.nn.Embedding(slots, config.d_model) if slots else None
-        scores = slots and getattr(config, "retrieval_scores", False)
-        self.vote_embedding = torch.nn.Embedding(VOTE_BUCKETS, config.d_model) if scores else None
-        self.match_embedding = torch.nn.Embedding(MATCH_BUCKETS, config.d_model) if scores else None
 
     def input_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                          title_vectors: torch.Tensor | None = None,
@@ -78,12 +74,8 @@ class TigerT5(T5ForConditionalGeneration):
         embed = self.get_input_embeddings()
         tokens = embed(input_ids)
         parts, masks = [tokens], [attention_mask]
-        if retrieved_ids is not None:  # (batch, songs, id_length [+ 2 buckets]) ids
-            if self.vote_embedding is not None:
-                retrieved_ids, votes, matches = retrieved_ids[..., :-2], retrieved_ids[..., -2], retrieved_ids[..., -1]
+        if retrieved_ids is not None:  # (batch, songs, id_length) token ids
             songs = embed(retrieved_ids).sum(dim=2) + self.rank_embedding.weight[:retrieved_ids.shape[1]]
-            if self.vote_embedding is not None:
-                songs = songs + self.vote_embedding(votes) + self.match_embedding(matches)
             parts.insert(0, songs)
             masks.insert(0, attention_mask.new_ones(retrieved_ids.shape[:2]))
         if title_vectors is not None:
@@ -103,7 +95,7 @@ def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
                 title_vector_dim: int | None = None) -> TigerT5:
     """A fresh T5 sized by the config, or the pretrained one with its embeddings grown for the ID tokens."""
     extra = dict(title_vector_dim=title_vector_dim, title_encoder=tcfg.title_encoder or None,
-                 retrieved_songs=tcfg.retrieved_songs, retrieval_scores=tcfg.retrieval_scores)
+                 retrieved_songs=tcfg.retrieved_songs)
     if tcfg.model_name:
         model = TigerT5.from_pretrained(check_pretrained_folder(tcfg.model_name), local_files_only=True, **extra)
         model.resize_token_embeddings(len(tokenizer))

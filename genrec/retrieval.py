@@ -4,9 +4,6 @@ Title kNN (genrec.baselines) is strong on playlist data because titles repeat, w
 generative model struggles to memorise which of thousands of songs go with each title. With
 ``tiger.retrieved_songs = M`` the model also reads kNN's top M songs for the title (as semantic-ID
 tokens, see ``TigerT5.input_embeddings``) and learns which to keep, how to reorder them and what to add.
-With ``tiger.retrieval_scores`` each song also carries how strongly kNN voted for it (as a share of its
-top song's vote) and how well the title matched its nearest training title: a list found through an
-exact title match is worth copying, one found through a loose match less so, and ranks alone do not say which.
 
 No leakage: a training example must not find its own playlist's songs among its inputs, or the model
 learns to copy lists that at test time do not hold the answer. Training playlists are split into
@@ -16,7 +13,7 @@ all training playlists. The kNN parameters are tuned on validation playlists, as
 ``title_knn`` baseline's are.
 
 ``retrieval.json`` in the model folder records what inference needs, so a model folder generates on
-its own: ``{"songs": M, "scores": bool, "title_knn": {"k", "alpha", "length_norm"}, "playlists": {"ids": [...],
+its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm"}, "playlists": {"ids": [...],
 "titles": [...], "songs": [[song id, ...], ...]}}`` (the training playlists the index is fitted on).
 """
 
@@ -24,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import zlib
 from dataclasses import asdict
 from pathlib import Path
@@ -48,39 +44,16 @@ def fold_of(playlist_id: str, folds: int) -> int:
     return zlib.crc32(playlist_id.encode("utf-8")) % folds
 
 
-VOTE_BUCKETS = 11
-"""A retrieved song's kNN vote as a share of the title's top song's: halvings 0-9 (share > 2**-10), 10 for no vote."""
-MATCH_BUCKETS = 11
-"""The title's best kNN similarity in tenths, 0-10 (10: a training playlist with the same normalised title)."""
-
-
-def vote_bucket(share: float) -> int:
-    return VOTE_BUCKETS - 1 if share <= 0 else min(int(-math.log2(share)), VOTE_BUCKETS - 2)
-
-
-def match_bucket(similarity: float) -> int:
-    return min(max(round(similarity * 10), 0), MATCH_BUCKETS - 1)
-
-
 class SongRetriever:
-    """Title -> kNN's top ``songs`` songs, each as its ID token ids; with ``scores``, each song's list also ends
-    with its vote bucket and the title's match bucket (see TigerT5), so the model can tell how far to trust it."""
+    """Title -> the ID token ids of kNN's top ``songs`` songs (a list of ``songs`` lists of id_length ids)."""
 
-    def __init__(self, knn: TitleKNN, songs: int, token_ids: dict[str, list[int]], scores: bool = False):
-        self.knn, self.songs, self.token_ids, self.scores = knn, songs, token_ids, scores
+    def __init__(self, knn: TitleKNN, songs: int, token_ids: dict[str, list[int]]):
+        self.knn, self.songs, self.token_ids = knn, songs, token_ids
 
     def __call__(self, titles: Sequence[str]) -> list[list[list[int]]]:
         distinct = sorted(set(titles))
-        scored = self.knn.recommend_with_votes(distinct, self.songs) if distinct else []
-        by_title = dict(zip(distinct, map(self._encode, scored)))
-        return [by_title[title] for title in titles]
-
-    def _encode(self, scored: tuple[list[str], list[float], float]) -> list[list[int]]:
-        songs, shares, similarity = scored
-        if not self.scores:
-            return [self.token_ids[song] for song in songs]
-        match = match_bucket(similarity)
-        return [[*self.token_ids[song], vote_bucket(share), match] for song, share in zip(songs, shares)]
+        ranked = dict(zip(distinct, self.knn.recommend(distinct, self.songs))) if distinct else {}
+        return [[self.token_ids[song] for song in ranked[title]] for title in titles]
 
 
 def song_token_ids(vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase) -> dict[str, list[int]]:
@@ -104,15 +77,14 @@ class RetrievalSetup:
     """What training needs: kNN parameters tuned on validation, full and cross-fitted retrieval."""
 
     def __init__(self, train_rows: Sequence[CorpusRow], val_rows: Sequence[CorpusRow], songs: int, folds: int,
-                 vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase, tuning_cutoff: int,
-                 scores: bool = False):
+                 vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase, tuning_cutoff: int):
         self.playlists = TrainingPlaylists.from_corpus(train_rows)
-        self.songs, self.folds, self.scores = songs, folds, scores
+        self.songs, self.folds = songs, folds
         self.token_ids = song_token_ids(vocab, tokenizer)
         check_enough_songs(self.playlists, songs)
         knn = knn_tuned_on(self.playlists, val_rows, tuning_cutoff)
         self.params = knn.params
-        self.full = SongRetriever(knn, songs, self.token_ids, scores)
+        self.full = SongRetriever(knn, songs, self.token_ids)
 
     def cross_fitted(self, rows: Sequence[CorpusRow]) -> list[list[list[int]]]:
         """Each training row's retrieved songs, from the training playlists outside its fold."""
@@ -126,8 +98,7 @@ class RetrievalSetup:
                                   "folds, leaving none to retrieve from: add playlists")
             knn = fitted_knn(self.playlists.subset(others), self.params, self.songs)
             members = [i for i, f in enumerate(row_folds) if f == fold]
-            retriever = SongRetriever(knn, self.songs, self.token_ids, self.scores)
-            retrieved = retriever([rows[i].input_text for i in members])
+            retrieved = SongRetriever(knn, self.songs, self.token_ids)([rows[i].input_text for i in members])
             for i, songs in zip(members, retrieved):
                 out[i] = songs
         log.info("retrieval: %d songs per title, kNN %s, %d cross-fitting folds", self.songs, self.params, self.folds)
@@ -135,8 +106,7 @@ class RetrievalSetup:
 
     def save(self, folder: Path) -> None:
         p = self.playlists
-        write_json(folder / RETRIEVAL_FILE, {"songs": self.songs, "scores": self.scores,
-                                             "title_knn": asdict(self.params),
+        write_json(folder / RETRIEVAL_FILE, {"songs": self.songs, "title_knn": asdict(self.params),
                                              "playlists": {"ids": p.ids, "titles": p.titles, "songs": p.songs}})
 
 
@@ -147,10 +117,9 @@ def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTo
         payload = json.loads(path.read_text(encoding="utf-8"))
         playlists = TrainingPlaylists(**payload["playlists"])
         params, songs = KnnParams(**payload["title_knn"]), int(payload["songs"])
-        scores = bool(payload.get("scores", False))  # absent in folders written before retrieval scores
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ArtifactError(f"{path} is missing or unreadable ({err}): rerun train_tiger.py") from None
     unknown = {song for ranked in playlists.songs for song in ranked if song not in vocab.songs}
     if unknown:
         raise ArtifactError(f"{path} names {len(unknown)} songs without a semantic ID: rerun train_tiger.py")
-    return SongRetriever(fitted_knn(playlists, params, songs), songs, song_token_ids(vocab, tokenizer), scores)
+    return SongRetriever(fitted_knn(playlists, params, songs), songs, song_token_ids(vocab, tokenizer))

@@ -352,8 +352,8 @@ def neighbour_extra(cfg: Config, train_rows: list[CorpusRow], tokenizer: PreTrai
 def run_fingerprint(cfg: Config) -> dict:
     """What a checkpoint must share with this run to be resumed: corpus, model shape and training targets."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
-                    if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_scores", "retrieval_folds",
-                             "target_sharpening", "neighbour_weight", "neighbour_songs", "d_model", "num_layers", "num_decoder_layers",
+                    if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_folds", "target_sharpening",
+                             "neighbour_weight", "neighbour_songs", "d_model", "num_layers", "num_decoder_layers",
                              "num_heads", "d_kv", "d_ff", "text_vocab_size", "max_input_length")}
     return {"train_sha256": sha256_of(corpus_path(cfg, "train")), "vocab_sha256": sha256_of(vocab_path(cfg)),
             "model": model_fields}
@@ -375,7 +375,7 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     t, mode = cfg.tiger, cfg.corpus.target_mode
     title_encoder = TitleVectorEncoder(t.title_encoder) if t.title_encoder else None
     retrieval = (RetrievalSetup(train_rows, val_rows, t.retrieved_songs, t.retrieval_folds, vocab, tokenizer,
-                                max(cfg.eval.k_values), t.retrieval_scores) if t.retrieved_songs else None)
+                                max(cfg.eval.k_values)) if t.retrieved_songs else None)
     val_pairs = validation_pairs(val_rows, vocab, mode, t.val_loss_examples, cfg.run.seed)
     train_set = encode(training_pairs(train_rows), tokenizer, t.max_input_length, title_encoder,
                        retrieval.cross_fitted(train_rows) if retrieval else None)
@@ -459,8 +459,7 @@ def train(cfg: Config) -> dict:
         "processes": args.world_size, "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
         "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
-        "retrieval": {"songs": t.retrieved_songs, "scores": t.retrieval_scores, "folds": t.retrieval_folds,
-                      "title_knn": asdict(retrieval.params)}
+        "retrieval": {"songs": t.retrieved_songs, "folds": t.retrieval_folds, "title_knn": asdict(retrieval.params)}
         if retrieval else None,
         "neighbour_targets": data.neighbour_setup,
         "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in

@@ -8,15 +8,14 @@ import torch
 from transformers import T5Config
 
 from conftest import TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage
-from genrec.baselines import KnnParams, TitleKNN, TrainingPlaylists
+from genrec.baselines import TitleKNN, TrainingPlaylists
 from genrec.corpus import CorpusRow
 from genrec.errors import ArtifactError, ConfigError
 from genrec.generation import DecodingSettings, decode
 from genrec.id_tokens import SemanticIdVocab
 from genrec.model import TigerT5, load_tiger
 from genrec.pooled_targets import pool_examples
-from genrec.retrieval import (MATCH_BUCKETS, RETRIEVAL_FILE, VOTE_BUCKETS, RetrievalSetup, SongRetriever, fold_of,
-                              match_bucket, vote_bucket)
+from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, fold_of
 
 TITLES = ["rock", "rock anthems", "classic rock", "chill", "chill vibes", "sleep"]
 
@@ -46,11 +45,10 @@ def rows_with_own_songs(playlists: int = 40) -> list[CorpusRow]:
     return rows
 
 
-def setup_for(rows: list[CorpusRow], songs: int = 6, folds: int = 4,
-              scores: bool = False) -> tuple[RetrievalSetup, SemanticIdVocab]:
+def setup_for(rows: list[CorpusRow], songs: int = 6, folds: int = 4) -> tuple[RetrievalSetup, SemanticIdVocab]:
     vocab = catalogue(sorted({s for r in rows for s in r.song_ids}))
     val = [CorpusRow("v1", "rock music", "", ["rock-0", "rock-1"]), CorpusRow("v2", "chill", "", ["chill-2"])]
-    return RetrievalSetup(rows, val, songs, folds, vocab, TokenIds(vocab), tuning_cutoff=10, scores=scores), vocab
+    return RetrievalSetup(rows, val, songs, folds, vocab, TokenIds(vocab), tuning_cutoff=10), vocab
 
 
 def decoded_songs(vocab: SemanticIdVocab, tokenizer: TokenIds, retrieved: list[list[int]]) -> list[str]:
@@ -76,32 +74,6 @@ def test_inference_retrieves_from_all_training_playlists_with_the_tuned_knn():
     playlists = TrainingPlaylists.from_corpus(rows)
     expected = TitleKNN(setup.params).fit(playlists.titles, playlists.songs).recommend(["classic rock"], 6)[0]
     assert decoded_songs(vocab, TokenIds(vocab), setup.full(["classic rock"])[0]) == expected
-
-
-def test_buckets_order_votes_and_title_matches():
-    assert [vote_bucket(s) for s in (1.0, 0.6, 0.5, 0.3, 2 ** -9.5, 1e-9, 0.0)] == [0, 0, 1, 1, 9, 9, VOTE_BUCKETS - 1]
-    assert [match_bucket(s) for s in (0.0, 0.04, 0.44, 0.999, 1.0000001)] == [0, 0, 4, 10, MATCH_BUCKETS - 1]
-
-
-def test_scored_retrieval_tells_an_exact_title_match_from_a_loose_one():
-    rows = rows_with_own_songs()
-    scored, vocab = setup_for(rows, scores=True)
-    plain, _ = setup_for(rows)
-    exact, loose = scored.full(["classic rock", "rock ballads live"])
-    assert {song[-1] for song in exact} == {10} and max(song[-1] for song in loose) < 10
-    assert exact[0][-2] == 0  # the top song carries the top vote
-    # Without scores the same songs, in the same order, as bare ID token ids.
-    assert [song[:-2] for song in exact] == plain.full(["classic rock"])[0]
-    assert decoded_songs(vocab, TokenIds(vocab), [song[:-2] for song in loose]) == \
-        decoded_songs(vocab, TokenIds(vocab), plain.full(["rock ballads live"])[0])
-
-
-def test_a_song_no_neighbour_voted_for_gets_the_no_vote_bucket():
-    knn = TitleKNN(KnnParams(k=1)).fit(["rock", "pop", "pop"], [["a", "b"], ["c"], ["c", "d"]])
-    retrieved = SongRetriever(knn, 4, {s: [i] for i, s in enumerate("abcd")}, scores=True)(["rock"])[0]
-    assert [song[0] for song in retrieved] == [0, 1, 2, 3]  # rock's songs, then popularity fill
-    assert [song[1] for song in retrieved] == [0, 0, VOTE_BUCKETS - 1, VOTE_BUCKETS - 1]
-    assert {song[2] for song in retrieved} == {MATCH_BUCKETS - 1}
 
 
 def test_folds_are_stable_and_cover_every_fold():
@@ -141,27 +113,6 @@ def test_model_reads_retrieved_songs_as_tokens_before_the_title():
         other = model(input_ids=titles, attention_mask=mask, retrieved_ids=retrieved.flip(1),
                       decoder_input_ids=decoder).logits
     assert not torch.allclose(first, other)  # the songs, and their order, reach the output
-
-
-def test_model_adds_vote_and_match_embeddings_to_scored_songs():
-    torch.manual_seed(0)
-    model = TigerT5(T5Config(vocab_size=32, d_model=8, d_kv=4, d_ff=16, num_layers=1, num_decoder_layers=1,
-                             num_heads=2, decoder_start_token_id=0, retrieved_songs=2, retrieval_scores=True)).eval()
-    titles, mask = torch.tensor([[20, 1]]), torch.tensor([[1, 1]])
-    retrieved = torch.tensor([[[5, 6, 0, 10], [7, 8, 3, 10]]])
-    embeds, full_mask = model.input_embeddings(titles, mask, retrieved_ids=retrieved)
-    table = model.get_input_embeddings().weight
-    assert embeds.shape == (1, 4, 8) and full_mask.tolist() == [[1, 1, 1, 1]]
-    expected = (table[7] + table[8] + model.rank_embedding.weight[1] + model.vote_embedding.weight[3]
-                + model.match_embedding.weight[10])
-    assert torch.allclose(embeds[0, 1], expected)
-    weaker = retrieved.clone()
-    weaker[..., -1] = 2
-    with torch.no_grad():
-        decoder = torch.zeros((1, 1), dtype=torch.long)
-        logits = [model(input_ids=titles, attention_mask=mask, retrieved_ids=r, decoder_input_ids=decoder).logits
-                  for r in (retrieved, weaker)]
-    assert not torch.allclose(*logits)  # how well the title matched reaches the output
 
 
 def test_retrieval_model_trains_evaluates_and_generates(tiny_demo):
