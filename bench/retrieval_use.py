@@ -35,11 +35,11 @@ def add_arguments(parser) -> None:
 
 
 def main(cfg, extras) -> None:
+    if extras["playlists"] < 1 or extras["songs"] < 1:
+        raise ConfigError("--playlists and --songs must be at least 1")
     bundle = load_tiger(tiger_final_dir(cfg), resolve_device(cfg.run.device), vocab_path(cfg))
     if bundle.target_mode != "single":
         raise ConfigError(f"{tiger_final_dir(cfg)} is not a single-mode model")
-    if extras["playlists"] < 1 or extras["songs"] < 1:
-        raise ConfigError("--playlists and --songs must be at least 1")
     if bundle.retriever is not None:
         knn, m, given_how = bundle.retriever.knn, bundle.retriever.songs, "retrieved songs each"
     else:
