@@ -261,6 +261,9 @@ class PlaylistTIGERConfig:
     retrieved_songs: int = 0
     """Retrieval-augmented input: also feed the model title kNN's top this many songs for the title (each one
     encoder token: its ID tokens' embeddings summed, plus a rank embedding); 0: the title alone."""
+    retrieval_use: str = "input"
+    """With retrieved_songs, how the model uses them: "input" (encoder tokens), "copy" (a copy head lets the
+    decoder write them out ID token by ID token, genrec.copy_head; single mode only), or "both"."""
     retrieval_folds: int = 5
     """With retrieved_songs: training playlists are split into this many folds and each fold's titles retrieve
     from the other folds, so no training example sees its own songs among its inputs (as at test time)."""
@@ -351,6 +354,7 @@ CHOICES = {
     "corpus.target_mode": ("single", "sequence"),
     "corpus.token_style": ("level", "shared"),
     "tiger.mixed_precision": ("auto", "no", "fp16", "bf16"),
+    "tiger.retrieval_use": ("input", "copy", "both"),
 }
 """Fields that accept only the listed values."""
 

@@ -20,6 +20,7 @@ from config import Config, PlaylistTIGERConfig
 
 from .artifacts import atomic_path, build_manifest, read_manifest, sha256_of, write_json
 from .cli import config_as_dict, save_config
+from .copy_head import CopyHead
 from .errors import ArtifactError
 from .id_tokens import VOCAB_FILE, SemanticIdVocab
 from .retrieval import RetrievalSetup, SongRetriever, load_retriever
@@ -52,9 +53,10 @@ class TigerT5(T5ForConditionalGeneration):
 
     - ``config.title_vector_dim``: one sentence vector per title (``tiger.title_encoder``,
       genrec.title_vectors), through a learned projection, as an extra encoder token.
-    - ``config.retrieved_songs``: title kNN's top songs (genrec.retrieval), one encoder token each:
-      the sum of the song's ID token embeddings (shared with the decoder, so copying an ID is easy)
-      plus a learned embedding of its kNN rank.
+    - ``config.retrieved_songs``: title kNN's top songs (genrec.retrieval). With ``config.retrieval_use``
+      "input" or "both", one encoder token each: the sum of the song's ID token embeddings (shared with
+      the decoder) plus a learned embedding of its kNN rank. With "copy" or "both", a copy head
+      (genrec.copy_head) lets the decoder write them out token by token; the logits are then log-probabilities.
 
     Encoder input order: [title vector] [retrieved songs, best first] [title tokens] [padding], so the
     extra tokens sit at fixed positions whatever the title's length.
@@ -65,7 +67,11 @@ class TigerT5(T5ForConditionalGeneration):
         dim = getattr(config, "title_vector_dim", None)
         self.title_projection = torch.nn.Linear(dim, config.d_model) if dim else None
         slots = getattr(config, "retrieved_songs", 0) or 0
-        self.rank_embedding = torch.nn.Embedding(slots, config.d_model) if slots else None
+        use = getattr(config, "retrieval_use", "input")
+        self.reads_retrieved = bool(slots) and use in ("input", "both")
+        self.rank_embedding = torch.nn.Embedding(slots, config.d_model) if self.reads_retrieved else None
+        self.copy_head = (CopyHead(config.d_model, slots, config.eos_token_id)
+                          if slots and use in ("copy", "both") else None)
 
     def input_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                          title_vectors: torch.Tensor | None = None,
@@ -83,19 +89,44 @@ class TigerT5(T5ForConditionalGeneration):
             masks.insert(0, attention_mask.new_ones((attention_mask.shape[0], 1)))
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
 
-    def forward(self, input_ids=None, attention_mask=None, title_vectors=None, retrieved_ids=None, **kwargs):
-        if title_vectors is not None or retrieved_ids is not None:
+    def forward(self, input_ids=None, attention_mask=None, title_vectors=None, retrieved_ids=None,
+                decoder_prefix_ids=None, **kwargs):
+        """T5's forward; ``retrieved_ids`` (batch, songs, id_length) feed the encoder and/or the copy head.
+
+        Generation passes the encoder's output instead of input ids (its embeddings came from
+        :func:`title_inputs`), and ``decoder_prefix_ids``, the whole decoder input so far, since with a
+        cache ``decoder_input_ids`` holds the last token only and the copy head matches whole prefixes.
+        """
+        read = retrieved_ids if self.reads_retrieved else None
+        if input_ids is not None and (title_vectors is not None or read is not None):
             kwargs["inputs_embeds"], attention_mask = self.input_embeddings(input_ids, attention_mask, title_vectors,
-                                                                            retrieved_ids)
+                                                                            read)
             input_ids = None
-        return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        if self.copy_head is None or retrieved_ids is None:
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        labels = kwargs.pop("labels", None)
+        if labels is not None and kwargs.get("decoder_input_ids") is None:
+            kwargs["decoder_input_ids"] = self._shift_right(labels)
+        out = super().forward(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, **kwargs)
+        prefix = decoder_prefix_ids if decoder_prefix_ids is not None else kwargs["decoder_input_ids"]
+        out.logits = self.copy_head(out.logits, out.decoder_hidden_states[-1], prefix, retrieved_ids,
+                                    self.get_input_embeddings())
+        if labels is not None:
+            out.loss = torch.nn.functional.nll_loss(out.logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return out
+
+    def prepare_inputs_for_generation(self, input_ids, *args, **kwargs):
+        inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        if self.copy_head is not None:
+            inputs["decoder_prefix_ids"] = input_ids
+        return inputs
 
 
 def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
                 title_vector_dim: int | None = None) -> TigerT5:
     """A fresh T5 sized by the config, or the pretrained one with its embeddings grown for the ID tokens."""
     extra = dict(title_vector_dim=title_vector_dim, title_encoder=tcfg.title_encoder or None,
-                 retrieved_songs=tcfg.retrieved_songs)
+                 retrieved_songs=tcfg.retrieved_songs, retrieval_use=tcfg.retrieval_use)
     if tcfg.model_name:
         model = TigerT5.from_pretrained(check_pretrained_folder(tcfg.model_name), local_files_only=True, **extra)
         model.resize_token_embeddings(len(tokenizer))
@@ -154,8 +185,12 @@ def title_inputs(model: TigerT5, tokenizer: PreTrainedTokenizerBase, titles: lis
         return dict(encoded)
     vectors = title_encoder.encode(titles).to(model.device) if title_encoder else None
     retrieved = torch.tensor(retriever(titles), device=model.device) if retriever else None
-    embeds, mask = model.input_embeddings(encoded["input_ids"], encoded["attention_mask"], vectors, retrieved)
-    return {"inputs_embeds": embeds, "attention_mask": mask}
+    embeds, mask = model.input_embeddings(encoded["input_ids"], encoded["attention_mask"], vectors,
+                                          retrieved if model.reads_retrieved else None)
+    inputs = {"inputs_embeds": embeds, "attention_mask": mask}
+    if model.copy_head is not None:
+        inputs["retrieved_ids"] = retrieved
+    return inputs
 
 
 def check_vocab_matches(model_dir: Path, manifest: dict, corpus_vocab: str | Path | None) -> None:

@@ -35,7 +35,7 @@ class PooledExamples:
     pairs: int
     vectors: list[torch.Tensor] | None = None
     """Each example's title vector (genrec.title_vectors), when the model reads one."""
-    retrieved: list[list[list[int]]] | None = None
+    retrieved: list[tuple[tuple[int, ...], ...]] | None = None
     """Each example's retrieved songs' ID token ids (genrec.retrieval), when the model reads them."""
 
     def __len__(self) -> int:
@@ -44,7 +44,7 @@ class PooledExamples:
 
 def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_example: int, seed: int,
                   vectors: list[torch.Tensor] | None = None,
-                  retrieved: list[list[list[int]]] | None = None, sharpening: float = 1.0,
+                  retrieved: list[tuple[tuple[int, ...], ...]] | None = None, sharpening: float = 1.0,
                   extra: dict[tuple[int, ...], dict[tuple[int, ...], float]] | None = None,
                   paths_per_input: int = 0) -> PooledExamples:
     """Group (title ids, label ids) pairs by model input and sample pooled examples (deterministic for a seed).
@@ -64,8 +64,7 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
     walked less than once in a whole training run (on MPD a title seen once has ~260 target songs
     and got 4 samples an epoch), so the model learnt their first ID level and guessed the rest.
     """
-    keys = [(tuple(title), tuple(map(tuple, retrieved[i])) if retrieved is not None else ())
-            for i, title in enumerate(inputs)]
+    keys = [(tuple(title), retrieved[i] if retrieved is not None else ()) for i, title in enumerate(inputs)]
     by_input: dict[tuple, Counter] = defaultdict(Counter)
     for key, label in zip(keys, labels):
         by_input[key][tuple(label)] += 1
@@ -100,7 +99,7 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
             if vector_of is not None:
                 out.vectors.append(vector_of[title])
             if retrieved is not None:
-                out.retrieved.append([list(song) for song in songs])
+                out.retrieved.append(songs)
     return out
 
 
@@ -176,7 +175,7 @@ def with_extra_inputs(out: dict, batch: list[dict]) -> dict:
     if "title_vector" in batch[0]:
         out["title_vectors"] = torch.stack([b["title_vector"] for b in batch])
     if "retrieved_ids" in batch[0]:
-        out["retrieved_ids"] = torch.tensor([b["retrieved_ids"] for b in batch], dtype=torch.long)
+        out["retrieved_ids"] = torch.from_numpy(np.array([b["retrieved_ids"] for b in batch], dtype=np.int64))
     return out
 
 

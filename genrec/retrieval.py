@@ -44,20 +44,29 @@ def fold_of(playlist_id: str, folds: int) -> int:
     return zlib.crc32(playlist_id.encode("utf-8")) % folds
 
 
-class SongRetriever:
-    """Title -> the ID token ids of kNN's top ``songs`` songs (a list of ``songs`` lists of id_length ids)."""
+Retrieved = tuple[tuple[int, ...], ...]
+"""One title's retrieved songs: ``songs`` tuples of id_length ID token ids, best first."""
 
-    def __init__(self, knn: TitleKNN, songs: int, token_ids: dict[str, list[int]]):
+
+class SongRetriever:
+    """Title -> the ID token ids of kNN's top ``songs`` songs.
+
+    Titles repeat (one row per (title, song) pair in single mode), so each distinct title's tuple is
+    built once and shared by its rows: with many retrieved songs, copies would take gigabytes.
+    """
+
+    def __init__(self, knn: TitleKNN, songs: int, token_ids: dict[str, tuple[int, ...]]):
         self.knn, self.songs, self.token_ids = knn, songs, token_ids
 
-    def __call__(self, titles: Sequence[str]) -> list[list[list[int]]]:
+    def __call__(self, titles: Sequence[str]) -> list[Retrieved]:
         distinct = sorted(set(titles))
-        ranked = dict(zip(distinct, self.knn.recommend(distinct, self.songs))) if distinct else {}
-        return [[self.token_ids[song] for song in ranked[title]] for title in titles]
+        ranked = self.knn.recommend(distinct, self.songs) if distinct else []
+        lists = {title: tuple(self.token_ids[song] for song in songs) for title, songs in zip(distinct, ranked)}
+        return [lists[title] for title in titles]
 
 
-def song_token_ids(vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase) -> dict[str, list[int]]:
-    return {song: tokenizer.convert_tokens_to_ids(list(tokens)) for song, tokens in vocab.songs.items()}
+def song_token_ids(vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase) -> dict[str, tuple[int, ...]]:
+    return {song: tuple(tokenizer.convert_tokens_to_ids(list(tokens))) for song, tokens in vocab.songs.items()}
 
 
 def check_enough_songs(playlists: TrainingPlaylists, songs: int) -> None:
@@ -86,11 +95,11 @@ class RetrievalSetup:
         self.params = knn.params
         self.full = SongRetriever(knn, songs, self.token_ids)
 
-    def cross_fitted(self, rows: Sequence[CorpusRow]) -> list[list[list[int]]]:
+    def cross_fitted(self, rows: Sequence[CorpusRow]) -> list[Retrieved]:
         """Each training row's retrieved songs, from the training playlists outside its fold."""
         row_folds = [fold_of(row.playlist_id, self.folds) for row in rows]
         playlist_folds = [fold_of(pid, self.folds) for pid in self.playlists.ids]
-        out: list[list[list[int]]] = [[] for _ in rows]
+        out: list[Retrieved] = [() for _ in rows]
         for fold in sorted(set(row_folds)):
             others = [i for i, f in enumerate(playlist_folds) if f != fold]
             if not others:

@@ -34,7 +34,7 @@ from .pooled_targets import PooledCollator, PooledDataset, pool_examples, pooled
 from .baselines import TrainingPlaylists
 from .evaluation import split_playlists, tuned_title_knn
 from .neighbour_targets import NeighbourVotes, neighbour_paths
-from .retrieval import RetrievalSetup, SongRetriever, song_token_ids
+from .retrieval import Retrieved, RetrievalSetup, SongRetriever, song_token_ids
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import build_tokenizer, check_id_tokens, unknown_share
 
@@ -55,7 +55,7 @@ class Encoded:
     truncated_titles: int
     vectors: list[torch.Tensor] | None = None
     """Title vectors (genrec.title_vectors) when the model reads them."""
-    retrieved: list[list[list[int]]] | None = None
+    retrieved: list[Retrieved] | None = None
     """Retrieved songs' ID token ids (genrec.retrieval) when the model reads them."""
 
     def target_tokens(self) -> int:
@@ -121,7 +121,7 @@ def titles_merged_by_cutting(tokenizer: PreTrainedTokenizerBase, titles: list[st
 
 def encode(pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerBase, max_input_length: int,
            title_encoder: TitleVectorEncoder | None = None,
-           retrieved: list[list[list[int]]] | None = None) -> Encoded:
+           retrieved: list[Retrieved] | None = None) -> Encoded:
     """(title, target token string) pairs to ids (and title vectors; ``retrieved`` is passed through, one per
     pair); target tokens map one-to-one, then </s>."""
     titles, cut = encode_titles(tokenizer, [title for title, _ in pairs], max_input_length)
@@ -352,8 +352,8 @@ def neighbour_extra(cfg: Config, train_rows: list[CorpusRow], tokenizer: PreTrai
 def run_fingerprint(cfg: Config) -> dict:
     """What a checkpoint must share with this run to be resumed: corpus, model shape and training targets."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
-                    if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_folds", "target_sharpening",
-                             "neighbour_weight", "neighbour_songs", "d_model", "num_layers", "num_decoder_layers",
+                    if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_use", "retrieval_folds",
+                             "target_sharpening", "neighbour_weight", "neighbour_songs", "d_model", "num_layers", "num_decoder_layers",
                              "num_heads", "d_kv", "d_ff", "text_vocab_size", "max_input_length")}
     return {"train_sha256": sha256_of(corpus_path(cfg, "train")), "vocab_sha256": sha256_of(vocab_path(cfg)),
             "model": model_fields}
@@ -459,7 +459,8 @@ def train(cfg: Config) -> dict:
         "processes": args.world_size, "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
         "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
-        "retrieval": {"songs": t.retrieved_songs, "folds": t.retrieval_folds, "title_knn": asdict(retrieval.params)}
+        "retrieval": {"songs": t.retrieved_songs, "use": t.retrieval_use, "folds": t.retrieval_folds,
+                      "title_knn": asdict(retrieval.params)}
         if retrieval else None,
         "neighbour_targets": data.neighbour_setup,
         "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in

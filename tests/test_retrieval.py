@@ -90,9 +90,9 @@ def test_more_retrieved_songs_than_training_songs_is_a_clear_error():
 
 def test_one_title_pools_separately_per_retrieved_list():
     inputs, labels = [[7, 1]] * 3, [[5, 1], [6, 1], [5, 1]]
-    retrieved = [[[3, 4]], [[3, 4]], [[8, 9]]]
+    retrieved = [((3, 4),), ((3, 4),), ((8, 9),)]
     pooled = pool_examples(inputs, labels, pairs_per_example=16, seed=0, retrieved=retrieved)
-    assert sorted(pooled.retrieved) == [[[3, 4]], [[8, 9]]]
+    assert sorted(pooled.retrieved) == [((3, 4),), ((8, 9),)]
     assert sorted(pooled.weights) == [1.0, 2.0]
 
 
@@ -115,15 +115,18 @@ def test_model_reads_retrieved_songs_as_tokens_before_the_title():
     assert not torch.allclose(first, other)  # the songs, and their order, reach the output
 
 
-def test_retrieval_model_trains_evaluates_and_generates(tiny_demo):
+@pytest.mark.parametrize("use", ["input", "copy"])
+def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use):
     for script in ("train_rq_kmeans.py", "prepare_corpus.py"):
         run_stage(script, *TINY_DEMO, cwd=tiny_demo)
-    run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--tiger.retrieved_songs", "5", cwd=tiny_demo)
+    run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--tiger.retrieved_songs", "5", "--tiger.retrieval_use", use,
+              cwd=tiny_demo)
     final = tiny_demo / "models" / "tiger_final"
     recorded = json.loads((final / RETRIEVAL_FILE).read_text(encoding="utf-8"))
     assert recorded["songs"] == 5 and len(recorded["playlists"]["titles"]) > 100
     bundle = load_tiger(final)
     assert bundle.retriever is not None
+    assert (bundle.model.copy_head is not None) == (use == "copy") and bundle.model.reads_retrieved == (use == "input")
     titles = ["late night drive", "夏日海边"]
     first = decode(bundle, titles, DecodingSettings(num_songs=5, num_beams=5))
     assert all(len(d.songs) == 5 and d.invalid == 0 for d in first)
