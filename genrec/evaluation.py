@@ -279,8 +279,11 @@ def notes(bundle: TigerBundle) -> list[str]:
            "invalid_rate: generated IDs (and trailing partial IDs) naming no song, over all generated; "
            "duplicate_rate: valid IDs repeating an earlier one of the same playlist."]
     if bundle.retriever is not None:
-        out.append(f"The model also reads title kNN's top {bundle.retriever.songs} songs for each title (tiger."
-                   "retrieved_songs), retrieved from the training playlists only (genrec.retrieval).")
+        how = {"input": "also reads", "copy": "may also copy", "both": "also reads, and may copy,"}[
+            getattr(bundle.model.config, "retrieval_use", "input")]
+        out.append(f"The model {how} title kNN's top {bundle.retriever.songs} songs for each title (tiger."
+                   "retrieved_songs, tiger.retrieval_use), retrieved from the training playlists only "
+                   "(genrec.retrieval, genrec.copy_head).")
     neighbours = bundle.manifest.get("summary", {}).get("neighbour_targets")
     if neighbours:
         out.append("The model was trained on neighbour-smoothed targets (tiger.neighbour_weight "

@@ -1,9 +1,10 @@
-"""Retrieval-augmented input: title kNN's top songs for a title, read by the model beside the title.
+"""Retrieval augmentation: title kNN's top songs for a title, which the model reads or copies beside the title.
 
 Title kNN (genrec.baselines) is strong on playlist data because titles repeat, while a small
 generative model struggles to memorise which of thousands of songs go with each title. With
-``tiger.retrieved_songs = M`` the model also reads kNN's top M songs for the title (as semantic-ID
-tokens, see ``TigerT5.input_embeddings``) and learns which to keep, how to reorder them and what to add.
+``tiger.retrieved_songs = M`` the model also gets kNN's top M songs for the title, to read (as encoder
+tokens, see ``TigerT5.input_embeddings``), to copy (genrec.copy_head) or both (``tiger.retrieval_use``),
+and learns which to keep, how to reorder them and what to add.
 
 No leakage: a training example must not find its own playlist's songs among its inputs, or the model
 learns to copy lists that at test time do not hold the answer. Training playlists are split into

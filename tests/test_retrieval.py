@@ -133,6 +133,10 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use):
     assert [d.songs for d in decode(load_tiger(final), titles, DecodingSettings(num_songs=5, num_beams=5))] == \
         [d.songs for d in first]
     run_stage("evaluate_tiger.py", *TINY_DEMO, *TINY_EVAL, cwd=tiny_demo)
+    metrics = json.loads((tiny_demo / "outputs" / "evaluation_metrics.json").read_text(encoding="utf-8"))
+    said = {"input": "The model also reads title kNN's top 5", "copy": "The model may also copy title kNN's top 5"}
+    assert any(note.startswith(said[use]) for note in metrics["notes"])
+    assert metrics["systems"]["model"]["invalid_rate"] == 0.0
     out = run_stage("generate_playlist.py", "--generate.title", "beach party", "--generate.num_songs", "3",
                     cwd=tiny_demo)
     assert len(re.findall(r"^\s+\d+\. ", out.stdout, flags=re.M)) == 3
