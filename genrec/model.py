@@ -56,7 +56,8 @@ class TigerT5(T5ForConditionalGeneration):
     - ``config.retrieved_songs``: title kNN's top songs (genrec.retrieval). With ``config.retrieval_use``
       "input" or "both", one encoder token each: the sum of the song's ID token embeddings (shared with
       the decoder) plus a learned embedding of its kNN rank. With "copy" or "both", a copy head
-      (genrec.copy_head) lets the decoder write them out token by token; the logits are then log-probabilities.
+      (genrec.copy_head) lets the decoder write them out token by token; the logits are then log-probabilities,
+      and each song's ids are followed by its kNN vote and match buckets, which only the copy head reads.
 
     Encoder input order: [title vector] [retrieved songs, best first] [title tokens] [padding], so the
     extra tokens sit at fixed positions whatever the title's length.
@@ -80,7 +81,9 @@ class TigerT5(T5ForConditionalGeneration):
         embed = self.get_input_embeddings()
         tokens = embed(input_ids)
         parts, masks = [tokens], [attention_mask]
-        if retrieved_ids is not None:  # (batch, songs, id_length) token ids
+        if retrieved_ids is not None:  # (batch, songs, id_length [+ 2 buckets for the copy head]) ids
+            if self.copy_head is not None:
+                retrieved_ids = retrieved_ids[..., :-2]
             songs = embed(retrieved_ids).sum(dim=2) + self.rank_embedding.weight[:retrieved_ids.shape[1]]
             parts.insert(0, songs)
             masks.insert(0, attention_mask.new_ones(retrieved_ids.shape[:2]))

@@ -15,7 +15,7 @@ from genrec.generation import DecodingSettings, decode
 from genrec.id_tokens import SemanticIdVocab
 from genrec.model import TigerT5, load_tiger
 from genrec.pooled_targets import pool_examples
-from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, fold_of
+from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, SongRetriever, fold_of, match_bucket, vote_bucket
 
 TITLES = ["rock", "rock anthems", "classic rock", "chill", "chill vibes", "sleep"]
 
@@ -74,6 +74,19 @@ def test_inference_retrieves_from_all_training_playlists_with_the_tuned_knn():
     playlists = TrainingPlaylists.from_corpus(rows)
     expected = TitleKNN(setup.params).fit(playlists.titles, playlists.songs).recommend(["classic rock"], 6)[0]
     assert decoded_songs(vocab, TokenIds(vocab), setup.full(["classic rock"])[0]) == expected
+
+
+def test_scored_retrieval_adds_vote_and_match_buckets_after_each_songs_ids():
+    rows = rows_with_own_songs()
+    setup, _ = setup_for(rows)
+    exact, loose = (SongRetriever(setup.full.knn, 6, setup.token_ids, scores=True)([t])[0]
+                    for t in ("classic rock", "classic jazz"))
+    assert [song[:2] for song in exact] == list(setup.full(["classic rock"])[0])
+    votes, matches = [song[2] for song in exact], {song[3] for song in exact}
+    assert votes[0] == 0 and votes == sorted(votes) and matches == {10}  # a training title matches exactly
+    assert {song[3] for song in loose} < {*range(10)}  # only "classic" is shared
+    assert [vote_bucket(s) for s in (1.0, 0.6, 0.5, 0.26, 1e-9, 0.0)] == [0, 0, 1, 1, 9, 10]
+    assert [match_bucket(s) for s in (1.0, 0.44, 0.0, -0.2)] == [10, 4, 0, 0]
 
 
 def test_folds_are_stable_and_cover_every_fold():
@@ -140,10 +153,12 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use):
     out = run_stage("generate_playlist.py", "--generate.title", "beach party", "--generate.num_songs", "3",
                     cwd=tiny_demo)
     assert len(re.findall(r"^\s+\d+\. ", out.stdout, flags=re.M)) == 3
-    use = run_stage("bench/retrieval_use.py", *TINY_DEMO, "--playlists", "4", "--eval.num_beams", "10",
-                    cwd=tiny_demo).stdout
-    share = float(re.search(r"top 5 songs in title kNN's top 5: ([\d.]+)", use).group(1))
+    report = run_stage("bench/retrieval_use.py", *TINY_DEMO, "--playlists", "4", "--eval.num_beams", "10",
+                       cwd=tiny_demo).stdout
+    share = float(re.search(r"top 5 songs in title kNN's top 5: ([\d.]+)", report).group(1))
     assert 0.0 <= share <= 1.0
+    gate = re.search(r"copy head's mean gate at the first ID level: ([\d.]+)", report)
+    assert (gate is not None) == (use == "copy") and (gate is None or 0.0 < float(gate.group(1)) < 1.0)
 
     (final / RETRIEVAL_FILE).unlink()
     with pytest.raises(ArtifactError, match="retrieval.json is missing or unreadable"):
