@@ -23,7 +23,7 @@ from .cli import config_as_dict, save_config
 from .copy_head import CopyHead
 from .errors import ArtifactError
 from .id_tokens import VOCAB_FILE, SemanticIdVocab
-from .retrieval import RetrievalSetup, SongRetriever, load_retriever
+from .retrieval import RETRIEVAL_FILE, RetrievalSetup, SongRetriever, load_retriever
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import check_id_tokens, check_pretrained_folder
 
@@ -230,8 +230,10 @@ def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | P
     check_id_tokens(tokenizer, vocab)
     summary = manifest["summary"]
     encoder_name = getattr(model.config, "title_encoder", None)
-    retrieves = getattr(model.config, "retrieved_songs", 0)
+    retriever = load_retriever(model_dir, vocab, tokenizer) if getattr(model.config, "retrieved_songs", 0) else None
+    if retriever is not None and retriever.scores != (model.copy_head is not None):
+        raise ArtifactError(f"{model_dir}: the copy head and the kNN scores in {RETRIEVAL_FILE} go together, and "
+                            "here one is missing (a folder from an older version?): rerun train_tiger.py")
     return TigerBundle(model.to(resolve_device(device)).eval(), tokenizer, vocab, summary["target_mode"],
                        int(summary["max_input_length"]), manifest,
-                       TitleVectorEncoder(encoder_name) if encoder_name else None,
-                       load_retriever(model_dir, vocab, tokenizer) if retrieves else None)
+                       TitleVectorEncoder(encoder_name) if encoder_name else None, retriever)

@@ -136,7 +136,7 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use):
               cwd=tiny_demo)
     final = tiny_demo / "models" / "tiger_final"
     recorded = json.loads((final / RETRIEVAL_FILE).read_text(encoding="utf-8"))
-    assert recorded["songs"] == 5 and len(recorded["playlists"]["titles"]) > 100
+    assert recorded["songs"] == 5 and len(recorded["playlists"]["titles"]) > 100 and recorded["scores"] == (use == "copy")
     bundle = load_tiger(final)
     assert bundle.retriever is not None
     assert (bundle.model.copy_head is not None) == (use == "copy") and bundle.model.reads_retrieved == (use == "input")
@@ -160,6 +160,10 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use):
     gate = re.search(r"copy head's mean gate at the first ID level: ([\d.]+)", report)
     assert (gate is not None) == (use == "copy") and (gate is None or 0.0 < float(gate.group(1)) < 1.0)
 
+    recorded["scores"] = not recorded["scores"]
+    (final / RETRIEVAL_FILE).write_text(json.dumps(recorded), encoding="utf-8")
+    with pytest.raises(ArtifactError, match="the copy head and the kNN scores"):
+        load_tiger(final)
     (final / RETRIEVAL_FILE).unlink()
     with pytest.raises(ArtifactError, match="retrieval.json is missing or unreadable"):
         load_tiger(final)
