@@ -6,6 +6,8 @@ For the first ``--playlists`` test titles, decodes as many songs as the model re
 as the evaluation does) and prints the share of them that are among the retrieved songs, and how
 often the model's first song is in the retrieved top 5. A model that copies title kNN scores near
 1.0 on both; one that ignores its input scores near what title kNN and the model share anyway.
+A model with a copy head (tiger.retrieval_use copy/both) also gets its mean gate at the first ID
+level: the weight its own distribution gives to copying there.
 That baseline is measured on a model trained without retrieval: there the songs compared with are
 title kNN's top ``--songs`` (kNN tuned on validation as training tunes the retriever's).
 """
@@ -16,6 +18,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -25,7 +29,7 @@ from genrec.corpus import corpus_path, read_corpus, vocab_path  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
 from genrec.evaluation import decoding_settings  # noqa: E402
 from genrec.generation import decode  # noqa: E402
-from genrec.model import load_tiger, resolve_device, tiger_final_dir  # noqa: E402
+from genrec.model import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
 
 
 def add_arguments(parser) -> None:
@@ -56,6 +60,18 @@ def main(cfg, extras) -> None:
     print(f"{len(titles)} test titles, {m} {given_how}")
     print(f"share of the model's top {m} songs in title kNN's top {m}: {sum(kept) / len(kept):.3f}")
     print(f"model's first song in title kNN's top 5: {sum(first) / len(first):.3f}")
+    if bundle.model.copy_head is not None:
+        print(f"copy head's mean gate at the first ID level: {first_level_gate(bundle, titles):.3f}")
+
+
+@torch.no_grad()
+def first_level_gate(bundle, titles: list[str]) -> float:
+    model = bundle.model
+    inputs = title_inputs(model, bundle.tokenizer, titles, bundle.max_input_length, bundle.title_encoder,
+                          bundle.retriever)
+    start = torch.full((len(titles), 1), model.config.decoder_start_token_id, device=model.device)
+    states = model(**inputs, decoder_input_ids=start).decoder_hidden_states[-1]
+    return torch.sigmoid(model.copy_head.gate_logits(states, inputs["retrieved_ids"])).mean().item()
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ with a learned gate:
 ``a_r``: a softmax over the matching songs of a query from the decoder state against a key made of the
 song's ID token embeddings (shared with the decoder), its kNN rank and its kNN vote bucket; ``g``: a
 sigmoid of the decoder state plus a learned bias for how well the title matched its nearest training
-title (genrec.retrieval), and 0 where no retrieved song matches. The model returns log p as its logits, so the losses,
-beam search, sampling and the trie processor work unchanged. Single mode only: decoder position j
+title (genrec.retrieval), and 0 where no retrieved song matches. The model returns log p as its
+logits, so the losses, beam search, sampling and the trie processor work unchanged. Single mode only: decoder position j
 writes ID level j, and an ID's last level is followed by ``</s>``.
 """
 
@@ -46,20 +46,24 @@ class CopyHead(torch.nn.Module):
         song's ID token ids, its vote bucket and the title's match bucket (genrec.retrieval).
         """
         positions = logits.shape[1]
-        retrieved, votes, title_match = retrieved[..., :-2], retrieved[..., -2], retrieved[:, 0, -1]
+        gate = self.gate_logits(states, retrieved).float()
+        retrieved, votes = retrieved[..., :-2], retrieved[..., -2]
         matches, next_tokens = copy_targets(prefix, retrieved, self.eos_token_id)
         matches, next_tokens = matches[:, -positions:], next_tokens[:, -positions:]
         keys = self.key(token_embedding(retrieved).sum(dim=2) + self.rank.weight[:retrieved.shape[1]]
                         + self.vote(votes))
         scores = torch.einsum("btd,bsd->bts", self.query(states), keys).float() / keys.shape[-1] ** 0.5
-        # A finite floor, not -inf: a position with no match gets a harmless uniform row (its gate is 0 below).
+        # A finite floor, not -inf: a position with no match gets a harmless uniform row (the model alone is kept).
         attention = scores.masked_fill(~matches, torch.finfo(scores.dtype).min).softmax(dim=-1)
         copied = torch.zeros_like(logits, dtype=torch.float).scatter_add_(-1, next_tokens, attention * matches)
-        gate = (self.gate(states) + self.match_gate(title_match)[:, None]).float()
         model_log_probs = logits.float().log_softmax(dim=-1)
         mixed = torch.logaddexp(F.logsigmoid(-gate) + model_log_probs,
                                 F.logsigmoid(gate) + copied.clamp_min(torch.finfo(copied.dtype).tiny).log())
         return torch.where(matches.any(dim=-1, keepdim=True), mixed, model_log_probs)
+
+    def gate_logits(self, states: torch.Tensor, retrieved: torch.Tensor) -> torch.Tensor:
+        """(batch, T, 1): the gate before its sigmoid, from the decoder states and the title's match bucket."""
+        return self.gate(states) + self.match_gate(retrieved[:, 0, -1])[:, None]
 
 
 def copy_targets(prefix: torch.Tensor, retrieved: torch.Tensor, eos_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:

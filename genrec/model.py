@@ -94,7 +94,7 @@ class TigerT5(T5ForConditionalGeneration):
 
     def forward(self, input_ids=None, attention_mask=None, title_vectors=None, retrieved_ids=None,
                 decoder_prefix_ids=None, **kwargs):
-        """T5's forward; ``retrieved_ids`` (batch, songs, id_length) feed the encoder and/or the copy head.
+        """T5's forward; ``retrieved_ids`` (batch, songs, id_length [+ 2]) feed the encoder and/or the copy head.
 
         Generation passes the encoder's output instead of input ids (its embeddings came from
         :func:`title_inputs`), and ``decoder_prefix_ids``, the whole decoder input so far, since with a
