@@ -71,7 +71,7 @@ def first_level_gate(bundle, titles: list[str]) -> float:
                           bundle.retriever)
     start = torch.full((len(titles), 1), model.config.decoder_start_token_id, device=model.device)
     states = model(**inputs, decoder_input_ids=start).decoder_hidden_states[-1]
-    return torch.sigmoid(model.copy_head.gate_logits(states, inputs["retrieved_ids"])).mean().item()
+    return torch.sigmoid(model.copy_head.gate(states)).mean().item()
 
 
 if __name__ == "__main__":

@@ -155,22 +155,7 @@ class TitleKNN:
         params = params or self.params
         indices, sims = found if found is not None else self.neighbours(titles, params.k)
         votes = self.votes(indices[:, :params.k], sims[:, :params.k], params)
-        return [[self.songs[j] for j in self._top(votes.getrow(i), n)] for i in range(len(indices))]
-
-    def recommend_with_votes(self, titles: Sequence[str], n: int) -> list[tuple[list[str], list[float], float]]:
-        """Per title: its top ``n`` songs, each song's vote as a share of the top song's (0 for popularity
-        fill), and the best neighbour's similarity (1.0: a training playlist with the same normalised title)."""
-        indices, sims = self.neighbours(titles, self.params.k)
-        votes = self.votes(indices, sims)
-        out = []
-        for i in range(len(indices)):
-            row = votes.getrow(i)
-            chosen = self._top(row, n)
-            vote_of = dict(zip(row.indices.tolist(), row.data.tolist()))
-            top = max(row.data, default=0.0)
-            shares = [vote_of.get(j, 0.0) / top if top > 0 else 0.0 for j in chosen]
-            out.append(([self.songs[j] for j in chosen], shares, float(max(sims[i, 0], 0.0))))
-        return out
+        return [self._top(votes.getrow(i), n) for i in range(len(indices))]
 
     def votes(self, indices: np.ndarray, sims: np.ndarray, params: KnnParams | None = None,
               keep: np.ndarray | None = None) -> sparse.csr_matrix:
@@ -183,14 +168,13 @@ class TitleKNN:
         return sparse.csr_matrix((weights.ravel(), (rows, indices.ravel())),
                                  shape=(len(indices), self.members.shape[0])) @ self.members
 
-    def _top(self, row: sparse.csr_matrix, n: int) -> list[int]:
-        """The ``n`` best-voted song indices of one title's votes, filled by popularity."""
+    def _top(self, row: sparse.csr_matrix, n: int) -> list[str]:
         scores = row.data + self.prior[row.indices]
         chosen = row.indices[np.argsort(-scores, kind="stable")[:n]].tolist()
         if len(chosen) < n:
             taken = set(chosen)
             chosen += [i for i in range(min(len(self.songs), n + len(chosen))) if i not in taken][:n - len(chosen)]
-        return chosen
+        return [self.songs[i] for i in chosen]
 
 
 def tune_knn(knn: TitleKNN, titles: Sequence[str], truths: Sequence[Sequence[str]], n: int,

@@ -10,10 +10,9 @@ with a learned gate:
     p(token) = (1 - g) * p_model(token) + g * sum_r a_r * [song r's next token == token]
 
 ``a_r``: a softmax over the matching songs of a query from the decoder state against a key made of the
-song's ID token embeddings (shared with the decoder), its kNN rank and its kNN vote bucket; ``g``: a
-sigmoid of the decoder state plus a learned bias for how well the title matched its nearest training
-title (genrec.retrieval), and 0 where no retrieved song matches. The model returns log p as its
-logits, so the losses, beam search, sampling and the trie processor work unchanged. Single mode only: decoder position j
+song's ID token embeddings (shared with the decoder) and its kNN rank; ``g``: a sigmoid of the decoder
+state, and 0 where no retrieved song matches. The model returns log p as its logits, so the losses,
+beam search, sampling and the trie processor work unchanged. Single mode only: decoder position j
 writes ID level j, and an ID's last level is followed by ``</s>``.
 """
 
@@ -22,8 +21,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .retrieval import MATCH_BUCKETS, VOTE_BUCKETS
-
 
 class CopyHead(torch.nn.Module):
     def __init__(self, d_model: int, songs: int, eos_token_id: int):
@@ -31,10 +28,7 @@ class CopyHead(torch.nn.Module):
         self.query = torch.nn.Linear(d_model, d_model, bias=False)
         self.key = torch.nn.Linear(d_model, d_model, bias=False)
         self.rank = torch.nn.Embedding(songs, d_model)
-        self.vote = torch.nn.Embedding(VOTE_BUCKETS, d_model)
         self.gate = torch.nn.Linear(d_model, 1)
-        self.match_gate = torch.nn.Embedding(MATCH_BUCKETS, 1)
-        torch.nn.init.zeros_(self.match_gate.weight)
         self.eos_token_id = eos_token_id
 
     def forward(self, logits: torch.Tensor, states: torch.Tensor, prefix: torch.Tensor, retrieved: torch.Tensor,
@@ -42,28 +36,21 @@ class CopyHead(torch.nn.Module):
         """Log-probabilities of the mixture for the last ``T`` decoder positions.
 
         logits, states: (batch, T, vocab) and (batch, T, d_model) of those positions; prefix: (batch, P) the
-        whole decoder input so far (start token first, P >= T); retrieved: (batch, songs, id_length + 2), each
-        song's ID token ids, its vote bucket and the title's match bucket (genrec.retrieval).
+        whole decoder input so far (start token first, P >= T); retrieved: (batch, songs, id_length) token ids.
         """
         positions = logits.shape[1]
-        gate = self.gate_logits(states, retrieved).float()
-        retrieved, votes = retrieved[..., :-2], retrieved[..., -2]
         matches, next_tokens = copy_targets(prefix, retrieved, self.eos_token_id)
         matches, next_tokens = matches[:, -positions:], next_tokens[:, -positions:]
-        keys = self.key(token_embedding(retrieved).sum(dim=2) + self.rank.weight[:retrieved.shape[1]]
-                        + self.vote(votes))
+        keys = self.key(token_embedding(retrieved).sum(dim=2) + self.rank.weight[:retrieved.shape[1]])
         scores = torch.einsum("btd,bsd->bts", self.query(states), keys).float() / keys.shape[-1] ** 0.5
         # A finite floor, not -inf: a position with no match gets a harmless uniform row (the model alone is kept).
         attention = scores.masked_fill(~matches, torch.finfo(scores.dtype).min).softmax(dim=-1)
         copied = torch.zeros_like(logits, dtype=torch.float).scatter_add_(-1, next_tokens, attention * matches)
+        gate = self.gate(states).float()
         model_log_probs = logits.float().log_softmax(dim=-1)
         mixed = torch.logaddexp(F.logsigmoid(-gate) + model_log_probs,
                                 F.logsigmoid(gate) + copied.clamp_min(torch.finfo(copied.dtype).tiny).log())
         return torch.where(matches.any(dim=-1, keepdim=True), mixed, model_log_probs)
-
-    def gate_logits(self, states: torch.Tensor, retrieved: torch.Tensor) -> torch.Tensor:
-        """(batch, T, 1): the gate before its sigmoid, from the decoder states and the title's match bucket."""
-        return self.gate(states) + self.match_gate(retrieved[:, 0, -1])[:, None]
 
 
 def copy_targets(prefix: torch.Tensor, retrieved: torch.Tensor, eos_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:

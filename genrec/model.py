@@ -23,7 +23,7 @@ from .cli import config_as_dict, save_config
 from .copy_head import CopyHead
 from .errors import ArtifactError
 from .id_tokens import VOCAB_FILE, SemanticIdVocab
-from .retrieval import RETRIEVAL_FILE, RetrievalSetup, SongRetriever, load_retriever
+from .retrieval import RetrievalSetup, SongRetriever, load_retriever
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import check_id_tokens, check_pretrained_folder
 
@@ -56,8 +56,7 @@ class TigerT5(T5ForConditionalGeneration):
     - ``config.retrieved_songs``: title kNN's top songs (genrec.retrieval). With ``config.retrieval_use``
       "input" or "both", one encoder token each: the sum of the song's ID token embeddings (shared with
       the decoder) plus a learned embedding of its kNN rank. With "copy" or "both", a copy head
-      (genrec.copy_head) lets the decoder write them out token by token; the logits are then log-probabilities,
-      and each song's ids are followed by its kNN vote and match buckets, which only the copy head reads.
+      (genrec.copy_head) lets the decoder write them out token by token; the logits are then log-probabilities.
 
     Encoder input order: [title vector] [retrieved songs, best first] [title tokens] [padding], so the
     extra tokens sit at fixed positions whatever the title's length.
@@ -81,9 +80,7 @@ class TigerT5(T5ForConditionalGeneration):
         embed = self.get_input_embeddings()
         tokens = embed(input_ids)
         parts, masks = [tokens], [attention_mask]
-        if retrieved_ids is not None:  # (batch, songs, id_length [+ 2 buckets for the copy head]) ids
-            if self.copy_head is not None:
-                retrieved_ids = retrieved_ids[..., :-2]
+        if retrieved_ids is not None:  # (batch, songs, id_length) token ids
             songs = embed(retrieved_ids).sum(dim=2) + self.rank_embedding.weight[:retrieved_ids.shape[1]]
             parts.insert(0, songs)
             masks.insert(0, attention_mask.new_ones(retrieved_ids.shape[:2]))
@@ -94,7 +91,7 @@ class TigerT5(T5ForConditionalGeneration):
 
     def forward(self, input_ids=None, attention_mask=None, title_vectors=None, retrieved_ids=None,
                 decoder_prefix_ids=None, **kwargs):
-        """T5's forward; ``retrieved_ids`` (batch, songs, id_length [+ 2]) feed the encoder and/or the copy head.
+        """T5's forward; ``retrieved_ids`` (batch, songs, id_length) feed the encoder and/or the copy head.
 
         Generation passes the encoder's output instead of input ids (its embeddings came from
         :func:`title_inputs`), and ``decoder_prefix_ids``, the whole decoder input so far, since with a
@@ -230,10 +227,8 @@ def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | P
     check_id_tokens(tokenizer, vocab)
     summary = manifest["summary"]
     encoder_name = getattr(model.config, "title_encoder", None)
-    retriever = load_retriever(model_dir, vocab, tokenizer) if getattr(model.config, "retrieved_songs", 0) else None
-    if retriever is not None and retriever.scores != (model.copy_head is not None):
-        raise ArtifactError(f"{model_dir}: the copy head and the kNN scores in {RETRIEVAL_FILE} go together, and "
-                            "here one is missing (a folder from an older version?): rerun train_tiger.py")
+    retrieves = getattr(model.config, "retrieved_songs", 0)
     return TigerBundle(model.to(resolve_device(device)).eval(), tokenizer, vocab, summary["target_mode"],
                        int(summary["max_input_length"]), manifest,
-                       TitleVectorEncoder(encoder_name) if encoder_name else None, retriever)
+                       TitleVectorEncoder(encoder_name) if encoder_name else None,
+                       load_retriever(model_dir, vocab, tokenizer) if retrieves else None)

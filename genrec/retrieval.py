@@ -4,10 +4,7 @@ Title kNN (genrec.baselines) is strong on playlist data because titles repeat, w
 generative model struggles to memorise which of thousands of songs go with each title. With
 ``tiger.retrieved_songs = M`` the model also gets kNN's top M songs for the title, to read (as encoder
 tokens, see ``TigerT5.input_embeddings``), to copy (genrec.copy_head) or both (``tiger.retrieval_use``),
-and learns which to keep, how to reorder them and what to add. For the copy head each song also
-carries how strongly kNN voted for it (as a share of its top song's vote) and how well the title
-matched its nearest training title: a list found through an exact title match is worth copying, one
-found through a loose match less so, and ranks alone do not say which.
+and learns which to keep, how to reorder them and what to add.
 
 No leakage: a training example must not find its own playlist's songs among its inputs, or the model
 learns to copy lists that at test time do not hold the answer. Training playlists are split into
@@ -17,7 +14,7 @@ all training playlists. The kNN parameters are tuned on validation playlists, as
 ``title_knn`` baseline's are.
 
 ``retrieval.json`` in the model folder records what inference needs, so a model folder generates on
-its own: ``{"songs": M, "scores": bool, "title_knn": {"k", "alpha", "length_norm"}, "playlists": {"ids": [...],
+its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm"}, "playlists": {"ids": [...],
 "titles": [...], "songs": [[song id, ...], ...]}}`` (the training playlists the index is fitted on).
 """
 
@@ -25,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import zlib
 from dataclasses import asdict
 from pathlib import Path
@@ -50,45 +46,24 @@ def fold_of(playlist_id: str, folds: int) -> int:
 
 
 Retrieved = tuple[tuple[int, ...], ...]
-"""One title's retrieved songs, best first: per song its id_length ID token ids (then, with scores, its vote
-bucket and the title's match bucket)."""
-
-VOTE_BUCKETS = 11
-"""A retrieved song's kNN vote as a share of the title's top song's: halvings 0-9 (share > 2**-10), 10 for no vote."""
-MATCH_BUCKETS = 11
-"""The title's best kNN similarity in tenths, 0-10 (10: a training playlist with the same normalised title)."""
-
-
-def vote_bucket(share: float) -> int:
-    return VOTE_BUCKETS - 1 if share <= 0 else min(int(-math.log2(share)), VOTE_BUCKETS - 2)
-
-
-def match_bucket(similarity: float) -> int:
-    return min(max(round(similarity * 10), 0), MATCH_BUCKETS - 1)
+"""One title's retrieved songs: ``songs`` tuples of id_length ID token ids, best first."""
 
 
 class SongRetriever:
-    """Title -> kNN's top ``songs`` songs as ID token ids; with ``scores``, each song's ids are followed by its
-    vote bucket and the title's match bucket (what the copy head reads, genrec.copy_head).
+    """Title -> the ID token ids of kNN's top ``songs`` songs.
 
     Titles repeat (one row per (title, song) pair in single mode), so each distinct title's tuple is
     built once and shared by its rows: with many retrieved songs, copies would take gigabytes.
     """
 
-    def __init__(self, knn: TitleKNN, songs: int, token_ids: dict[str, tuple[int, ...]], scores: bool = False):
-        self.knn, self.songs, self.token_ids, self.scores = knn, songs, token_ids, scores
+    def __init__(self, knn: TitleKNN, songs: int, token_ids: dict[str, tuple[int, ...]]):
+        self.knn, self.songs, self.token_ids = knn, songs, token_ids
 
     def __call__(self, titles: Sequence[str]) -> list[Retrieved]:
         distinct = sorted(set(titles))
-        scored = self.knn.recommend_with_votes(distinct, self.songs) if distinct else []
-        lists = {title: self._encode(*found) for title, found in zip(distinct, scored)}
+        ranked = self.knn.recommend(distinct, self.songs) if distinct else []
+        lists = {title: tuple(self.token_ids[song] for song in songs) for title, songs in zip(distinct, ranked)}
         return [lists[title] for title in titles]
-
-    def _encode(self, songs: list[str], shares: list[float], similarity: float) -> Retrieved:
-        if not self.scores:
-            return tuple(self.token_ids[song] for song in songs)
-        match = match_bucket(similarity)
-        return tuple((*self.token_ids[song], vote_bucket(share), match) for song, share in zip(songs, shares))
 
 
 def song_token_ids(vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase) -> dict[str, tuple[int, ...]]:
@@ -112,15 +87,14 @@ class RetrievalSetup:
     """What training needs: kNN parameters tuned on validation, full and cross-fitted retrieval."""
 
     def __init__(self, train_rows: Sequence[CorpusRow], val_rows: Sequence[CorpusRow], songs: int, folds: int,
-                 vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase, tuning_cutoff: int,
-                 scores: bool = False):
+                 vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase, tuning_cutoff: int):
         self.playlists = TrainingPlaylists.from_corpus(train_rows)
-        self.songs, self.folds, self.scores = songs, folds, scores
+        self.songs, self.folds = songs, folds
         self.token_ids = song_token_ids(vocab, tokenizer)
         check_enough_songs(self.playlists, songs)
         knn = knn_tuned_on(self.playlists, val_rows, tuning_cutoff)
         self.params = knn.params
-        self.full = SongRetriever(knn, songs, self.token_ids, scores)
+        self.full = SongRetriever(knn, songs, self.token_ids)
 
     def cross_fitted(self, rows: Sequence[CorpusRow]) -> list[Retrieved]:
         """Each training row's retrieved songs, from the training playlists outside its fold."""
@@ -134,8 +108,7 @@ class RetrievalSetup:
                                   "folds, leaving none to retrieve from: add playlists")
             knn = fitted_knn(self.playlists.subset(others), self.params, self.songs)
             members = [i for i, f in enumerate(row_folds) if f == fold]
-            retriever = SongRetriever(knn, self.songs, self.token_ids, self.scores)
-            retrieved = retriever([rows[i].input_text for i in members])
+            retrieved = SongRetriever(knn, self.songs, self.token_ids)([rows[i].input_text for i in members])
             for i, songs in zip(members, retrieved):
                 out[i] = songs
         log.info("retrieval: %d songs per title, kNN %s, %d cross-fitting folds", self.songs, self.params, self.folds)
@@ -143,8 +116,7 @@ class RetrievalSetup:
 
     def save(self, folder: Path) -> None:
         p = self.playlists
-        write_json(folder / RETRIEVAL_FILE, {"songs": self.songs, "scores": self.scores,
-                                             "title_knn": asdict(self.params),
+        write_json(folder / RETRIEVAL_FILE, {"songs": self.songs, "title_knn": asdict(self.params),
                                              "playlists": {"ids": p.ids, "titles": p.titles, "songs": p.songs}})
 
 
@@ -155,10 +127,9 @@ def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTo
         payload = json.loads(path.read_text(encoding="utf-8"))
         playlists = TrainingPlaylists(**payload["playlists"])
         params, songs = KnnParams(**payload["title_knn"]), int(payload["songs"])
-        scores = bool(payload.get("scores", False))  # absent in folders written before the copy head
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ArtifactError(f"{path} is missing or unreadable ({err}): rerun train_tiger.py") from None
     unknown = {song for ranked in playlists.songs for song in ranked if song not in vocab.songs}
     if unknown:
         raise ArtifactError(f"{path} names {len(unknown)} songs without a semantic ID: rerun train_tiger.py")
-    return SongRetriever(fitted_knn(playlists, params, songs), songs, song_token_ids(vocab, tokenizer), scores)
+    return SongRetriever(fitted_knn(playlists, params, songs), songs, song_token_ids(vocab, tokenizer))

@@ -375,8 +375,7 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     t, mode = cfg.tiger, cfg.corpus.target_mode
     title_encoder = TitleVectorEncoder(t.title_encoder) if t.title_encoder else None
     retrieval = (RetrievalSetup(train_rows, val_rows, t.retrieved_songs, t.retrieval_folds, vocab, tokenizer,
-                                max(cfg.eval.k_values), scores=t.retrieval_use != "input")
-                 if t.retrieved_songs else None)
+                                max(cfg.eval.k_values)) if t.retrieved_songs else None)
     val_pairs = validation_pairs(val_rows, vocab, mode, t.val_loss_examples, cfg.run.seed)
     train_set = encode(training_pairs(train_rows), tokenizer, t.max_input_length, title_encoder,
                        retrieval.cross_fitted(train_rows) if retrieval else None)

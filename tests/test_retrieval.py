@@ -15,7 +15,7 @@ from genrec.generation import DecodingSettings, decode
 from genrec.id_tokens import SemanticIdVocab
 from genrec.model import TigerT5, load_tiger
 from genrec.pooled_targets import pool_examples
-from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, SongRetriever, fold_of, match_bucket, vote_bucket
+from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, fold_of
 
 TITLES = ["rock", "rock anthems", "classic rock", "chill", "chill vibes", "sleep"]
 
@@ -76,19 +76,6 @@ def test_inference_retrieves_from_all_training_playlists_with_the_tuned_knn():
     assert decoded_songs(vocab, TokenIds(vocab), setup.full(["classic rock"])[0]) == expected
 
 
-def test_scored_retrieval_adds_vote_and_match_buckets_after_each_songs_ids():
-    rows = rows_with_own_songs()
-    setup, _ = setup_for(rows)
-    exact, loose = (SongRetriever(setup.full.knn, 6, setup.token_ids, scores=True)([t])[0]
-                    for t in ("classic rock", "classic jazz"))
-    assert [song[:2] for song in exact] == list(setup.full(["classic rock"])[0])
-    votes, matches = [song[2] for song in exact], {song[3] for song in exact}
-    assert votes[0] == 0 and votes == sorted(votes) and matches == {10}  # a training title matches exactly
-    assert {song[3] for song in loose} < {*range(10)}  # only "classic" is shared
-    assert [vote_bucket(s) for s in (1.0, 0.6, 0.5, 0.26, 1e-9, 0.0)] == [0, 0, 1, 1, 9, 10]
-    assert [match_bucket(s) for s in (1.0, 0.44, 0.0, -0.2)] == [10, 4, 0, 0]
-
-
 def test_folds_are_stable_and_cover_every_fold():
     folds = [fold_of(f"pl{i}", 5) for i in range(200)]
     assert folds == [fold_of(f"pl{i}", 5) for i in range(200)]
@@ -136,7 +123,7 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use):
               cwd=tiny_demo)
     final = tiny_demo / "models" / "tiger_final"
     recorded = json.loads((final / RETRIEVAL_FILE).read_text(encoding="utf-8"))
-    assert recorded["songs"] == 5 and len(recorded["playlists"]["titles"]) > 100 and recorded["scores"] == (use == "copy")
+    assert recorded["songs"] == 5 and len(recorded["playlists"]["titles"]) > 100
     bundle = load_tiger(final)
     assert bundle.retriever is not None
     assert (bundle.model.copy_head is not None) == (use == "copy") and bundle.model.reads_retrieved == (use == "input")
@@ -160,10 +147,6 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use):
     gate = re.search(r"copy head's mean gate at the first ID level: ([\d.]+)", report)
     assert (gate is not None) == (use == "copy") and (gate is None or 0.0 < float(gate.group(1)) < 1.0)
 
-    recorded["scores"] = not recorded["scores"]
-    (final / RETRIEVAL_FILE).write_text(json.dumps(recorded), encoding="utf-8")
-    with pytest.raises(ArtifactError, match="the copy head and the kNN scores"):
-        load_tiger(final)
     (final / RETRIEVAL_FILE).unlink()
     with pytest.raises(ArtifactError, match="retrieval.json is missing or unreadable"):
         load_tiger(final)
