@@ -11,7 +11,6 @@ from genrec.model import TigerT5
 EOS = 1
 # Three retrieved songs of two-token IDs: two share the first token.
 RETRIEVED = torch.tensor([[[10, 20], [10, 21], [11, 22]]] * 2)
-TOKENS = [EOS, 10, 11, 12, 20, 21, 22]
 
 
 def tiny_model(use: str) -> TigerT5:
