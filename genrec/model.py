@@ -76,11 +76,12 @@ class TigerT5(T5ForConditionalGeneration):
     def input_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                          title_vectors: torch.Tensor | None = None,
                          retrieved_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder input embeddings and mask with the extra tokens (see the class docstring) first."""
+        """Encoder input embeddings and mask with the extra tokens (see the class docstring) first; retrieved songs
+        become tokens only for a model that reads them (``reads_retrieved``)."""
         embed = self.get_input_embeddings()
         tokens = embed(input_ids)
         parts, masks = [tokens], [attention_mask]
-        if retrieved_ids is not None:  # (batch, songs, id_length) token ids
+        if retrieved_ids is not None and self.reads_retrieved:  # (batch, songs, id_length) token ids
             songs = embed(retrieved_ids).sum(dim=2) + self.rank_embedding.weight[:retrieved_ids.shape[1]]
             parts.insert(0, songs)
             masks.insert(0, attention_mask.new_ones(retrieved_ids.shape[:2]))
@@ -97,10 +98,9 @@ class TigerT5(T5ForConditionalGeneration):
         :func:`title_inputs`), and ``decoder_prefix_ids``, the whole decoder input so far, since with a
         cache ``decoder_input_ids`` holds the last token only and the copy head matches whole prefixes.
         """
-        read = retrieved_ids if self.reads_retrieved else None
-        if input_ids is not None and (title_vectors is not None or read is not None):
+        if input_ids is not None and (title_vectors is not None or retrieved_ids is not None):
             kwargs["inputs_embeds"], attention_mask = self.input_embeddings(input_ids, attention_mask, title_vectors,
-                                                                            read)
+                                                                            retrieved_ids)
             input_ids = None
         if self.copy_head is None or retrieved_ids is None:
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
@@ -185,8 +185,7 @@ def title_inputs(model: TigerT5, tokenizer: PreTrainedTokenizerBase, titles: lis
         return dict(encoded)
     vectors = title_encoder.encode(titles).to(model.device) if title_encoder else None
     retrieved = torch.tensor(retriever(titles), device=model.device) if retriever else None
-    embeds, mask = model.input_embeddings(encoded["input_ids"], encoded["attention_mask"], vectors,
-                                          retrieved if model.reads_retrieved else None)
+    embeds, mask = model.input_embeddings(encoded["input_ids"], encoded["attention_mask"], vectors, retrieved)
     inputs = {"inputs_embeds": embeds, "attention_mask": mask}
     if model.copy_head is not None:
         inputs["retrieved_ids"] = retrieved
