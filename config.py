@@ -257,7 +257,13 @@ class PlaylistTIGERConfig:
     rare and unseen titles get what similar titles share (genrec.neighbour_targets); 0: own playlists only.
     Single mode with pooled targets only (ignored otherwise, with a warning)."""
     neighbour_songs: int = 200
-    """With neighbour_weight: keep each title's top this many songs by neighbour vote."""
+    """With neighbour_weight / cooccurrence_weight: keep each title's top this many songs by neighbour vote, and
+    by walk score."""
+    cooccurrence_weight: float = 0.0
+    """Pooled targets: also walk each training title's target scores one step song -> training playlist -> song
+    (genrec.neighbour_targets.CooccurrenceWalk) and add the walk's top songs, normalised, at this weight times the
+    title's total score, so a title also learns the songs its songs' playlists share; 0: off. Single mode with
+    pooled targets only (ignored otherwise, with a warning)."""
     retrieved_songs: int = 0
     """Retrieval-augmented input: also feed the model title kNN's top this many songs for the title (each one
     encoder token: its ID tokens' embeddings summed, plus a rank embedding); 0: the title alone."""
@@ -376,5 +382,6 @@ POSITIVE_FLOATS = {"rqvae.commitment_cost", "rqvae.learning_rate", "tiger.learni
                    "eval.temperature"}
 """Float fields that must be greater than 0."""
 
-NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay", "tiger.neighbour_weight", "tiger.max_minutes"}
+NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay", "tiger.neighbour_weight",
+                       "tiger.cooccurrence_weight", "tiger.max_minutes"}
 """Float fields that must be at least 0."""

@@ -1,20 +1,22 @@
 """What a perfectly fitted single-mode model would score: the ranking its training targets imply.
 
-    python bench/target_ceiling.py [--config ...] [--weights 0 0.25 0.5 1 2]     # after prepare_corpus.py
+    python bench/target_ceiling.py [--config ...] [--weights 0 0.25 0.5 1 2] [--walks 0 4 8]     # after prepare_corpus.py
 
 A single-mode model trained on pooled targets learns, for each training title, a distribution over
 songs; fitted perfectly, it ranks a seen title's songs by their target score. This prints, on the
 validation and test playlists (ground truth as evaluate_tiger.py scores it, songs outside the
 catalogue included), NDCG@K and R-precision of that ranking for each ``tiger.neighbour_weight`` in
-``--weights`` (0: pooled targets of the title's own playlists only; see genrec.neighbour_targets),
+``--weights`` (0: pooled targets of the title's own playlists only; see genrec.neighbour_targets) and
+each ``tiger.cooccurrence_weight`` in ``--walks`` (the co-occurrence walk on top; 0: none),
 popularity filling the rest, beside title kNN (the evaluation's, whose votes the neighbour targets use). Titles never seen in
 training have no own songs, so their rows show what the neighbours alone give. No training: seconds.
-Use it to choose ``tiger.neighbour_weight`` on the validation rows; compare the trained model's
+Use it to choose the two weights on the validation rows; compare the trained model's
 evaluation with the ceiling to tell a fitting problem (model below its ceiling) from a target problem.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -28,12 +30,14 @@ from genrec.cli import run_script  # noqa: E402
 from genrec.corpus import corpus_path, load_vocab, read_corpus  # noqa: E402
 from genrec.evaluation import TITLE_BUCKETS, split_playlists, tuned_title_knn  # noqa: E402
 from genrec.metrics import mean_over, per_playlist  # noqa: E402
-from genrec.neighbour_targets import NeighbourVotes, own_counts, smoothed_scores, target_ranking  # noqa: E402
+from genrec.neighbour_targets import CooccurrenceWalk, NeighbourVotes, target_ranking, title_scores  # noqa: E402
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0],
                         help="tiger.neighbour_weight values to score")
+    parser.add_argument("--walks", type=float, nargs="+", default=[0.0],
+                        help="tiger.cooccurrence_weight values to score with each neighbour weight")
 
 
 def report(name: str, rankings: list[list[str]], truths: list[list[str]], seen: np.ndarray, k: int) -> str:
@@ -53,6 +57,7 @@ def main(cfg, extras) -> None:
     val = split_playlists(cfg, "val", catalogue).head(cfg.eval.val_playlists)
     knn, _ = tuned_title_knn(cfg, training, val, popularity)
     votes = NeighbourVotes(knn, training)
+    walk = CooccurrenceWalk(knn)
     counts = {}
     for title in training.titles:
         counts[normalise_title(title)] = counts.get(normalise_title(title), 0) + 1
@@ -60,16 +65,15 @@ def main(cfg, extras) -> None:
     for split in ("val", "test"):
         playlists = val if split == "val" else split_playlists(cfg, "test", catalogue)
         seen = np.array([counts.get(normalise_title(t), 0) for t in playlists.titles])
-        own = own_counts(training, playlists.titles)
-        neighbours = votes(playlists.titles, cfg.tiger.neighbour_songs)
         print(f"\n{split}: {len(playlists.titles)} playlists; NDCG@{k} by title bucket ({buckets})")
         print(f"| ranking | NDCG@{k} | R-prec | {buckets} |\n|---|---|---|" + "---|" * len(TITLE_BUCKETS))
         print(report("title kNN", knn.recommend(playlists.titles, cfg.eval.num_songs),
                      playlists.truths, seen, k))
-        for weight in extras["weights"]:
-            rankings = [target_ranking(smoothed_scores(o, v, weight), popularity, cfg.eval.num_songs)
-                        for o, v in zip(own, neighbours)]
-            print(report(f"targets, neighbour_weight {weight:g}", rankings, playlists.truths, seen, k))
+        for weight, walked in itertools.product(extras["weights"], extras["walks"]):
+            scores = title_scores(votes, playlists.titles, weight, cfg.tiger.neighbour_songs, walk, walked)
+            rankings = [target_ranking(s, popularity, cfg.eval.num_songs) for s in scores]
+            name = f"targets, neighbour_weight {weight:g}" + (f", cooccurrence_weight {walked:g}" if walked else "")
+            print(report(name, rankings, playlists.truths, seen, k))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ for every validation title seen in training, it prints the share of the title's 
 
 - model: the trained model, decoded as the evaluation decodes;
 - targets: the ranking its pooled training targets imply (own playlists plus ``tiger.neighbour_weight``
-  times the neighbour votes, as ``bench/target_ceiling.py`` scores it), i.e. what it was taught;
+  times the neighbour votes, plus the ``tiger.cooccurrence_weight`` walk, as ``bench/target_ceiling.py``
+  scores it), i.e. what it was taught;
 - title kNN (validation titles only: for a training title it would return the playlist itself).
 
 A model well below its targets on the training titles has not fitted them (an optimisation or
@@ -41,7 +42,7 @@ from genrec.errors import ConfigError  # noqa: E402
 from genrec.evaluation import decoding_settings, split_playlists, tuned_title_knn  # noqa: E402
 from genrec.generation import decode  # noqa: E402
 from genrec.model import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
-from genrec.neighbour_targets import NeighbourVotes, own_counts, smoothed_scores, target_ranking  # noqa: E402
+from genrec.neighbour_targets import CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking, title_scores  # noqa: E402
 
 BUCKETS = (("1 playlist", 1, 1), ("2-9 playlists", 2, 9), ("10+ playlists", 10, math.inf))
 SONGS_PER_TITLE = 200
@@ -91,12 +92,13 @@ def main(cfg, extras) -> None:
     val = split_playlists(cfg, "val", bundle.vocab.songs).head(cfg.eval.val_playlists)
     knn, _ = tuned_title_knn(cfg, training, val, popularity)
     votes = NeighbourVotes(knn, training)
+    walk = CooccurrenceWalk(knn) if cfg.tiger.cooccurrence_weight else None
     settings = decoding_settings(cfg.eval, "single")
 
     def recalls(titles: list[str], training_titles: bool) -> dict:
         own = own_counts(training, titles)
-        scores = [smoothed_scores(o, v, cfg.tiger.neighbour_weight)
-                  for o, v in zip(own, votes(titles, cfg.tiger.neighbour_songs))]
+        scores = title_scores(votes, titles, cfg.tiger.neighbour_weight, cfg.tiger.neighbour_songs,
+                              walk, cfg.tiger.cooccurrence_weight)
         model = [[song for song, _ in d.songs] for d in decode(bundle, titles, settings, True, popularity.counts)]
         targets = [target_ranking(score, popularity, n) for score in scores]
         found = {"model": own_song_recall(model, own, n), "targets": own_song_recall(targets, own, n)}
@@ -111,7 +113,8 @@ def main(cfg, extras) -> None:
     distinct = sorted({normalise_title(t): t for t in training.titles}.values())
     rng = random.Random(cfg.run.seed)
     print(f"Share of a title's own training songs (at most {n}) in the top {n} "
-          f"(tiger.neighbour_weight {cfg.tiger.neighbour_weight:g}):\n")
+          f"(tiger.neighbour_weight {cfg.tiger.neighbour_weight:g}, "
+          f"tiger.cooccurrence_weight {cfg.tiger.cooccurrence_weight:g}):\n")
     print("| titles | bucket | count | model | targets | title kNN |\n|---|---|---|---|---|---|")
     levels = {}
     for name, low, high in BUCKETS:

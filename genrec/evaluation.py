@@ -286,9 +286,12 @@ def notes(bundle: TigerBundle) -> list[str]:
                    "(genrec.retrieval, genrec.copy_head).")
     neighbours = bundle.manifest.get("summary", {}).get("neighbour_targets")
     if neighbours:
+        walk = neighbours.get("cooccurrence_weight", 0)
         out.append("The model was trained on neighbour-smoothed targets (tiger.neighbour_weight "
-                   f"{neighbours['weight']:g}): each training title also learnt title kNN's votes from similar "
-                   "titles' training playlists (genrec.neighbour_targets); at test time it reads the title alone.")
+                   f"{neighbours['weight']:g}, tiger.cooccurrence_weight {walk:g}): each training title also learnt "
+                   "title kNN's votes from similar titles' training playlists"
+                   + (" and the songs its songs share training playlists with" if walk else "")
+                   + " (genrec.neighbour_targets); at test time it reads the title alone.")
     if bundle.vocab.collision_strategy == "cluster":
         out.append("collision_strategy=cluster: each predicted ID stands for one song of its cluster, the most "
                    "popular in training, as the generator shows it (genrec.generation.expand_ids).")

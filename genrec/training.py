@@ -33,7 +33,7 @@ from .model import build_model, checkpoint_dir, resolve_device, save_final, tige
 from .pooled_targets import PooledCollator, PooledDataset, pool_examples, pooled_loss, with_extra_inputs
 from .baselines import TrainingPlaylists
 from .evaluation import split_playlists, tuned_title_knn
-from .neighbour_targets import NeighbourVotes, neighbour_paths
+from .neighbour_targets import CooccurrenceWalk, NeighbourVotes, neighbour_paths
 from .retrieval import Retrieved, RetrievalSetup, SongRetriever, song_token_ids
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import build_tokenizer, check_id_tokens, unknown_share
@@ -344,16 +344,18 @@ def neighbour_extra(cfg: Config, train_rows: list[CorpusRow], tokenizer: PreTrai
     knn, _ = tuned_title_knn(cfg, playlists, val)
     title_ids, _ = encode_titles(tokenizer, playlists.titles, t.max_input_length)
     song_paths = {song: (*ids, tokenizer.eos_token_id) for song, ids in song_token_ids(vocab, tokenizer).items()}
+    walk = CooccurrenceWalk(knn) if t.cooccurrence_weight else None
     extra = neighbour_paths(NeighbourVotes(knn, playlists), title_ids, song_paths, t.neighbour_weight,
-                            t.neighbour_songs)
-    return extra, {"weight": t.neighbour_weight, "songs": t.neighbour_songs, "title_knn": asdict(knn.params)}
+                            t.neighbour_songs, walk, t.cooccurrence_weight)
+    return extra, {"weight": t.neighbour_weight, "songs": t.neighbour_songs,
+                   "cooccurrence_weight": t.cooccurrence_weight, "title_knn": asdict(knn.params)}
 
 
 def run_fingerprint(cfg: Config) -> dict:
     """What a checkpoint must share with this run to be resumed: corpus, model shape and training targets."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
                     if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_use", "retrieval_folds",
-                             "target_sharpening", "neighbour_weight", "neighbour_songs", "d_model", "num_layers",
+                             "target_sharpening", "neighbour_weight", "neighbour_songs", "cooccurrence_weight", "d_model", "num_layers",
                              "num_decoder_layers", "num_heads", "d_kv", "d_ff", "text_vocab_size", "max_input_length")}
     return {"train_sha256": sha256_of(corpus_path(cfg, "train")), "vocab_sha256": sha256_of(vocab_path(cfg)),
             "model": model_fields}
@@ -388,16 +390,17 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     pooled_mode = mode == "single" and t.pooled_targets
     merged = train_set.truncated_titles and titles_merged_by_cutting(
         tokenizer, [row.input_text for row in train_rows], t.max_input_length)
-    if merged and pooled_mode and (title_encoder or t.neighbour_weight):
+    smoothed = t.neighbour_weight or t.cooccurrence_weight
+    if merged and pooled_mode and (title_encoder or smoothed):
         # Pooled examples key title vectors and neighbour targets by the title's token ids.
         log.warning("%d distinct training titles were cut to another title's tokens and share its title vector and "
                     "neighbour targets: raise tiger.max_input_length to keep them apart", merged)
     # Like target_sharpening, these shape pooled targets only; a preset that sets them must still run other modes.
-    for name in ("neighbour_weight", "paths_per_title"):
+    for name in ("neighbour_weight", "cooccurrence_weight", "paths_per_title"):
         if getattr(t, name) and not pooled_mode:
             log.warning("tiger.%s=%g shapes pooled single-mode targets only: ignored here", name, getattr(t, name))
     neighbours, neighbour_setup = (neighbour_extra(cfg, train_rows, tokenizer, vocab)
-                                   if t.neighbour_weight and pooled_mode else (None, None))
+                                   if smoothed and pooled_mode else (None, None))
     if pooled_mode:
         pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,
                                train_set.vectors, train_set.retrieved, t.target_sharpening, neighbours,
