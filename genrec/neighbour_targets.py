@@ -19,11 +19,12 @@ Neighbours never include the title's own playlists, so the weights do not count 
 time nothing is retrieved: the model carries what it learnt.
 
 With ``tiger.cooccurrence_weight = gamma`` the title's scores (own counts + beta * votes, total Z)
-then take one step of a song -> playlist -> song walk over the training playlists
+then take one step of a song -> playlist -> song random walk over the training playlists
 (:class:`CooccurrenceWalk`; the P^3 walk of Cooper et al. 2014): each scored song spreads its score
-evenly over the training playlists that hold it, and each playlist passes what it got to its other
-songs. A song's walk score thus grows with how often it shares playlists with the title's songs,
-relative to how common those songs are. The walk's top ``tiger.neighbour_songs`` songs are added
+evenly over the training playlists that hold it, and each playlist splits what it got evenly among
+its songs (what returns to the song it came from is dropped). A song's walk score thus grows with
+how many of the title's songs share playlists with it, short playlists counting more than long
+ones. The walk's top ``tiger.neighbour_songs`` songs are added
 at ``gamma * Z * (their share of the walk)``, so gamma is the walk's weight against the title's own
 scores. Titles then also learn the songs their songs' playlists agree on, which neither the
 title's own playlists nor title kNN lists (on the MPD subset this lifts the target ceiling above
@@ -76,8 +77,12 @@ class CooccurrenceWalk:
         self.songs = knn.songs
         self.index = {song: i for i, song in enumerate(knn.songs)}
         members = (knn.members > 0).astype(np.float32).tocsr()  # playlists x songs
-        self.spread = sparse.diags(1.0 / np.maximum(np.asarray(members.sum(axis=0)).ravel(), 1.0)) @ members.T.tocsr()
-        self.members = members
+        holders = np.maximum(np.asarray(members.sum(axis=0)).ravel(), 1.0)
+        lengths = np.maximum(np.asarray(members.sum(axis=1)).ravel(), 1.0)
+        self.spread = (sparse.diags(1.0 / holders) @ members.T).tocsr()  # song -> its playlists
+        self.split = (sparse.diags(1.0 / lengths) @ members).tocsr()  # playlist -> its songs
+        # The share of a song's score that the walk brings straight back to it.
+        self.returns = np.asarray(self.spread.multiply(self.split.T).sum(axis=1)).ravel()
 
     def __call__(self, scores: Sequence[dict[str, float]], songs: int, batch: int = 256) -> list[dict[str, float]]:
         """Per title: its top ``songs`` songs by walk score, each as its share of the title's whole walk score."""
@@ -89,8 +94,8 @@ class CooccurrenceWalk:
             values = [value for row in part for value in row.values()]
             given = sparse.csr_matrix((np.asarray(values, dtype=np.float32), (rows, cols)),
                                       shape=(len(part), len(self.songs)))
-            # A song's own playlists pass its score straight back to it: that step stays out of the walk.
-            walked = ((given @ self.spread) @ self.members - given).tocsr()
+            # What comes straight back to a song is its own score, not a songs' shared playlist: left out.
+            walked = ((given @ self.spread) @ self.split - given.multiply(self.returns[None, :])).tocsr()
             out.extend(self._top(walked.getrow(i), songs) for i in range(len(part)))
         return out
 
