@@ -37,6 +37,7 @@ def test_file_overrides_defaults_and_command_line_overrides_file(tmp_path):
     (["--tiger.learning_rate", "0"], "tiger.learning_rate must be greater than 0"),
     (["--eval.k_values", "[10, 500]"], "go beyond eval.num_songs"),
     (["--tiger.neighbour_weight", "-1"], "tiger.neighbour_weight must be at least 0"),
+    (["--tiger.cooccurrence_weight", "-0.5"], "tiger.cooccurrence_weight must be at least 0"),
     (["--tiger.neighbour_songs", "0"], "tiger.neighbour_songs must be at least 1"),
     (["--tiger.max_minutes", "-0.5"], "tiger.max_minutes must be at least 0"),
     (["--tiger.dataloader_workers", "-1"], "tiger.dataloader_workers must be at least 0"),

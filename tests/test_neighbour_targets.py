@@ -1,13 +1,17 @@
-"""Neighbour-smoothed targets (tiger.neighbour_weight): what similar titles' playlists add to a title's targets."""
+"""Neighbour-smoothed targets (tiger.neighbour_weight, tiger.cooccurrence_weight): what similar titles' playlists
+and the songs' shared playlists add to a title's targets."""
 
 import re
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import TINY_DEMO, run_stage
 from genrec.baselines import KnnParams, TitleKNN, TrainingPlaylists
-from genrec.neighbour_targets import NeighbourVotes, neighbour_paths, own_counts, smoothed_scores
+from genrec.evaluation import notes
+from genrec.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, neighbour_paths, own_counts, smoothed_scores,
+                                      title_scores, walked_scores)
 from genrec.pooled_targets import pool_examples
 
 PLAYLISTS = TrainingPlaylists(
@@ -61,6 +65,37 @@ def test_neighbour_paths_key_titles_by_token_ids_and_merge_songs_sharing_an_id()
     assert extra[(8, 1)] == {}
 
 
+def test_walk_splits_each_song_over_its_playlists_and_each_playlist_over_its_songs():
+    walk = CooccurrenceWalk(votes_for(KnnParams(k=10)).knn)
+    # r1 -> p0, p1 (half each) -> a quarter to each of their songs; what returns to r1 is dropped.
+    assert walk([{"r1": 1.0}], songs=10) == [{"r2": 0.5, "r3": 0.5}]
+    # shared (2) -> p2, p3 (1 each); a1 (1) -> p2. p2's 2 -> a1 1, shared 1; p3's 1 -> c1 0.5, shared 0.5.
+    # Less what came straight back (shared 1, a1 0.5): a1 0.5, shared 0.5 (from a1), c1 0.5.
+    shares = walk([{"shared": 2.0, "a1": 1.0}], songs=10)[0]
+    assert shares == {"a1": pytest.approx(1 / 3), "shared": pytest.approx(1 / 3), "c1": pytest.approx(1 / 3)}
+    # songs caps the list; shares stay shares of the whole walk. A song alone in its playlists walks nowhere.
+    assert walk([{"r1": 1.0}, {"z1": 1.0}], songs=1) == [{"r2": 0.5}, {}]
+
+
+def test_walked_scores_add_the_walk_at_weight_times_the_titles_total():
+    assert walked_scores({"r1": 2.0}, {"r2": 0.5, "r3": 0.5}, 2.0) == {"r1": 2.0, "r2": 2.0, "r3": 2.0}
+    assert walked_scores({"r1": 2.0}, {"r1": 1.0}, 0.5) == {"r1": 3.0}
+
+
+def test_neighbour_paths_with_the_walk_alone_add_walked_songs_not_own_counts_again():
+    votes = votes_for(KnnParams(k=10, alpha=1.0))
+    walk = CooccurrenceWalk(votes.knn)
+    title_ids = {"Rock": [7, 1], "rock!": [7, 1], "sleep": [8, 1]}
+    song_paths = {"a1": (3, 4, 1), "c1": (3, 4, 1), "shared": (3, 5, 1), "r1": (2, 2, 1), "r2": (2, 3, 1),
+                  "r3": (2, 4, 1), "z1": (6, 6, 1)}
+    assert title_scores(votes, ["rock"], 0.0, 10) == [{"r1": 2.0, "r2": 1.0, "r3": 1.0}]
+    # Own counts r1 2, r2 1, r3 1 (total 4) walk to r1 1, r2 0.5, r3 0.5: shares 1/2, 1/4, 1/4, times 2 x 4.
+    extra = neighbour_paths(votes, title_ids, song_paths, weight=0.0, songs=10, walk=walk, walk_weight=2.0)
+    assert extra == {(7, 1): {(2, 2, 1): pytest.approx(4.0), (2, 3, 1): pytest.approx(2.0),
+                              (2, 4, 1): pytest.approx(2.0)},
+                     (8, 1): {}}
+
+
 def test_pooled_examples_add_neighbour_counts_before_sharpening_and_keep_weights():
     inputs, labels = [[10, 11, 1]] * 4, [[5, 7, 1]] * 3 + [[5, 8, 1]]
     extra = {(10, 11, 1): {(6, 9, 1): 4.0}}
@@ -74,10 +109,22 @@ def test_pooled_examples_add_neighbour_counts_before_sharpening_and_keep_weights
 def test_target_ceiling_bench_scores_each_weight_beside_title_knn(tiny_demo):
     for script in ("train_rq_kmeans.py", "prepare_corpus.py"):
         run_stage(script, *TINY_DEMO, cwd=tiny_demo)
-    out = run_stage("bench/target_ceiling.py", *TINY_DEMO, "--weights", "0", "1", cwd=tiny_demo).stdout
+    out = run_stage("bench/target_ceiling.py", *TINY_DEMO, "--weights", "0", "1", "--walks", "0", "4",
+                    cwd=tiny_demo).stdout
     for split in ("val", "test"):
         table = out.split(f"\n{split}: ")[1].split("\n\n")[0]
         rows = re.findall(r"^\| ([^|]+?) \| ([\d.]+) \| ([\d.]+) \|", table, flags=re.M)
-        assert [name for name, _, _ in rows] == ["title kNN", "targets, neighbour_weight 0",
-                                                  "targets, neighbour_weight 1"]
+        assert [name for name, _, _ in rows] == [
+            "title kNN", "targets, neighbour_weight 0", "targets, neighbour_weight 0, cooccurrence_weight 4",
+            "targets, neighbour_weight 1", "targets, neighbour_weight 1, cooccurrence_weight 4"]
         assert all(0 < float(ndcg) <= 1 and 0 <= float(rprec) <= 1 for _, ndcg, rprec in rows)
+
+
+@pytest.mark.parametrize("recorded, walks", [({"weight": 0.5, "cooccurrence_weight": 32.0}, True),
+                                             ({"weight": 0.5}, False)])  # a model trained before the walk existed
+def test_evaluation_notes_say_which_smoothed_targets_the_model_learnt(recorded, walks):
+    bundle = SimpleNamespace(retriever=None, manifest={"summary": {"neighbour_targets": recorded}},
+                             vocab=SimpleNamespace(collision_strategy="suffix"))
+    said = " ".join(notes(bundle))
+    assert f"tiger.cooccurrence_weight {32 if walks else 0}" in said and "tiger.neighbour_weight 0.5" in said
+    assert ("songs its songs share training playlists with" in said) == walks

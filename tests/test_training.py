@@ -119,6 +119,13 @@ def test_neighbour_targets_change_what_is_learnt_and_are_recorded(work):
     load_tiger(work / "models/tiger_final")
 
 
+def test_cooccurrence_walk_alone_changes_what_is_learnt_and_is_recorded(work):
+    losses = four_step_losses(work, "--tiger.cooccurrence_weight", ("0", "4"))
+    assert losses["0"][0] != pytest.approx(losses["4"][0])
+    recorded = summary(work)["neighbour_targets"]
+    assert recorded["weight"] == 0 and recorded["cooccurrence_weight"] == 4.0
+
+
 def torchrun_train(work: Path, *flags: str) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
