@@ -14,7 +14,8 @@ from conftest import REPO
 from genrec.cli import parse_config
 
 STAGE_EXTRAS = {"run_pipeline.py": {"--method": 1, "--force": 0}}
-BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1, "--batches": 1, "--workers": 1}
+BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1, "--batches": 1, "--workers": 1,
+                "--weights": -1, "--walks": -1}  # -1: one or more values, up to the next flag
 
 
 def readme_commands() -> list[str]:
@@ -42,8 +43,10 @@ def script_and_flags(command: str) -> tuple[str, list[str]]:
 def drop_flags(flags: list[str], extras: dict[str, int]) -> list[str]:
     out, skip = [], 0
     for flag in flags:
+        if skip < 0 and flag.startswith("--"):
+            skip = 0
         if skip:
-            skip -= 1
+            skip -= skip > 0
         elif flag in extras:
             skip = extras[flag]
         else:
