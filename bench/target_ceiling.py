@@ -1,6 +1,6 @@
 """What a perfectly fitted single-mode model would score: the ranking its training targets imply.
 
-    python bench/target_ceiling.py [--config ...] [--weights 0 0.25 0.5 1 2] [--walks 0 8 32]     # after prepare_corpus.py
+    python bench/target_ceiling.py [--config ...] [--weights 0 0.25 0.5 1 2] [--walks 0 8 32]  # after prepare_corpus.py
 
 A single-mode model trained on pooled targets learns, for each training title, a distribution over
 songs; fitted perfectly, it ranks a seen title's songs by their target score. This prints, on the

@@ -42,7 +42,8 @@ from genrec.errors import ConfigError  # noqa: E402
 from genrec.evaluation import decoding_settings, split_playlists, tuned_title_knn  # noqa: E402
 from genrec.generation import decode  # noqa: E402
 from genrec.model import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
-from genrec.neighbour_targets import CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking, title_scores  # noqa: E402
+from genrec.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
+                                      title_scores)
 
 BUCKETS = (("1 playlist", 1, 1), ("2-9 playlists", 2, 9), ("10+ playlists", 10, math.inf))
 SONGS_PER_TITLE = 200

@@ -94,7 +94,7 @@ class CooccurrenceWalk:
             values = [value for row in part for value in row.values()]
             given = sparse.csr_matrix((np.asarray(values, dtype=np.float32), (rows, cols)),
                                       shape=(len(part), len(self.songs)))
-            # What comes straight back to a song is its own score, not a songs' shared playlist: left out.
+            # What the walk brings straight back to a song is its own score again, not the company it keeps.
             walked = ((given @ self.spread) @ self.split - given.multiply(self.returns[None, :])).tocsr()
             out.extend(self._top(walked.getrow(i), songs) for i in range(len(part)))
         return out

@@ -355,8 +355,9 @@ def run_fingerprint(cfg: Config) -> dict:
     """What a checkpoint must share with this run to be resumed: corpus, model shape and training targets."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
                     if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_use", "retrieval_folds",
-                             "target_sharpening", "neighbour_weight", "neighbour_songs", "cooccurrence_weight", "d_model", "num_layers",
-                             "num_decoder_layers", "num_heads", "d_kv", "d_ff", "text_vocab_size", "max_input_length")}
+                             "target_sharpening", "neighbour_weight", "neighbour_songs", "cooccurrence_weight",
+                             "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff",
+                             "text_vocab_size", "max_input_length")}
     return {"train_sha256": sha256_of(corpus_path(cfg, "train")), "vocab_sha256": sha256_of(vocab_path(cfg)),
             "model": model_fields}
 
