@@ -30,7 +30,8 @@ from genrec.cli import run_script  # noqa: E402
 from genrec.corpus import corpus_path, load_vocab, read_corpus  # noqa: E402
 from genrec.evaluation import TITLE_BUCKETS, split_playlists, tuned_title_knn  # noqa: E402
 from genrec.metrics import mean_over, per_playlist  # noqa: E402
-from genrec.neighbour_targets import CooccurrenceWalk, NeighbourVotes, target_ranking, title_scores  # noqa: E402
+from genrec.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
+                                      title_scores)
 
 
 def add_arguments(parser) -> None:
@@ -57,7 +58,7 @@ def main(cfg, extras) -> None:
     val = split_playlists(cfg, "val", catalogue).head(cfg.eval.val_playlists)
     knn, _ = tuned_title_knn(cfg, training, val, popularity)
     votes = NeighbourVotes(knn, training)
-    walk = CooccurrenceWalk(knn)
+    walk = CooccurrenceWalk(knn) if any(extras["walks"]) else None
     counts = {}
     for title in training.titles:
         counts[normalise_title(title)] = counts.get(normalise_title(title), 0) + 1
@@ -65,12 +66,13 @@ def main(cfg, extras) -> None:
     for split in ("val", "test"):
         playlists = val if split == "val" else split_playlists(cfg, "test", catalogue)
         seen = np.array([counts.get(normalise_title(t), 0) for t in playlists.titles])
+        own = own_counts(training, playlists.titles)
         print(f"\n{split}: {len(playlists.titles)} playlists; NDCG@{k} by title bucket ({buckets})")
         print(f"| ranking | NDCG@{k} | R-prec | {buckets} |\n|---|---|---|" + "---|" * len(TITLE_BUCKETS))
         print(report("title kNN", knn.recommend(playlists.titles, cfg.eval.num_songs),
                      playlists.truths, seen, k))
         for weight, walked in itertools.product(extras["weights"], extras["walks"]):
-            scores = title_scores(votes, playlists.titles, weight, cfg.tiger.neighbour_songs, walk, walked)
+            scores = title_scores(votes, playlists.titles, own, weight, cfg.tiger.neighbour_songs, walk, walked)
             rankings = [target_ranking(s, popularity, cfg.eval.num_songs) for s in scores]
             name = f"targets, neighbour_weight {weight:g}" + (f", cooccurrence_weight {walked:g}" if walked else "")
             print(report(name, rankings, playlists.truths, seen, k))

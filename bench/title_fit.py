@@ -98,7 +98,7 @@ def main(cfg, extras) -> None:
 
     def recalls(titles: list[str], training_titles: bool) -> dict:
         own = own_counts(training, titles)
-        scores = title_scores(votes, titles, cfg.tiger.neighbour_weight, cfg.tiger.neighbour_songs,
+        scores = title_scores(votes, titles, own, cfg.tiger.neighbour_weight, cfg.tiger.neighbour_songs,
                               walk, cfg.tiger.cooccurrence_weight)
         model = [[song for song, _ in d.songs] for d in decode(bundle, titles, settings, True, popularity.counts)]
         targets = [target_ranking(score, popularity, n) for score in scores]

@@ -138,10 +138,10 @@ def target_ranking(scores: dict[str, float], popularity: PopularityBaseline, n: 
     return top + [s for s in popularity.ranking[:2 * n] if s not in taken][:n - len(top)]
 
 
-def title_scores(votes: NeighbourVotes, titles: Sequence[str], weight: float, songs: int,
+def title_scores(votes: NeighbourVotes, titles: Sequence[str], own: Sequence[Counter], weight: float, songs: int,
                  walk: CooccurrenceWalk | None = None, walk_weight: float = 0.0) -> list[dict[str, float]]:
-    """Each title's target score per song: own playlists' counts, neighbour votes, then the co-occurrence walk."""
-    own = own_counts(votes.playlists, titles)
+    """Each title's target score per song: its own playlists' counts (``own``, from :func:`own_counts`), neighbour
+    votes, then the co-occurrence walk."""
     neighbour_votes = votes(titles, songs) if weight else [{} for _ in titles]
     scores = [smoothed_scores(o, v, weight) for o, v in zip(own, neighbour_votes)]
     if walk is None or not walk_weight:
@@ -163,11 +163,11 @@ def neighbour_paths(votes: NeighbourVotes, title_ids: dict[str, list[int]], song
     keys = sorted(representative)
     titles = [representative[k] for k in keys]
     out: dict[tuple[int, ...], dict[tuple[int, ...], float]] = {}
-    for key, own, scores in zip(keys, own_counts(votes.playlists, titles),
-                                title_scores(votes, titles, weight, songs, walk, walk_weight)):
+    own = own_counts(votes.playlists, titles)
+    for key, counts, scores in zip(keys, own, title_scores(votes, titles, own, weight, songs, walk, walk_weight)):
         paths: dict[tuple[int, ...], float] = {}
         for song, score in scores.items():
-            added = score - own.get(song, 0)
+            added = score - counts.get(song, 0)  # pool_examples counts the own pairs itself
             if added > 0:
                 paths[song_paths[song]] = paths.get(song_paths[song], 0.0) + added
         out[key] = paths

@@ -88,7 +88,8 @@ def test_neighbour_paths_with_the_walk_alone_add_walked_songs_not_own_counts_aga
     title_ids = {"Rock": [7, 1], "rock!": [7, 1], "sleep": [8, 1]}
     song_paths = {"a1": (3, 4, 1), "c1": (3, 4, 1), "shared": (3, 5, 1), "r1": (2, 2, 1), "r2": (2, 3, 1),
                   "r3": (2, 4, 1), "z1": (6, 6, 1)}
-    assert title_scores(votes, ["rock"], 0.0, 10) == [{"r1": 2.0, "r2": 1.0, "r3": 1.0}]
+    own = own_counts(PLAYLISTS, ["rock"])
+    assert title_scores(votes, ["rock"], own, 0.0, 10) == [{"r1": 2.0, "r2": 1.0, "r3": 1.0}]
     # Own counts r1 2, r2 1, r3 1 (total 4) walk to r1 1, r2 0.5, r3 0.5: shares 1/2, 1/4, 1/4, times 2 x 4.
     extra = neighbour_paths(votes, title_ids, song_paths, weight=0.0, songs=10, walk=walk, walk_weight=2.0)
     assert extra == {(7, 1): {(2, 2, 1): pytest.approx(4.0), (2, 3, 1): pytest.approx(2.0),

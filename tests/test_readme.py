@@ -44,9 +44,11 @@ def drop_flags(flags: list[str], extras: dict[str, int]) -> list[str]:
     out, skip = [], 0
     for flag in flags:
         if skip < 0 and flag.startswith("--"):
-            skip = 0
-        if skip:
-            skip -= skip > 0
+            skip = 0  # the next flag ends a list of values
+        if skip < 0:
+            continue
+        if skip > 0:
+            skip -= 1
         elif flag in extras:
             skip = extras[flag]
         else:
