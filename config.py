@@ -273,6 +273,11 @@ class PlaylistTIGERConfig:
     retrieval_folds: int = 5
     """With retrieved_songs: training playlists are split into this many folds and each fold's titles retrieve
     from the other folds, so no training example sees its own songs among its inputs (as at test time)."""
+    retrieval_walk_weight: float = 0.0
+    """With retrieved_songs: retrieve title kNN's songs after one step of the co-occurrence walk at this weight
+    (its top neighbour_songs votes, plus this weight times their total spread over the songs they share training
+    playlists with; genrec.neighbour_targets.walked_knn), so the model reads and copies a list that also holds
+    what kNN's songs' playlists agree on; 0: kNN's list as it is."""
 
 
 @dataclass
@@ -383,5 +388,5 @@ POSITIVE_FLOATS = {"rqvae.commitment_cost", "rqvae.learning_rate", "tiger.learni
 """Float fields that must be greater than 0."""
 
 NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay", "tiger.neighbour_weight",
-                       "tiger.cooccurrence_weight", "tiger.max_minutes"}
+                       "tiger.cooccurrence_weight", "tiger.retrieval_walk_weight", "tiger.max_minutes"}
 """Float fields that must be at least 0."""

@@ -9,7 +9,8 @@ often the model's first song is in the retrieved top 5. A model that copies titl
 A model with a copy head (tiger.retrieval_use copy/both) also gets its mean gate at the first ID
 level: the weight its own distribution gives to copying there.
 That baseline is measured on a model trained without retrieval: there the songs compared with are
-title kNN's top ``--songs`` (kNN tuned on validation as training tunes the retriever's).
+title kNN's top ``--songs`` (kNN tuned on validation as training tunes the retriever's). A model that
+retrieves after the co-occurrence walk (tiger.retrieval_walk_weight) is compared with its walked list.
 """
 
 from __future__ import annotations
@@ -44,22 +45,23 @@ def main(cfg, extras) -> None:
     bundle = load_tiger(tiger_final_dir(cfg), resolve_device(cfg.run.device), vocab_path(cfg))
     if bundle.target_mode != "single":
         raise ConfigError(f"{tiger_final_dir(cfg)} is not a single-mode model")
+    titles = [row.input_text for row in read_corpus(corpus_path(cfg, "test"))][:extras["playlists"]]
     if bundle.retriever is not None:
-        knn, m, given_how = bundle.retriever.knn, bundle.retriever.songs, "retrieved songs each"
+        m, given_how, given = bundle.retriever.songs, "retrieved songs each", bundle.retriever.rank(titles)
     else:
         train_rows = read_corpus(corpus_path(cfg, "train"))
         knn = knn_tuned_on(TrainingPlaylists.from_corpus(train_rows), read_corpus(corpus_path(cfg, "val")),
                            max(cfg.eval.k_values))
         m, given_how = extras["songs"], "title kNN songs each, not given to this model (trained without retrieval)"
-    titles = [row.input_text for row in read_corpus(corpus_path(cfg, "test"))][:extras["playlists"]]
+        given = knn.recommend(titles, m)
     settings = replace(decoding_settings(cfg.eval, "single"), num_songs=m, num_beams=max(m, cfg.eval.num_beams))
     decoded = decode(bundle, titles, settings, progress=True)
-    given = knn.recommend(titles, m)
     kept = [len({song for song, _ in d.songs} & set(k)) / m for d, k in zip(decoded, given)]
     first = [bool(d.songs) and d.songs[0][0] in k[:5] for d, k in zip(decoded, given)]
     print(f"{len(titles)} test titles, {m} {given_how}")
-    print(f"share of the model's top {m} songs in title kNN's top {m}: {sum(kept) / len(kept):.3f}")
-    print(f"model's first song in title kNN's top 5: {sum(first) / len(first):.3f}")
+    source = "walked title kNN's" if bundle.retriever is not None and bundle.retriever.walk.weight else "title kNN's"
+    print(f"share of the model's top {m} songs in {source} top {m}: {sum(kept) / len(kept):.3f}")
+    print(f"model's first song in {source} top 5: {sum(first) / len(first):.3f}")
     if bundle.model.copy_head is not None:
         print(f"copy head's mean gate at the first ID level: {first_level_gate(bundle, titles):.3f}")
 

@@ -8,7 +8,9 @@ validation and test playlists (ground truth as evaluate_tiger.py scores it, song
 catalogue included), NDCG@K and R-precision of that ranking for each ``tiger.neighbour_weight`` in
 ``--weights`` (0: pooled targets of the title's own playlists only; see genrec.neighbour_targets) and
 each ``tiger.cooccurrence_weight`` in ``--walks`` (the co-occurrence walk on top; 0: none),
-popularity filling the rest, beside title kNN (the evaluation's, whose votes the neighbour targets use). Titles never seen in
+popularity filling the rest, beside title kNN (the evaluation's, whose votes the neighbour targets use) and,
+for each walk weight, title kNN's own list after the walk (what ``tiger.retrieval_walk_weight`` gives a
+retrieving model to read and copy; a non-learned system to compare a model with). Titles never seen in
 training have no own songs, so their rows show what the neighbours alone give. No training: seconds.
 Use it to choose the two weights on the validation rows; compare the trained model's
 evaluation with the ceiling to tell a fitting problem (model below its ceiling) from a target problem.
@@ -31,7 +33,7 @@ from genrec.corpus import corpus_path, load_vocab, read_corpus  # noqa: E402
 from genrec.evaluation import TITLE_BUCKETS, split_playlists, tuned_title_knn  # noqa: E402
 from genrec.metrics import mean_over, per_playlist  # noqa: E402
 from genrec.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
-                                      title_scores)
+                                      title_scores, walked_knn)
 
 
 def add_arguments(parser) -> None:
@@ -71,6 +73,9 @@ def main(cfg, extras) -> None:
         print(f"| ranking | NDCG@{k} | R-prec | {buckets} |\n|---|---|---|" + "---|" * len(TITLE_BUCKETS))
         print(report("title kNN", knn.recommend(playlists.titles, cfg.eval.num_songs),
                      playlists.truths, seen, k))
+        for walked in filter(None, extras["walks"]):
+            rankings = walked_knn(knn, walk, playlists.titles, walked, cfg.tiger.neighbour_songs, cfg.eval.num_songs)
+            print(report(f"title kNN, cooccurrence walk {walked:g}", rankings, playlists.truths, seen, k))
         for weight, walked in itertools.product(extras["weights"], extras["walks"]):
             scores = title_scores(votes, playlists.titles, own, weight, cfg.tiger.neighbour_songs, walk, walked)
             rankings = [target_ranking(s, popularity, cfg.eval.num_songs) for s in scores]

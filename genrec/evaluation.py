@@ -281,7 +281,9 @@ def notes(bundle: TigerBundle) -> list[str]:
     if bundle.retriever is not None:
         how = {"input": "also reads", "copy": "may also copy", "both": "also reads, and may copy,"}[
             getattr(bundle.model.config, "retrieval_use", "input")]
-        out.append(f"The model {how} title kNN's top {bundle.retriever.songs} songs for each title (tiger."
+        walk = bundle.retriever.walk.weight
+        walked = f", after the co-occurrence walk at weight {walk:g} (tiger.retrieval_walk_weight)" if walk else ""
+        out.append(f"The model {how} title kNN's top {bundle.retriever.songs} songs for each title{walked} (tiger."
                    "retrieved_songs, tiger.retrieval_use), retrieved from the training playlists only "
                    "(genrec.retrieval, genrec.copy_head).")
     neighbours = bundle.manifest.get("summary", {}).get("neighbour_targets")

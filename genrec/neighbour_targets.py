@@ -63,11 +63,13 @@ class NeighbourVotes:
         indices, sims = self.knn.neighbours(list(titles), k + max(self.title_counts[n] for n in names))
         other = self.playlist_titles[indices] != np.array(names, dtype=object)[:, None]
         votes = self.knn.votes(indices, sims, keep=other & (np.cumsum(other, axis=1) <= k))
-        return [self._top(votes.getrow(i), songs) for i in range(len(titles))]
+        return [top_votes(votes.getrow(i), self.knn.songs, songs) for i in range(len(titles))]
 
-    def _top(self, row: sparse.csr_matrix, songs: int) -> dict[str, float]:
-        order = np.argsort(-row.data, kind="stable")[:songs]
-        return {self.knn.songs[row.indices[i]]: float(row.data[i]) for i in order if row.data[i] > 0}
+
+def top_votes(row: sparse.csr_matrix, names: Sequence[str], songs: int) -> dict[str, float]:
+    """One title's top ``songs`` positive votes from a row of :meth:`TitleKNN.votes`: song id -> vote."""
+    order = np.argsort(-row.data, kind="stable")[:songs]
+    return {names[row.indices[i]]: float(row.data[i]) for i in order if row.data[i] > 0}
 
 
 class CooccurrenceWalk:
@@ -126,7 +128,7 @@ def walked_scores(scores: dict[str, float], walk_shares: dict[str, float], weigh
     """A title's scores plus ``weight`` times their total, spread over the walk's songs by their shares."""
     total = sum(scores.values())
     out = dict(scores)
-    for song, share in walk_shares.items():
+    for song, share in walk_shares.items() if weight else ():  # weight 0 adds no zero-scored songs
         out[song] = out.get(song, 0.0) + weight * total * share
     return out
 
@@ -147,6 +149,18 @@ def title_scores(votes: NeighbourVotes, titles: Sequence[str], own: Sequence[Cou
     if walk is None or not walk_weight:
         return scores
     return [walked_scores(s, shares, walk_weight) for s, shares in zip(scores, walk(scores, songs))]
+
+
+def walked_knn(knn: TitleKNN, walk: CooccurrenceWalk, titles: Sequence[str], weight: float, songs: int,
+               n: int) -> list[list[str]]:
+    """Title kNN's ranking after one step of the co-occurrence walk: each title's top ``songs`` kNN votes plus
+    ``weight`` times their total spread over the walk's top ``songs`` songs; top ``n``, popularity after."""
+    if not titles:
+        return []
+    votes = knn.votes(*knn.neighbours(list(titles), knn.params.k))
+    scores = [top_votes(votes.getrow(i), knn.songs, songs) for i in range(len(titles))]
+    return [target_ranking(walked_scores(s, shares, weight), knn.popularity, n)
+            for s, shares in zip(scores, walk(scores, songs))]
 
 
 def neighbour_paths(votes: NeighbourVotes, title_ids: dict[str, list[int]], song_paths: dict[str, tuple[int, ...]],

@@ -4,7 +4,9 @@ Title kNN (genrec.baselines) is strong on playlist data because titles repeat, w
 generative model struggles to memorise which of thousands of songs go with each title. With
 ``tiger.retrieved_songs = M`` the model also gets kNN's top M songs for the title, to read (as encoder
 tokens, see ``TigerT5.input_embeddings``), to copy (genrec.copy_head) or both (``tiger.retrieval_use``),
-and learns which to keep, how to reorder them and what to add.
+and learns which to keep, how to reorder them and what to add. With ``tiger.retrieval_walk_weight``
+the list is kNN's after one step of the co-occurrence walk over the same training playlists
+(genrec.neighbour_targets.walked_knn), which adds the songs kNN's songs share playlists with.
 
 No leakage: a training example must not find its own playlist's songs among its inputs, or the model
 learns to copy lists that at test time do not hold the answer. Training playlists are split into
@@ -14,8 +16,9 @@ all training playlists. The kNN parameters are tuned on validation playlists, as
 ``title_knn`` baseline's are.
 
 ``retrieval.json`` in the model folder records what inference needs, so a model folder generates on
-its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm"}, "playlists": {"ids": [...],
-"titles": [...], "songs": [[song id, ...], ...]}}`` (the training playlists the index is fitted on).
+its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm"}, "walk": {"weight", "songs"},
+"playlists": {"ids": [...], "titles": [...], "songs": [[song id, ...], ...]}}`` (the training playlists
+the index is fitted on; files without ``walk`` predate the walk and retrieve without it).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -34,6 +37,7 @@ from .baselines import KnnParams, TitleKNN, TrainingPlaylists, knn_tuned_on
 from .corpus import CorpusRow
 from .errors import ArtifactError, ConfigError
 from .id_tokens import SemanticIdVocab
+from .neighbour_targets import CooccurrenceWalk, walked_knn
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +53,35 @@ Retrieved = tuple[tuple[int, ...], ...]
 """One title's retrieved songs: ``songs`` tuples of id_length ID token ids, best first."""
 
 
+@dataclass(frozen=True)
+class WalkParams:
+    """The co-occurrence walk on kNN's list (``tiger.retrieval_walk_weight``; weight 0: kNN's list as it is)."""
+    weight: float = 0.0
+    songs: int = 200
+
+
 class SongRetriever:
-    """Title -> the ID token ids of kNN's top ``songs`` songs.
+    """Title -> the ID token ids of kNN's top ``songs`` songs (walked, with a walk weight).
 
     Titles repeat (one row per (title, song) pair in single mode), so each distinct title's tuple is
     built once and shared by its rows: with many retrieved songs, copies would take gigabytes.
     """
 
-    def __init__(self, knn: TitleKNN, songs: int, token_ids: dict[str, tuple[int, ...]]):
-        self.knn, self.songs, self.token_ids = knn, songs, token_ids
+    def __init__(self, knn: TitleKNN, songs: int, token_ids: dict[str, tuple[int, ...]],
+                 walk: WalkParams = WalkParams()):
+        self.knn, self.songs, self.token_ids, self.walk = knn, songs, token_ids, walk
+        self.cooccurrence = CooccurrenceWalk(knn) if walk.weight else None
+
+    def rank(self, titles: Sequence[str]) -> list[list[str]]:
+        """The retrieved song ids per title, best first."""
+        if self.cooccurrence is None:
+            return self.knn.recommend(titles, self.songs) if titles else []
+        return walked_knn(self.knn, self.cooccurrence, titles, self.walk.weight, self.walk.songs, self.songs)
 
     def __call__(self, titles: Sequence[str]) -> list[Retrieved]:
         distinct = sorted(set(titles))
-        ranked = self.knn.recommend(distinct, self.songs) if distinct else []
-        lists = {title: tuple(self.token_ids[song] for song in songs) for title, songs in zip(distinct, ranked)}
+        lists = {title: tuple(self.token_ids[song] for song in songs)
+                 for title, songs in zip(distinct, self.rank(distinct))}
         return [lists[title] for title in titles]
 
 
@@ -87,17 +106,18 @@ class RetrievalSetup:
     """What training needs: kNN parameters tuned on validation, full and cross-fitted retrieval."""
 
     def __init__(self, train_rows: Sequence[CorpusRow], val_rows: Sequence[CorpusRow], songs: int, folds: int,
-                 vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase, tuning_cutoff: int):
+                 vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase, tuning_cutoff: int,
+                 walk: WalkParams = WalkParams()):
         self.playlists = TrainingPlaylists.from_corpus(train_rows)
-        self.songs, self.folds = songs, folds
+        self.songs, self.folds, self.walk = songs, folds, walk
         self.token_ids = song_token_ids(vocab, tokenizer)
         check_enough_songs(self.playlists, songs)
         knn = knn_tuned_on(self.playlists, val_rows, tuning_cutoff)
         self.params = knn.params
-        self.full = SongRetriever(knn, songs, self.token_ids)
+        self.full = SongRetriever(knn, songs, self.token_ids, walk)
 
     def cross_fitted(self, rows: Sequence[CorpusRow]) -> list[Retrieved]:
-        """Each training row's retrieved songs, from the training playlists outside its fold."""
+        """Each training row's retrieved songs, from the training playlists outside its fold (the walk too)."""
         row_folds = [fold_of(row.playlist_id, self.folds) for row in rows]
         playlist_folds = [fold_of(pid, self.folds) for pid in self.playlists.ids]
         out: list[Retrieved] = [() for _ in rows]
@@ -108,15 +128,17 @@ class RetrievalSetup:
                                   "folds, leaving none to retrieve from: add playlists")
             knn = fitted_knn(self.playlists.subset(others), self.params, self.songs)
             members = [i for i, f in enumerate(row_folds) if f == fold]
-            retrieved = SongRetriever(knn, self.songs, self.token_ids)([rows[i].input_text for i in members])
+            retrieved = SongRetriever(knn, self.songs, self.token_ids, self.walk)([rows[i].input_text for i in members])
             for i, songs in zip(members, retrieved):
                 out[i] = songs
-        log.info("retrieval: %d songs per title, kNN %s, %d cross-fitting folds", self.songs, self.params, self.folds)
+        log.info("retrieval: %d songs per title, kNN %s, walk %s, %d cross-fitting folds", self.songs, self.params,
+                 self.walk, self.folds)
         return out
 
     def save(self, folder: Path) -> None:
         p = self.playlists
         write_json(folder / RETRIEVAL_FILE, {"songs": self.songs, "title_knn": asdict(self.params),
+                                             "walk": asdict(self.walk),
                                              "playlists": {"ids": p.ids, "titles": p.titles, "songs": p.songs}})
 
 
@@ -127,9 +149,10 @@ def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTo
         payload = json.loads(path.read_text(encoding="utf-8"))
         playlists = TrainingPlaylists(**payload["playlists"])
         params, songs = KnnParams(**payload["title_knn"]), int(payload["songs"])
+        walk = WalkParams(**payload.get("walk", {}))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ArtifactError(f"{path} is missing or unreadable ({err}): rerun train_tiger.py") from None
     unknown = {song for ranked in playlists.songs for song in ranked if song not in vocab.songs}
     if unknown:
         raise ArtifactError(f"{path} names {len(unknown)} songs without a semantic ID: rerun train_tiger.py")
-    return SongRetriever(fitted_knn(playlists, params, songs), songs, song_token_ids(vocab, tokenizer))
+    return SongRetriever(fitted_knn(playlists, params, songs), songs, song_token_ids(vocab, tokenizer), walk)

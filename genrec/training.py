@@ -34,7 +34,7 @@ from .pooled_targets import PooledCollator, PooledDataset, pool_examples, pooled
 from .baselines import TrainingPlaylists
 from .evaluation import split_playlists, tuned_title_knn
 from .neighbour_targets import CooccurrenceWalk, NeighbourVotes, neighbour_paths
-from .retrieval import Retrieved, RetrievalSetup, SongRetriever, song_token_ids
+from .retrieval import Retrieved, RetrievalSetup, SongRetriever, WalkParams, song_token_ids
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import build_tokenizer, check_id_tokens, unknown_share
 
@@ -355,6 +355,7 @@ def run_fingerprint(cfg: Config) -> dict:
     """What a checkpoint must share with this run to be resumed: corpus, model shape and training targets."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
                     if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_use", "retrieval_folds",
+                             "retrieval_walk_weight",
                              "target_sharpening", "neighbour_weight", "neighbour_songs", "cooccurrence_weight",
                              "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff",
                              "text_vocab_size", "max_input_length")}
@@ -378,7 +379,11 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     t, mode = cfg.tiger, cfg.corpus.target_mode
     title_encoder = TitleVectorEncoder(t.title_encoder) if t.title_encoder else None
     retrieval = (RetrievalSetup(train_rows, val_rows, t.retrieved_songs, t.retrieval_folds, vocab, tokenizer,
-                                max(cfg.eval.k_values)) if t.retrieved_songs else None)
+                                max(cfg.eval.k_values), WalkParams(t.retrieval_walk_weight, t.neighbour_songs))
+                 if t.retrieved_songs else None)
+    if t.retrieval_walk_weight and not t.retrieved_songs:
+        log.warning("tiger.retrieval_walk_weight=%g walks the retrieved songs: ignored without tiger.retrieved_songs",
+                    t.retrieval_walk_weight)
     val_pairs = validation_pairs(val_rows, vocab, mode, t.val_loss_examples, cfg.run.seed)
     train_set = encode(training_pairs(train_rows), tokenizer, t.max_input_length, title_encoder,
                        retrieval.cross_fitted(train_rows) if retrieval else None)
@@ -464,7 +469,7 @@ def train(cfg: Config) -> dict:
         "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
         "retrieval": {"songs": t.retrieved_songs, "use": t.retrieval_use, "folds": t.retrieval_folds,
-                      "title_knn": asdict(retrieval.params)}
+                      "title_knn": asdict(retrieval.params), "walk": asdict(retrieval.walk)}
         if retrieval else None,
         "neighbour_targets": data.neighbour_setup,
         "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in

@@ -11,7 +11,7 @@ from conftest import TINY_DEMO, run_stage
 from genrec.baselines import KnnParams, TitleKNN, TrainingPlaylists
 from genrec.evaluation import notes
 from genrec.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, neighbour_paths, own_counts, smoothed_scores,
-                                      title_scores, walked_scores)
+                                      title_scores, walked_knn, walked_scores)
 from genrec.pooled_targets import pool_examples
 
 PLAYLISTS = TrainingPlaylists(
@@ -82,6 +82,17 @@ def test_walked_scores_add_the_walk_at_weight_times_the_titles_total():
     assert walked_scores({"r1": 2.0}, {"r1": 1.0}, 0.5) == {"r1": 3.0}
 
 
+def test_walked_knn_adds_the_company_of_knns_songs_and_weight_zero_is_knn():
+    knn = TitleKNN(KnnParams(k=1, alpha=1.0)).fit(PLAYLISTS.titles, PLAYLISTS.songs)
+    walk = CooccurrenceWalk(knn)
+    assert knn.recommend(["classic rock"], 3) == [["shared", "c1", "r1"]]  # p3's songs, then popularity
+    assert walked_knn(knn, walk, ["classic rock"], 0.0, 10, 3) == [["shared", "c1", "r1"]]
+    # Votes c1 1, shared 1 walk to c1 0.25, shared 0.5, a1 0.25 (p2 holds shared and a1); times 4 x 2:
+    # shared 5, c1 3, a1 2, so a1 (never in a neighbour) displaces r1 (popularity).
+    assert walked_knn(knn, walk, ["classic rock"], 4.0, 10, 3) == [["shared", "c1", "a1"]]
+    assert walked_knn(knn, walk, [], 4.0, 10, 3) == []
+
+
 def test_neighbour_paths_with_the_walk_alone_add_walked_songs_not_own_counts_again():
     votes = votes_for(KnnParams(k=10, alpha=1.0))
     walk = CooccurrenceWalk(votes.knn)
@@ -116,7 +127,8 @@ def test_target_ceiling_bench_scores_each_weight_beside_title_knn(tiny_demo):
         table = out.split(f"\n{split}: ")[1].split("\n\n")[0]
         rows = re.findall(r"^\| ([^|]+?) \| ([\d.]+) \| ([\d.]+) \|", table, flags=re.M)
         assert [name for name, _, _ in rows] == [
-            "title kNN", "targets, neighbour_weight 0", "targets, neighbour_weight 0, cooccurrence_weight 4",
+            "title kNN", "title kNN, cooccurrence walk 4",
+            "targets, neighbour_weight 0", "targets, neighbour_weight 0, cooccurrence_weight 4",
             "targets, neighbour_weight 1", "targets, neighbour_weight 1, cooccurrence_weight 4"]
         assert all(0 < float(ndcg) <= 1 and 0 <= float(rprec) <= 1 for _, ndcg, rprec in rows)
 

@@ -15,7 +15,8 @@ from genrec.generation import DecodingSettings, decode
 from genrec.id_tokens import SemanticIdVocab
 from genrec.model import TigerT5, load_tiger
 from genrec.pooled_targets import pool_examples
-from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, fold_of
+from genrec.neighbour_targets import CooccurrenceWalk, walked_knn
+from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, WalkParams, fold_of
 
 TITLES = ["rock", "rock anthems", "classic rock", "chill", "chill vibes", "sleep"]
 
@@ -45,10 +46,11 @@ def rows_with_own_songs(playlists: int = 40) -> list[CorpusRow]:
     return rows
 
 
-def setup_for(rows: list[CorpusRow], songs: int = 6, folds: int = 4) -> tuple[RetrievalSetup, SemanticIdVocab]:
+def setup_for(rows: list[CorpusRow], songs: int = 6, folds: int = 4,
+              walk: WalkParams = WalkParams()) -> tuple[RetrievalSetup, SemanticIdVocab]:
     vocab = catalogue(sorted({s for r in rows for s in r.song_ids}))
     val = [CorpusRow("v1", "rock music", "", ["rock-0", "rock-1"]), CorpusRow("v2", "chill", "", ["chill-2"])]
-    return RetrievalSetup(rows, val, songs, folds, vocab, TokenIds(vocab), tuning_cutoff=10), vocab
+    return RetrievalSetup(rows, val, songs, folds, vocab, TokenIds(vocab), tuning_cutoff=10, walk=walk), vocab
 
 
 def decoded_songs(vocab: SemanticIdVocab, tokenizer: TokenIds, retrieved: list[list[int]]) -> list[str]:
@@ -56,9 +58,10 @@ def decoded_songs(vocab: SemanticIdVocab, tokenizer: TokenIds, retrieved: list[l
     return [by_ids[tuple(ids)] for ids in retrieved]
 
 
-def test_training_rows_never_retrieve_their_own_playlists_songs():
+@pytest.mark.parametrize("walk", [WalkParams(), WalkParams(weight=8.0, songs=50)])
+def test_training_rows_never_retrieve_their_own_playlists_songs(walk):
     rows = rows_with_own_songs()
-    setup, vocab = setup_for(rows)
+    setup, vocab = setup_for(rows, walk=walk)
     tokenizer = TokenIds(vocab)
     retrieved = setup.cross_fitted(rows)
     assert len(retrieved) == len(rows) and all(len(r) == 6 for r in retrieved)
@@ -72,8 +75,12 @@ def test_inference_retrieves_from_all_training_playlists_with_the_tuned_knn():
     rows = rows_with_own_songs()
     setup, vocab = setup_for(rows)
     playlists = TrainingPlaylists.from_corpus(rows)
-    expected = TitleKNN(setup.params).fit(playlists.titles, playlists.songs).recommend(["classic rock"], 6)[0]
-    assert decoded_songs(vocab, TokenIds(vocab), setup.full(["classic rock"])[0]) == expected
+    knn = TitleKNN(setup.params).fit(playlists.titles, playlists.songs)
+    assert decoded_songs(vocab, TokenIds(vocab), setup.full(["classic rock"])[0]) == knn.recommend(["classic rock"], 6)[0]
+    walked, _ = setup_for(rows, walk=WalkParams(weight=8.0, songs=50))
+    expected = walked_knn(knn, CooccurrenceWalk(knn), ["classic rock"], 8.0, 50, 6)[0]
+    assert decoded_songs(vocab, TokenIds(vocab), walked.full(["classic rock"])[0]) == expected
+    assert walked.full.rank(["classic rock"]) == [expected]
 
 
 def test_folds_are_stable_and_cover_every_fold():
@@ -115,15 +122,16 @@ def test_model_reads_retrieved_songs_as_tokens_before_the_title():
     assert not torch.allclose(first, other)  # the songs, and their order, reach the output
 
 
-@pytest.mark.parametrize("use", ["input", "copy"])
-def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use):
+@pytest.mark.parametrize("use, walk", [("input", 0.0), ("copy", 4.0)])
+def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk):
     for script in ("train_rq_kmeans.py", "prepare_corpus.py"):
         run_stage(script, *TINY_DEMO, cwd=tiny_demo)
     run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--tiger.retrieved_songs", "5", "--tiger.retrieval_use", use,
-              cwd=tiny_demo)
+              "--tiger.retrieval_walk_weight", str(walk), cwd=tiny_demo)
     final = tiny_demo / "models" / "tiger_final"
     recorded = json.loads((final / RETRIEVAL_FILE).read_text(encoding="utf-8"))
     assert recorded["songs"] == 5 and len(recorded["playlists"]["titles"]) > 100
+    assert recorded["walk"]["weight"] == walk
     bundle = load_tiger(final)
     assert bundle.retriever is not None
     assert (bundle.model.copy_head is not None) == (use == "copy") and bundle.model.reads_retrieved == (use == "input")
@@ -134,7 +142,9 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use):
         [d.songs for d in first]
     run_stage("evaluate_tiger.py", *TINY_DEMO, *TINY_EVAL, cwd=tiny_demo)
     metrics = json.loads((tiny_demo / "outputs" / "evaluation_metrics.json").read_text(encoding="utf-8"))
-    said = {"input": "The model also reads title kNN's top 5", "copy": "The model may also copy title kNN's top 5"}
+    said = {"input": "The model also reads title kNN's top 5 songs for each title (",
+            "copy": "The model may also copy title kNN's top 5 songs for each title, after the co-occurrence walk "
+                    "at weight 4"}
     assert any(note.startswith(said[use]) for note in metrics["notes"])
     assert metrics["systems"]["model"]["invalid_rate"] == 0.0
     out = run_stage("generate_playlist.py", "--generate.title", "beach party", "--generate.num_songs", "3",
@@ -142,11 +152,15 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use):
     assert len(re.findall(r"^\s+\d+\. ", out.stdout, flags=re.M)) == 3
     report = run_stage("bench/retrieval_use.py", *TINY_DEMO, "--playlists", "4", "--eval.num_beams", "10",
                        cwd=tiny_demo).stdout
-    share = float(re.search(r"top 5 songs in title kNN's top 5: ([\d.]+)", report).group(1))
+    source = "walked title kNN's" if walk else "title kNN's"
+    share = float(re.search(rf"top 5 songs in {source} top 5: ([\d.]+)", report).group(1))
     assert 0.0 <= share <= 1.0
     gate = re.search(r"copy head's mean gate at the first ID level: ([\d.]+)", report)
     assert (gate is not None) == (use == "copy") and (gate is None or 0.0 < float(gate.group(1)) < 1.0)
 
+    del recorded["walk"]  # a model folder from before the walk retrieves without it
+    (final / RETRIEVAL_FILE).write_text(json.dumps(recorded), encoding="utf-8")
+    assert load_tiger(final).retriever.walk == WalkParams(weight=0.0, songs=200)
     (final / RETRIEVAL_FILE).unlink()
     with pytest.raises(ArtifactError, match="retrieval.json is missing or unreadable"):
         load_tiger(final)
