@@ -269,7 +269,8 @@ class PlaylistTIGERConfig:
     encoder token: its ID tokens' embeddings summed, plus a rank embedding); 0: the title alone."""
     retrieval_use: str = "input"
     """With retrieved_songs, how the model uses them: "input" (encoder tokens), "copy" (a copy head lets the
-    decoder write them out ID token by ID token, genrec.copy_head; single mode only), or "both"."""
+    decoder write them out ID token by ID token, genrec.copy_head; single mode only: a sequence-mode run sets
+    retrieval aside, with a warning), or "both"."""
     retrieval_folds: int = 5
     """With retrieved_songs: training playlists are split into this many folds and each fold's titles retrieve
     from the other folds, so no training example sees its own songs among its inputs (as at test time)."""

@@ -66,10 +66,9 @@ def validate(cfg: Config) -> None:
     if cfg.tiger.retrieved_songs and cfg.tiger.retrieval_folds < 2:
         raise ConfigError(f"tiger.retrieval_folds must be at least 2 with tiger.retrieved_songs "
                           f"(got {cfg.tiger.retrieval_folds})")
-    if cfg.tiger.retrieval_use != "input" and not (cfg.tiger.retrieved_songs and cfg.corpus.target_mode == "single"):
+    if cfg.tiger.retrieval_use != "input" and not cfg.tiger.retrieved_songs:
         raise ConfigError(f"tiger.retrieval_use={cfg.tiger.retrieval_use} copies retrieved songs one ID at a time: it "
-                          "needs tiger.retrieved_songs above 0 and corpus.target_mode single "
-                          f"(got {cfg.tiger.retrieved_songs} and {cfg.corpus.target_mode})")
+                          "needs tiger.retrieved_songs above 0 (got 0)")
     if max(cfg.eval.k_values) > cfg.eval.num_songs:
         raise ConfigError(f"eval.k_values {cfg.eval.k_values} go beyond eval.num_songs={cfg.eval.num_songs}")
 

@@ -15,7 +15,7 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -417,8 +417,20 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     return TrainingData(train_data, ExampleDataset(val_set), train_set, title_encoder, retrieval, neighbour_setup)
 
 
+def settings_for_mode(cfg: Config) -> Config:
+    """The run's settings: a copy head (single mode only) is set aside in sequence mode with its retrieval, so a
+    preset chosen for single mode still runs the other mode, as its pooled-target settings do."""
+    t = cfg.tiger
+    if cfg.corpus.target_mode == "single" or t.retrieval_use == "input":
+        return cfg
+    log.warning("tiger.retrieval_use=%s copies retrieved songs in single mode only: this sequence-mode run trains "
+                "without retrieval (tiger.retrieved_songs 0)", t.retrieval_use)
+    return replace(cfg, tiger=replace(t, retrieved_songs=0, retrieval_use="input", retrieval_walk_weight=0.0))
+
+
 def train(cfg: Config) -> dict:
     """Train, keep the best checkpoint, write models/tiger_final; return the summary."""
+    cfg = settings_for_mode(cfg)
     train_rows, val_rows, vocab, corpus_summary = check_corpus(cfg)
     t: PlaylistTIGERConfig = cfg.tiger
     device = resolve_device(cfg.run.device)

@@ -76,9 +76,21 @@ def test_inference_retrieves_from_all_training_playlists_with_the_tuned_knn():
     setup, vocab = setup_for(rows)
     playlists = TrainingPlaylists.from_corpus(rows)
     knn = TitleKNN(setup.params).fit(playlists.titles, playlists.songs)
-    assert decoded_songs(vocab, TokenIds(vocab), setup.full(["classic rock"])[0]) == knn.recommend(["classic rock"], 6)[0]
-    walked, _ = setup_for(rows, walk=WalkParams(weight=8.0, songs=50))
-    expected = walked_knn(knn, CooccurrenceWalk(knn), ["classic rock"], 8.0, 50, 6)[0]
+    expected = knn.recommend(["classic rock"], 6)[0]
+    assert decoded_songs(vocab, TokenIds(vocab), setup.full(["classic rock"])[0]) == expected
+
+
+def test_a_walked_retrieval_adds_songs_that_share_playlists_with_knns_songs():
+    # "lone" shares three playlists (titles unlike any other) with a classic rock song; no similar title holds it.
+    rows = rows_with_own_songs() + [CorpusRow(f"zzz{i}", "zzz", "", [s]) for i in range(3)
+                                    for s in ("classic rock-0", "lone")]
+    plain, vocab = setup_for(rows, songs=10)
+    walked, _ = setup_for(rows, songs=10, walk=WalkParams(weight=8.0, songs=50))
+    assert "lone" not in plain.full.rank(["classic rock"])[0]
+    playlists = TrainingPlaylists.from_corpus(rows)
+    knn = TitleKNN(walked.params).fit(playlists.titles, playlists.songs)
+    expected = walked_knn(knn, CooccurrenceWalk(knn), ["classic rock"], 8.0, 50, 10)[0]
+    assert "lone" in expected
     assert decoded_songs(vocab, TokenIds(vocab), walked.full(["classic rock"])[0]) == expected
     assert walked.full.rank(["classic rock"]) == [expected]
 

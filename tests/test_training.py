@@ -103,12 +103,15 @@ def test_resume_continues_at_the_right_step(work):
 
 def test_sequence_mode_trains(work):
     run_stage("prepare_corpus.py", "--corpus.target_mode", "sequence", "--corpus.max_target_length", "41", cwd=work)
-    # A preset's neighbour targets (pooled single mode only) must not stop a sequence run.
+    # A preset's neighbour targets and copy head (single mode only) must not stop a sequence run.
     proc = run_stage("train_tiger.py", *TINY_MODEL, "--corpus.target_mode", "sequence", "--tiger.max_steps", "4",
-                     "--tiger.neighbour_weight", "0.5", cwd=work)
+                     "--tiger.neighbour_weight", "0.5", "--tiger.retrieved_songs", "5", "--tiger.retrieval_use", "copy",
+                     "--tiger.retrieval_walk_weight", "8", cwd=work)
     assert "neighbour_weight=0.5 shapes pooled single-mode targets only" in proc.stderr
+    assert "this sequence-mode run trains without retrieval" in proc.stderr
     bundle = load_tiger(work / "models/tiger_final")
     assert bundle.target_mode == "sequence" and summary(work)["neighbour_targets"] is None
+    assert bundle.retriever is None and bundle.model.copy_head is None and summary(work)["retrieval"] is None
 
 
 def test_neighbour_targets_change_what_is_learnt_and_are_recorded(work):
