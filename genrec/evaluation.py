@@ -183,6 +183,13 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
                                     bundle.vocab.songs) for name in SYSTEMS if name in rankings}
     title_counts = Counter(normalise_title(t) for t in training.titles)
     analysis = build_analysis(rankings, test, ecfg.k_values, title_counts, popularity)
+    val_rankings = {"model": val_model, "title_knn": knn.recommend(val.titles, n)}
+    analysis["validation"] = {
+        "definition": "the model and title kNN on the validation playlists the hybrid and kNN were tuned on",
+        "playlists": len(val.ids),
+        **{system: _bucket_metrics(r, val.truths, ecfg.k_values, np.ones(len(r), bool), max(ecfg.k_values))
+           for system, r in val_rankings.items()},
+        "title_frequency": title_frequency_buckets(val_rankings, val, ecfg.k_values, title_counts)}
     payload = {
         "systems": systems,
         "analysis": analysis,
@@ -200,6 +207,10 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     save_hybrid(cfg, knn_params, fusion, [train_path, manifest_path(tiger_final_dir(cfg))])
     print(format_table(systems, ecfg.k_values))
     print("\n" + format_comparison(analysis["versus_title_knn"], max(ecfg.k_values)))
+    on_val = analysis["validation"]
+    top = f"ndcg@{max(ecfg.k_values)}"
+    print(f"On the {len(val.ids)} validation playlists (used for tuning): {top} model {on_val['model'][top]:.4f}, "
+          f"title kNN {on_val['title_knn'][top]:.4f}")
     print(f"\n{len(test.ids)} playlists of {test.source}; {100 * test.report['share_outside_catalogue']:.1f}% of their "
           f"songs are outside the catalogue (misses for every system). Written to {cfg.run.output_dir}/{METRICS_FILE}, "
           f"{RESULTS_FILE}, {PLOT_FILE}.")
@@ -227,21 +238,26 @@ def system_metrics(rankings: list[list[str]], truths: list[list[str]], ks: list[
 def build_analysis(rankings: dict[str, list[list[str]]], test: EvalPlaylists, ks: list[int],
                    title_counts: Counter, popularity: PopularityBaseline) -> dict:
     """Where each system wins or loses: by how often the title occurs in training, by song popularity."""
-    frequency = np.array([title_counts.get(normalise_title(t), 0) for t in test.titles])
-    top_k = max(ks)
-    buckets = {}
-    for name, low, high in TITLE_BUCKETS:
-        mask = (frequency >= low) & (frequency <= high)
-        buckets[name] = {"playlists": int(mask.sum()),
-                         **{system: _bucket_metrics(rankings[system], test.truths, ks, mask, top_k)
-                            for system in rankings}}
     top100 = popularity.top(100)
     return {
-        "title_frequency": {"definition": "training playlists with the same normalised title", **buckets},
+        "title_frequency": title_frequency_buckets(rankings, test, ks, title_counts),
         "versus_title_knn": versus_title_knn(rankings, test.truths, ks),
         "song_popularity": {system: popularity_buckets(r, test.truths, popularity.rank) for system, r in rankings.items()},
         "popularity_top100_share": {system: share_in(r, top100) for system, r in rankings.items()},
     }
+
+
+def title_frequency_buckets(rankings: dict[str, list[list[str]]], playlists: EvalPlaylists, ks: list[int],
+                            title_counts: Counter) -> dict:
+    """Each system's metrics on the playlists whose title is unseen in training, seen 1-9 times, seen 10+."""
+    frequency = np.array([title_counts.get(normalise_title(t), 0) for t in playlists.titles])
+    buckets = {}
+    for name, low, high in TITLE_BUCKETS:
+        mask = (frequency >= low) & (frequency <= high)
+        buckets[name] = {"playlists": int(mask.sum()),
+                         **{system: _bucket_metrics(ranked, playlists.truths, ks, mask, max(ks))
+                            for system, ranked in rankings.items()}}
+    return {"definition": "training playlists with the same normalised title", **buckets}
 
 
 def versus_title_knn(rankings: dict[str, list[list[str]]], truths: list[list[str]], ks: list[int]) -> dict:

@@ -45,6 +45,14 @@ def test_evaluation_writes_table_and_files(trained, single_run):
     assert metrics["tuning"]["title_knn"]["chosen"]["k"] > 0 and "validation" in metrics["tuning"]["objective"]
     assert metrics["systems"]["popularity"]["coverage"] == pytest.approx(10 / metrics["data"]["catalogue_songs"])
     assert {"title_frequency", "song_popularity", "popularity_top100_share"} <= set(metrics["analysis"])
+    # On validation: kNN's figure is its chosen tuning trial's, the model's the hybrid trial that takes it alone.
+    val = metrics["analysis"]["validation"]
+    knn_trials = metrics["tuning"]["title_knn"]["trials"]
+    assert val["title_knn"]["ndcg@10"] == pytest.approx(max(t["score"] for t in knn_trials))
+    alone = [t["score"] for t in metrics["tuning"]["hybrid"]["trials"] if t["weight"] == 1.0]
+    assert val["model"]["ndcg@10"] == pytest.approx(alone[0]) and len(set(alone)) == 1
+    buckets = [val["title_frequency"][name]["playlists"] for name in ("unseen", "seen_1_9", "seen_10_plus")]
+    assert sum(buckets) == val["playlists"] == int(EVAL[EVAL.index("--eval.val_playlists") + 1])
     versus = metrics["analysis"]["versus_title_knn"]
     assert set(versus) == SYSTEMS - {"title_knn"} | {"definition"}
     gap = versus["model"]["ndcg@10"]
@@ -52,6 +60,7 @@ def test_evaluation_writes_table_and_files(trained, single_run):
                                               - metrics["systems"]["title_knn"]["ndcg@10"])
     assert gap["ci95"][0] <= gap["difference"] <= gap["ci95"][1]
     assert "minus title kNN's" in proc.stdout
+    assert f"validation playlists (used for tuning): ndcg@10 model {val['model']['ndcg@10']:.4f}" in proc.stdout
     assert metrics["model_manifest"]["summary"]["target_mode"] == "single"
     results = (trained / "outputs/evaluation_results.txt").read_text(encoding="utf-8")
     assert results.count("=== ") == 24 and "ground truth" in results
