@@ -38,6 +38,7 @@ def test_file_overrides_defaults_and_command_line_overrides_file(tmp_path):
     (["--eval.k_values", "[10, 500]"], "go beyond eval.num_songs"),
     (["--tiger.neighbour_weight", "-1"], "tiger.neighbour_weight must be at least 0"),
     (["--tiger.cooccurrence_weight", "-0.5"], "tiger.cooccurrence_weight must be at least 0"),
+    (["--tiger.retrieval_walk_weight", "-1"], "tiger.retrieval_walk_weight must be at least 0"),
     (["--tiger.neighbour_songs", "0"], "tiger.neighbour_songs must be at least 1"),
     (["--tiger.max_minutes", "-0.5"], "tiger.max_minutes must be at least 0"),
     (["--tiger.dataloader_workers", "-1"], "tiger.dataloader_workers must be at least 0"),
@@ -45,6 +46,15 @@ def test_file_overrides_defaults_and_command_line_overrides_file(tmp_path):
 def test_invalid_values_are_rejected_with_the_field_name(args, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(args)
+
+
+@pytest.mark.parametrize("presets", [["mpd_cpu"], ["mpd_gpu"], ["mpd_cpu", "mpd_cpu_retrieval"]])
+@pytest.mark.parametrize("mode", ["single", "sequence"])
+def test_presets_are_valid_in_both_target_modes(presets, mode):
+    """A preset chosen in single mode must still run sequence mode (where training sets single-only options aside)."""
+    files = [arg for name in presets for arg in ("--config", str(REPO / "presets" / f"{name}.yaml"))]
+    cfg, _ = parse_config([*files, "--corpus.target_mode", mode])
+    assert cfg.corpus.target_mode == mode and cfg.tiger.d_model >= 192
 
 
 def test_unknown_keys_fail_fast_on_command_line_and_in_files(tmp_path):
