@@ -165,8 +165,8 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     n, objective = ecfg.num_songs, ndcg_score(max(ecfg.k_values))
     knn, knn_trials = tuned_title_knn(cfg, training, val, popularity)
     knn_params = knn.params
-    val_model = [[s for s, _ in d.songs] for d in val_decoded]
-    fusion, fusion_trials = tune_fusion(val_model, knn.recommend(val.titles, n), val.truths, n, objective)
+    val_rankings = {"model": [[s for s, _ in d.songs] for d in val_decoded], "title_knn": knn.recommend(val.titles, n)}
+    fusion, fusion_trials = tune_fusion(val_rankings["model"], val_rankings["title_knn"], val.truths, n, objective)
 
     rankings: dict[str, list[list[str]]] = {}
     rates: dict[str, dict] = {}
@@ -183,7 +183,6 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
                                     bundle.vocab.songs) for name in SYSTEMS if name in rankings}
     title_counts = Counter(normalise_title(t) for t in training.titles)
     analysis = build_analysis(rankings, test, ecfg.k_values, title_counts, popularity)
-    val_rankings = {"model": val_model, "title_knn": knn.recommend(val.titles, n)}
     analysis["validation"] = {
         "definition": "the model and title kNN on the validation playlists the hybrid and kNN were tuned on",
         "playlists": len(val.ids),

@@ -74,8 +74,10 @@ class SongRetriever:
 
     def rank(self, titles: Sequence[str]) -> list[list[str]]:
         """The retrieved song ids per title, best first."""
+        if not titles:
+            return []
         if self.cooccurrence is None:
-            return self.knn.recommend(titles, self.songs) if titles else []
+            return self.knn.recommend(titles, self.songs)
         return walked_knn(self.knn, self.cooccurrence, titles, self.walk.weight, self.walk.songs, self.songs)
 
     def __call__(self, titles: Sequence[str]) -> list[Retrieved]:
