@@ -6,9 +6,11 @@
   ``similarity ** alpha / len(playlist) ** length_norm``; popularity fills the rest (and breaks ties).
   ``k``, ``alpha`` and ``length_norm`` are chosen on the validation split (:func:`tune_knn`), never test.
 - :func:`fuse`: weighted reciprocal rank fusion of two rankings (``weight`` on the first,
-  ``1 - weight`` on the second, ``1 / (c + rank)`` each); :func:`tune_fusion` picks ``weight`` and
-  ``c`` on the validation split. The evaluation saves the chosen parameters in ``hybrid.json``;
-  :func:`load_hybrid` gives the generator the same hybrid.
+  ``1 - weight`` on the second, ``1 / (c + rank)`` each); :func:`tune_fusion` picks the partner
+  ranking fused with the model's (title kNN's, or the list a retrieval model reads), ``weight`` and
+  ``c`` on the validation split. The evaluation saves the chosen parameters in ``hybrid.json``
+  (``{"title_knn": {"k", "alpha", "length_norm"}, "fusion": {"partner", "weight", "c"}}``; files
+  without ``partner`` fuse with title kNN); :func:`load_hybrid` gives the generator the same hybrid.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from config import Config
 from .artifacts import require_fresh, write_json, write_manifest
 from .cli import config_as_dict
 from .corpus import CorpusRow
+from .errors import ArtifactError
 from .metrics import ndcg_score
 
 log = logging.getLogger(__name__)
@@ -211,17 +214,20 @@ def fuse(first: Sequence[str], second: Sequence[str], n: int, weight: float, c: 
     return sorted(order, key=lambda s: -scores[s])[:n]
 
 
-def tune_fusion(first: Sequence[Sequence[str]], second: Sequence[Sequence[str]], truths: Sequence[Sequence[str]],
-                n: int, score: Callable[[list[list[str]], Sequence[Sequence[str]]], float]) -> tuple[dict, list[dict]]:
-    """Pick the fusion weight and constant on validation playlists."""
+def tune_fusion(model: Sequence[Sequence[str]], partners: dict[str, Sequence[Sequence[str]]],
+                truths: Sequence[Sequence[str]], n: int,
+                score: Callable[[list[list[str]], Sequence[Sequence[str]]], float]) -> tuple[dict, list[dict]]:
+    """Pick the partner ranking, fusion weight and constant on validation playlists. Ties go to the weight nearest
+    0.5, then to the first partner (at weight 1 every partner gives the model's ranking alone)."""
     trials = []
-    for weight, c in itertools.product(*FUSION_GRID.values()):
-        fused = [fuse(a, b, n, weight, c) for a, b in zip(first, second)]
-        trials.append({"weight": weight, "c": c, "score": score(fused, truths)})
+    for partner, rankings in partners.items():
+        for weight, c in itertools.product(*FUSION_GRID.values()):
+            fused = [fuse(a, b, n, weight, c) for a, b in zip(model, rankings)]
+            trials.append({"partner": partner, "weight": weight, "c": c, "score": score(fused, truths)})
     best = max(trials, key=lambda t: (t["score"], -abs(t["weight"] - 0.5)))
-    log.info("hybrid tuned on %d validation playlists: weight %.2f on the model, c=%g (score %.4f)",
-             len(truths), best["weight"], best["c"], best["score"])
-    return {"weight": best["weight"], "c": best["c"]}, trials
+    log.info("hybrid tuned on %d validation playlists: the model fused with %s, weight %.2f on the model, c=%g "
+             "(score %.4f)", len(truths), best["partner"], best["weight"], best["c"], best["score"])
+    return {k: best[k] for k in ("partner", "weight", "c")}, trials
 
 
 def hybrid_path(cfg: Config) -> Path:
@@ -236,21 +242,30 @@ def save_hybrid(cfg: Config, knn_params: KnnParams, fusion: dict, inputs: list[P
 
 
 class Hybrid:
-    """Title kNN with the evaluated parameters, fused with the model's ranking the evaluated way."""
+    """The model's ranking fused with a partner's (title kNN's or the retrieved list), the evaluated way."""
 
-    def __init__(self, knn: TitleKNN, fusion: dict):
-        self.knn = knn
+    def __init__(self, partner: Callable[[Sequence[str], int], list[list[str]]], fusion: dict):
+        self.partner = partner
         self.fusion = fusion
 
     def rank(self, titles: Sequence[str], model_rankings: Sequence[Sequence[str]], n: int) -> list[list[str]]:
-        knn_rankings = self.knn.recommend(titles, n)
-        return [fuse(m, k, n, self.fusion["weight"], self.fusion["c"]) for m, k in zip(model_rankings, knn_rankings)]
+        partner_rankings = self.partner(titles, n)
+        return [fuse(m, p, n, self.fusion["weight"], self.fusion["c"]) for m, p in zip(model_rankings, partner_rankings)]
 
 
-def load_hybrid(cfg: Config, training: TrainingPlaylists) -> Hybrid:
-    """The hybrid evaluate_tiger.py tuned, its kNN refitted on the training playlists (seconds)."""
+def load_hybrid(cfg: Config, training: Callable[[], TrainingPlaylists],
+                retrieved: Callable[[Sequence[str]], list[list[str]]] | None) -> Hybrid:
+    """The hybrid evaluate_tiger.py tuned: title kNN refitted on the training playlists (seconds), or the model's
+    own retrieved list (``retrieved``: the model folder's retriever)."""
     path = hybrid_path(cfg)
     require_fresh(path, "evaluate_tiger.py")
     payload = json.loads(path.read_text(encoding="utf-8"))
-    knn = TitleKNN(KnnParams(**payload["title_knn"])).fit(training.titles, training.songs)
-    return Hybrid(knn, payload["fusion"])
+    fusion = {"partner": "title_knn", **payload["fusion"]}
+    if fusion["partner"] == "retrieved":
+        if retrieved is None:
+            raise ArtifactError(f"{path}: the hybrid was tuned with the model's retrieved songs, but the model "
+                                "retrieves none: rerun evaluate_tiger.py for this model")
+        return Hybrid(lambda titles, n: retrieved(titles), fusion)
+    playlists = training()
+    knn = TitleKNN(KnnParams(**payload["title_knn"])).fit(playlists.titles, playlists.songs)
+    return Hybrid(knn.recommend, fusion)

@@ -4,7 +4,10 @@ simple baselines on the same playlists?
 Systems, all scored by the same code (genrec.metrics) on the same playlists:
 - ``model``: trie-constrained decoding (every ID a real song);
 - ``model_unconstrained``: plain decoding, to measure the share of invalid IDs;
-- ``hybrid``: the model's ranking fused with title kNN's, weight chosen on the validation split;
+- ``hybrid``: the model's ranking fused with a partner's, partner (title kNN, or ``retrieved``) and
+  weight chosen on the validation split;
+- ``retrieved`` (retrieval models only): the list the model reads or copies, scored on its own, so
+  what the model adds over its input shows in the table;
 - ``popularity`` and ``title_knn`` (kNN tuned on the validation split).
 
 Under ``torchrun`` the playlists are sharded over processes for decoding and gathered; rank 0 fits
@@ -43,7 +46,8 @@ log = logging.getLogger(__name__)
 METRICS_FILE = "evaluation_metrics.json"
 RESULTS_FILE = "evaluation_results.txt"
 PLOT_FILE = "evaluation_recall.png"
-SYSTEMS = ("model", "model_unconstrained", "hybrid", "popularity", "title_knn")
+SYSTEMS = ("model", "model_unconstrained", "hybrid", "retrieved", "popularity", "title_knn")
+LABELS = {"model": "model", "title_knn": "title kNN", "retrieved": "the retrieved list"}
 TITLE_BUCKETS = (("unseen", 0, 0), ("seen_1_9", 1, 9), ("seen_10_plus", 10, math.inf))
 
 
@@ -165,18 +169,20 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     n, objective = ecfg.num_songs, ndcg_score(max(ecfg.k_values))
     knn, knn_trials = tuned_title_knn(cfg, training, val, popularity)
     knn_params = knn.params
-    val_rankings = {"model": [[s for s, _ in d.songs] for d in val_decoded], "title_knn": knn.recommend(val.titles, n)}
-    fusion, fusion_trials = tune_fusion(val_rankings["model"], val_rankings["title_knn"], val.truths, n, objective)
+    val_partners = partner_rankings(bundle, knn, popularity, val, n)
+    val_rankings = {"model": [[s for s, _ in d.songs] for d in val_decoded], **val_partners}
+    fusion, fusion_trials = tune_fusion(val_rankings["model"], val_partners, val.truths, n, objective)
 
     rankings: dict[str, list[list[str]]] = {}
     rates: dict[str, dict] = {}
     for name, result in decoded.items():
         rankings[name], rates[name] = model_system(result)
-    knn_rankings = knn.recommend(test.titles, n)
-    rankings["hybrid"] = [fuse(m, k, n, fusion["weight"], fusion["c"]) for m, k in zip(rankings["model"], knn_rankings)]
+    partners = partner_rankings(bundle, knn, popularity, test, n)
+    rankings["hybrid"] = [fuse(m, p, n, fusion["weight"], fusion["c"])
+                          for m, p in zip(rankings["model"], partners[fusion["partner"]])]
     rankings["popularity"] = popularity.recommend(test.titles, n)
-    rankings["title_knn"] = knn_rankings
-    for name in ("hybrid", "popularity", "title_knn"):
+    rankings.update(partners)
+    for name in rankings.keys() - decoded.keys():
         rates[name] = {"invalid_rate": 0.0, "duplicate_rate": duplicate_rate(rankings[name])}
 
     systems = {name: system_metrics(rankings[name], test.truths, ecfg.k_values, len(catalogue), rates[name],
@@ -184,7 +190,7 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     title_counts = Counter(normalise_title(t) for t in training.titles)
     analysis = build_analysis(rankings, test, ecfg.k_values, title_counts, popularity)
     analysis["validation"] = {
-        "definition": "the model and title kNN on the validation playlists the hybrid and kNN were tuned on",
+        "definition": "the model and its fusion partners on the validation playlists the hybrid and kNN were tuned on",
         "playlists": len(val.ids),
         **{system: _bucket_metrics(r, val.truths, ecfg.k_values, np.ones(len(r), bool), max(ecfg.k_values))
            for system, r in val_rankings.items()},
@@ -198,7 +204,7 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
         "data": {"source": test.source, **test.report, "catalogue_songs": len(catalogue),
                  "training_playlists": len(training.titles)},
         "decoding": asdict(settings),
-        "notes": notes(bundle),
+        "notes": notes(bundle, fusion),
         "config": config_as_dict(cfg),
         "model_manifest": bundle.manifest,
     }
@@ -208,8 +214,9 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     print("\n" + format_comparison(analysis["versus_title_knn"], max(ecfg.k_values)))
     on_val = analysis["validation"]
     top = f"ndcg@{max(ecfg.k_values)}"
-    print(f"On the {len(val.ids)} validation playlists (used for tuning): {top} model {on_val['model'][top]:.4f}, "
-          f"title kNN {on_val['title_knn'][top]:.4f}")
+    print(f"On the {len(val.ids)} validation playlists (used for tuning): {top} "
+          + ", ".join(f"{LABELS[name]} {on_val[name][top]:.4f}" for name in val_rankings)
+          + f"; the hybrid fuses the model with {LABELS[fusion['partner']]} (weight {fusion['weight']:g}).")
     print(f"\n{len(test.ids)} playlists of {test.source}; {100 * test.report['share_outside_catalogue']:.1f}% of their "
           f"songs are outside the catalogue (misses for every system). Written to {cfg.run.output_dir}/{METRICS_FILE}, "
           f"{RESULTS_FILE}, {PLOT_FILE}.")
@@ -223,6 +230,17 @@ def tuned_title_knn(cfg: Config, training: TrainingPlaylists, val: EvalPlaylists
     knn = TitleKNN().fit(training.titles, training.songs, popularity)
     _, trials = tune_knn(knn, val.titles, val.truths, cfg.eval.num_songs, ndcg_score(max(cfg.eval.k_values)))
     return knn, trials
+
+
+def partner_rankings(bundle: TigerBundle, knn: TitleKNN, popularity: PopularityBaseline, playlists: EvalPlaylists,
+                     n: int) -> dict[str, list[list[str]]]:
+    """The rankings the hybrid may fuse with the model's: title kNN's, and a retrieval model's retrieved list
+    (filled to n songs with the most popular ones, as kNN's is, when the model reads fewer)."""
+    out = {"title_knn": knn.recommend(playlists.titles, n)}
+    if bundle.retriever is not None:
+        fill = popularity.ranking[:n]
+        out["retrieved"] = [list(dict.fromkeys([*songs, *fill]))[:n] for songs in bundle.retriever.rank(playlists.titles)]
+    return out
 
 
 def system_metrics(rankings: list[list[str]], truths: list[list[str]], ks: list[int], catalogue_size: int,
@@ -286,8 +304,10 @@ def _bucket_metrics(rankings, truths, ks, mask, top_k) -> dict:
     return {k: means[k] for k in ("r_precision", f"recall@{top_k}", f"ndcg@{top_k}")}
 
 
-def notes(bundle: TigerBundle) -> list[str]:
-    out = ["R-precision counts track matches only (the RecSys Challenge 2018 also credits artist matches).",
+def notes(bundle: TigerBundle, fusion: dict) -> list[str]:
+    out = [f"hybrid: reciprocal rank fusion of the model's ranking (weight {fusion['weight']:g}, c={fusion['c']:g}) "
+           f"and {LABELS[fusion['partner']]}'s, partner and weight chosen on the validation playlists.",
+           "R-precision counts track matches only (the RecSys Challenge 2018 also credits artist matches).",
            "Ground truth keeps songs outside the catalogue; they are misses for every system.",
            "Sequence metrics compare the top-R songs' semantic IDs (R = catalogue songs in the playlist) with the "
            "playlist's IDs in order.",
@@ -300,7 +320,7 @@ def notes(bundle: TigerBundle) -> list[str]:
         walked = f", after the co-occurrence walk at weight {walk:g} (tiger.retrieval_walk_weight)" if walk else ""
         out.append(f"The model {how} title kNN's top {bundle.retriever.songs} songs for each title{walked} (tiger."
                    "retrieved_songs, tiger.retrieval_use), retrieved from the training playlists only "
-                   "(genrec.retrieval, genrec.copy_head).")
+                   "(genrec.retrieval, genrec.copy_head); system 'retrieved' is that list on its own.")
     neighbours = bundle.manifest.get("summary", {}).get("neighbour_targets")
     if neighbours:
         walk = neighbours.get("cooccurrence_weight", 0)

@@ -4,7 +4,7 @@ The generator loads the model, the semantic-ID vocabulary and the song info once
 answers each title with one batched decoding call. With ``collision_strategy=cluster`` an ID names a
 cluster of songs; the generator shows one of them (genrec.generation.expand_ids, as the evaluation
 scores it) and says how many the cluster holds. With ``hybrid`` on, the model's ranking is fused
-with title kNN's exactly as evaluate_tiger.py tuned it.
+with title kNN's, or with the list a retrieval model reads, exactly as evaluate_tiger.py tuned it.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ class PlaylistGenerator:
 
     def hybrid(self) -> Hybrid:
         if self._hybrid is None:
-            self._hybrid = load_hybrid(self.cfg, self.training())
+            retriever = self.bundle.retriever
+            self._hybrid = load_hybrid(self.cfg, self.training, retriever.rank if retriever else None)
         return self._hybrid
 
     def settings(self) -> DecodingSettings:

@@ -24,7 +24,7 @@ Commands / 命令:
   :temp 0.8      sampling temperature / 采样温度
   :top_p 0.9     nucleus sampling threshold / 核采样阈值
   :seed 7        seed for reproducible playlists / 随机种子
-  :hybrid        toggle fusion with title kNN (as evaluated) / 切换混合推荐
+  :hybrid        toggle the evaluated hybrid (model + kNN) / 切换混合推荐
   :json          toggle JSON output / 切换 JSON 输出
   :settings      show the current settings / 查看当前设置
   :help          this help / 帮助

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from genrec.baselines import (KnnParams, PopularityBaseline, TitleKNN, TrainingPlaylists, char_text, fuse,
-                              normalise_title, tune_fusion, tune_knn)
+from dataclasses import asdict
+
+import pytest
+
+from config import Config
+from genrec.artifacts import write_json, write_manifest
+from genrec.baselines import (KnnParams, PopularityBaseline, TitleKNN, TrainingPlaylists, char_text, fuse, hybrid_path,
+                              load_hybrid, normalise_title, tune_fusion, tune_knn)
 from genrec.corpus import CorpusRow
+from genrec.errors import ArtifactError
 from genrec.metrics import mean_over, per_playlist
 
 TITLES = ["Chill Vibes!!", "chill", "Worship 🙏", "🔥🔥", "gym", "Gym Hits", "road trip"]
@@ -56,5 +63,41 @@ def test_fusion():
     assert fuse(model, knn, 3, 1.0) == model
     assert fuse(model, knn, 3, 0.0) == knn
     assert fuse(model, knn, 1, 0.5)[0] == "s"  # in both lists
-    chosen, trials = tune_fusion([model], [knn], [["k1"]], 1, lambda r, t: float(r[0][0] in t[0]))
-    assert chosen["weight"] < 0.5 and len(trials) == 22
+    def top_hit(rankings, truths):
+        return float(rankings[0][0] in truths[0])
+
+    chosen, trials = tune_fusion([model], {"title_knn": [knn]}, [["k1"]], 1, top_hit)
+    assert chosen["weight"] < 0.5 and chosen["partner"] == "title_knn" and len(trials) == 22
+    # Two partners: the one whose fusion scores higher on validation is chosen; on a tie, the first.
+    walked = ["w1", "k1", "s"]
+    chosen, trials = tune_fusion([model], {"title_knn": [knn], "retrieved": [walked]}, [["w1"]], 1, top_hit)
+    assert chosen["partner"] == "retrieved" and chosen["weight"] < 0.5 and len(trials) == 44
+    assert tune_fusion([model], {"title_knn": [knn], "retrieved": [knn]}, [["k1"]], 1, top_hit)[0]["partner"] == \
+        "title_knn"
+
+
+@pytest.mark.parametrize("partner", [None, "title_knn", "retrieved"])  # None: a hybrid.json from before partners
+def test_generator_hybrid_fuses_with_the_partner_the_evaluation_chose(tmp_path, partner):
+    cfg = Config()
+    cfg.run.output_dir = str(tmp_path)
+    path = hybrid_path(cfg)
+    fusion = {"weight": 0.0, "c": 60.0, **({"partner": partner} if partner else {})}  # weight 0: the partner alone
+    write_json(path, {"title_knn": asdict(KnnParams(k=2)), "fusion": fusion})
+    write_manifest(path, [], {})
+    read = []
+
+    def training():
+        read.append(True)
+        return TrainingPlaylists(TITLES, SONGS, [str(i) for i in range(len(TITLES))])
+
+    def retrieved(titles):
+        return [["r9", "r8"] for _ in titles]
+
+    hybrid = load_hybrid(cfg, training, retrieved)
+    fused = hybrid.rank(["gym"], [["m1", "m2"]], 2)
+    if partner == "retrieved":
+        assert fused == [["r9", "r8"]] and not read  # no kNN to fit
+        with pytest.raises(ArtifactError, match="the model retrieves none: rerun evaluate_tiger.py"):
+            load_hybrid(cfg, training, None)
+    else:
+        assert fused == [["g1", "a"]] and read  # the gym playlists' songs, as kNN ranks them

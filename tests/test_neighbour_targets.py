@@ -138,6 +138,6 @@ def test_target_ceiling_bench_scores_each_weight_beside_title_knn(tiny_demo):
 def test_evaluation_notes_say_which_smoothed_targets_the_model_learnt(recorded, walks):
     bundle = SimpleNamespace(retriever=None, manifest={"summary": {"neighbour_targets": recorded}},
                              vocab=SimpleNamespace(collision_strategy="suffix"))
-    said = " ".join(notes(bundle))
+    said = " ".join(notes(bundle, {"partner": "title_knn", "weight": 0.5, "c": 60.0}))
     assert f"tiger.cooccurrence_weight {32 if walks else 0}" in said and "tiger.neighbour_weight 0.5" in said
     assert ("songs its songs share training playlists with" in said) == walks

@@ -159,9 +159,17 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk):
                     "at weight 4"}
     assert any(note.startswith(said[use]) for note in metrics["notes"])
     assert metrics["systems"]["model"]["invalid_rate"] == 0.0
-    out = run_stage("generate_playlist.py", "--generate.title", "beach party", "--generate.num_songs", "3",
-                    cwd=tiny_demo)
-    assert len(re.findall(r"^\s+\d+\. ", out.stdout, flags=re.M)) == 3
+    # The list the model reads is scored as its own system, and the hybrid may fuse with it instead of kNN's:
+    # on val, the hybrid trial that takes the retrieved list alone (weight 0) scores what the system does.
+    assert metrics["systems"]["retrieved"]["invalid_rate"] == 0.0 and "retrieved" in metrics["analysis"]["validation"]
+    trials = metrics["tuning"]["hybrid"]["trials"]
+    assert {t["partner"] for t in trials} == {"title_knn", "retrieved"}
+    alone = [t["score"] for t in trials if t["partner"] == "retrieved" and t["weight"] == 0.0]
+    assert len(set(alone)) == 1 and alone[0] == pytest.approx(metrics["analysis"]["validation"]["retrieved"]["ndcg@10"])
+    for hybrid in ("false", "true"):
+        out = run_stage("generate_playlist.py", "--generate.title", "beach party", "--generate.num_songs", "3",
+                        "--generate.hybrid", hybrid, cwd=tiny_demo)
+        assert len(re.findall(r"^\s+\d+\. ", out.stdout, flags=re.M)) == 3
     report = run_stage("bench/retrieval_use.py", *TINY_DEMO, "--playlists", "4", "--eval.num_beams", "10",
                        cwd=tiny_demo).stdout
     source = "walked title kNN's" if walk else "title kNN's"
