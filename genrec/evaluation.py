@@ -47,6 +47,7 @@ METRICS_FILE = "evaluation_metrics.json"
 RESULTS_FILE = "evaluation_results.txt"
 PLOT_FILE = "evaluation_recall.png"
 SYSTEMS = ("model", "model_unconstrained", "hybrid", "retrieved", "popularity", "title_knn")
+MODEL_SYSTEMS = ("model", "model_unconstrained", "hybrid")
 LABELS = {"model": "model", "title_knn": "title kNN", "retrieved": "the retrieved list"}
 TITLE_BUCKETS = (("unseen", 0, 0), ("seen_1_9", 1, 9), ("seen_10_plus", 10, math.inf))
 
@@ -211,7 +212,9 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     write_outputs(cfg, payload, rankings, test, bundle, train_path)
     save_hybrid(cfg, knn_params, fusion, [train_path, manifest_path(tiger_final_dir(cfg))])
     print(format_table(systems, ecfg.k_values))
-    print("\n" + format_comparison(analysis["versus_title_knn"], max(ecfg.k_values)))
+    for baseline in ("title_knn", "retrieved"):
+        if f"versus_{baseline}" in analysis:
+            print("\n" + format_comparison(analysis[f"versus_{baseline}"], max(ecfg.k_values), baseline))
     on_val = analysis["validation"]
     top = f"ndcg@{max(ecfg.k_values)}"
     print(f"On the {len(val.ids)} validation playlists (used for tuning): {top} "
@@ -258,7 +261,10 @@ def build_analysis(rankings: dict[str, list[list[str]]], test: EvalPlaylists, ks
     top100 = popularity.top(100)
     return {
         "title_frequency": title_frequency_buckets(rankings, test, ks, title_counts),
-        "versus_title_knn": versus_title_knn(rankings, test.truths, ks),
+        "versus_title_knn": versus(rankings, test.truths, ks, "title_knn"),
+        # What a retrieval model adds over the list it reads (the hybrid may fuse with that list too).
+        **({"versus_retrieved": versus({s: rankings[s] for s in (*MODEL_SYSTEMS, "retrieved") if s in rankings},
+                                       test.truths, ks, "retrieved")} if "retrieved" in rankings else {}),
         "song_popularity": {system: popularity_buckets(r, test.truths, popularity.rank) for system, r in rankings.items()},
         "popularity_top100_share": {system: share_in(r, top100) for system, r in rankings.items()},
     }
@@ -277,20 +283,20 @@ def title_frequency_buckets(rankings: dict[str, list[list[str]]], playlists: Eva
     return {"definition": "training playlists with the same normalised title", **buckets}
 
 
-def versus_title_knn(rankings: dict[str, list[list[str]]], truths: list[list[str]], ks: list[int]) -> dict:
-    """Each system minus title kNN on the same playlists, with a paired-bootstrap 95% interval."""
+def versus(rankings: dict[str, list[list[str]]], truths: list[list[str]], ks: list[int], baseline: str) -> dict:
+    """Each other system minus ``baseline`` on the same playlists, with a paired-bootstrap 95% interval."""
     metrics = ("r_precision", f"ndcg@{max(ks)}")
     per = {system: per_playlist(ranked, truths, ks) for system, ranked in rankings.items()}
-    return {"definition": "mean per-playlist difference from title_knn, 95% paired-bootstrap interval "
+    return {"definition": f"mean per-playlist difference from {baseline}, 95% paired-bootstrap interval "
                           "(playlists resampled, 2000 samples)",
-            **{system: {m: paired_difference(per[system][m], per["title_knn"][m]) for m in metrics}
-               for system in rankings if system != "title_knn"}}
+            **{system: {m: paired_difference(per[system][m], per[baseline][m]) for m in metrics}
+               for system in rankings if system != baseline}}
 
 
-def format_comparison(versus: dict, k: int) -> str:
-    """One line per system: its NDCG@k difference from title kNN and the interval."""
-    lines = [f"NDCG@{k} minus title kNN's, mean over playlists [95% paired-bootstrap interval]:"]
-    for system, diffs in versus.items():
+def format_comparison(differences: dict, k: int, baseline: str) -> str:
+    """One line per system: its NDCG@k difference from the baseline and the interval."""
+    lines = [f"NDCG@{k} minus {LABELS[baseline]}'s, mean over playlists [95% paired-bootstrap interval]:"]
+    for system, diffs in differences.items():
         if system != "definition":
             d = diffs[f"ndcg@{k}"]
             lines.append(f"  {system:<20} {d['difference']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]")

@@ -152,7 +152,7 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk):
     assert all(len(d.songs) == 5 and d.invalid == 0 for d in first)
     assert [d.songs for d in decode(load_tiger(final), titles, DecodingSettings(num_songs=5, num_beams=5))] == \
         [d.songs for d in first]
-    run_stage("evaluate_tiger.py", *TINY_DEMO, *TINY_EVAL, cwd=tiny_demo)
+    printed = run_stage("evaluate_tiger.py", *TINY_DEMO, *TINY_EVAL, cwd=tiny_demo).stdout
     metrics = json.loads((tiny_demo / "outputs" / "evaluation_metrics.json").read_text(encoding="utf-8"))
     said = {"input": "The model also reads title kNN's top 5 songs for each title (",
             "copy": "The model may also copy title kNN's top 5 songs for each title, after the co-occurrence walk "
@@ -166,6 +166,11 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk):
     assert {t["partner"] for t in trials} == {"title_knn", "retrieved"}
     alone = [t["score"] for t in trials if t["partner"] == "retrieved" and t["weight"] == 0.0]
     assert len(set(alone)) == 1 and alone[0] == pytest.approx(metrics["analysis"]["validation"]["retrieved"]["ndcg@10"])
+    added = metrics["analysis"]["versus_retrieved"]  # what the model adds over the list it reads
+    assert set(added) == {"definition", "model", "model_unconstrained", "hybrid"}
+    assert added["model"]["ndcg@10"]["difference"] == pytest.approx(
+        metrics["systems"]["model"]["ndcg@10"] - metrics["systems"]["retrieved"]["ndcg@10"])
+    assert "NDCG@10 minus the retrieved list's" in printed and "NDCG@10 minus title kNN's" in printed
     for hybrid in ("false", "true"):
         out = run_stage("generate_playlist.py", "--generate.title", "beach party", "--generate.num_songs", "3",
                         "--generate.hybrid", hybrid, cwd=tiny_demo)
