@@ -249,8 +249,8 @@ class Hybrid:
         self.fusion = fusion
 
     def rank(self, titles: Sequence[str], model_rankings: Sequence[Sequence[str]], n: int) -> list[list[str]]:
-        partner_rankings = self.partner(titles, n)
-        return [fuse(m, p, n, self.fusion["weight"], self.fusion["c"]) for m, p in zip(model_rankings, partner_rankings)]
+        weight, c = self.fusion["weight"], self.fusion["c"]
+        return [fuse(m, p, n, weight, c) for m, p in zip(model_rankings, self.partner(titles, n))]
 
 
 def load_hybrid(cfg: Config, training: Callable[[], TrainingPlaylists],
@@ -261,11 +261,17 @@ def load_hybrid(cfg: Config, training: Callable[[], TrainingPlaylists],
     require_fresh(path, "evaluate_tiger.py")
     payload = json.loads(path.read_text(encoding="utf-8"))
     fusion = {"partner": "title_knn", **payload["fusion"]}
-    if fusion["partner"] == "retrieved":
-        if retrieved is None:
-            raise ArtifactError(f"{path}: the hybrid was tuned with the model's retrieved songs, but the model "
-                                "retrieves none: rerun evaluate_tiger.py for this model")
-        return Hybrid(lambda titles, n: retrieved(titles), fusion)
+    if fusion["partner"] == "retrieved" and retrieved is None:
+        raise ArtifactError(f"{path}: the hybrid was tuned with the model's retrieved songs, but the model "
+                            "retrieves none: rerun evaluate_tiger.py for this model")
     playlists = training()
+    if fusion["partner"] == "retrieved":
+        popular = PopularityBaseline(playlists.songs).ranking
+        return Hybrid(lambda titles, n: filled(retrieved(titles), popular[:n], n), fusion)
     knn = TitleKNN(KnnParams(**payload["title_knn"])).fit(playlists.titles, playlists.songs)
     return Hybrid(knn.recommend, fusion)
+
+
+def filled(rankings: Sequence[Sequence[str]], fill: Sequence[str], n: int) -> list[list[str]]:
+    """Each ranking topped up to n songs from ``fill`` (the most popular songs, as kNN's fallback is)."""
+    return [list(dict.fromkeys([*ranking, *fill]))[:n] for ranking in rankings]

@@ -29,8 +29,8 @@ import torch
 from config import Config, EvalConfig
 
 from .artifacts import atomic_path, manifest_path, require_fresh, write_json, write_manifest, write_text
-from .baselines import (PopularityBaseline, TitleKNN, TrainingPlaylists, fuse, normalise_title, save_hybrid,
-                        tune_fusion, tune_knn)
+from .baselines import (PopularityBaseline, TitleKNN, TrainingPlaylists, filled, fuse, normalise_title,
+                        save_hybrid, tune_fusion, tune_knn)
 from .cli import config_as_dict
 from .corpus import corpus_path, read_corpus, vocab_path
 from .data import SongInfo, load_playlists, load_song_info
@@ -241,8 +241,7 @@ def partner_rankings(bundle: TigerBundle, knn: TitleKNN, popularity: PopularityB
     (filled to n songs with the most popular ones, as kNN's is, when the model reads fewer)."""
     out = {"title_knn": knn.recommend(playlists.titles, n)}
     if bundle.retriever is not None:
-        fill = popularity.ranking[:n]
-        out["retrieved"] = [list(dict.fromkeys([*songs, *fill]))[:n] for songs in bundle.retriever.rank(playlists.titles)]
+        out["retrieved"] = filled(bundle.retriever.rank(playlists.titles), popularity.ranking[:n], n)
     return out
 
 
