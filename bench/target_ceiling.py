@@ -1,6 +1,6 @@
 """What a perfectly fitted single-mode model would score: the ranking its training targets imply.
 
-    python bench/target_ceiling.py [--config ...] [--weights 0 0.25 0.5 1 2] [--walks 0 8 32]  # after prepare_corpus.py
+    python bench/target_ceiling.py [--config ...] [--weights 0 0.25 0.5 1 2] [--walks 0 8 32] [--knn retrieval]
 
 A single-mode model trained on pooled targets learns, for each training title, a distribution over
 songs; fitted perfectly, it ranks a seen title's songs by their target score. This prints, on the
@@ -12,6 +12,9 @@ popularity filling the rest, beside title kNN (the evaluation's, whose votes the
 for each walk weight, title kNN's own list after the walk (what ``tiger.retrieval_walk_weight`` gives a
 retrieving model to read and copy; a non-learned system to compare a model with). Titles never seen in
 training have no own songs, so their rows show what the neighbours alone give. No training: seconds.
+``--knn retrieval`` builds everything on the retriever's kNN instead (tuned on the val playlists'
+catalogue songs): its walked row is then exactly the list a retrieving model reads (the evaluation's
+``retrieved`` system). Run after prepare_corpus.py.
 Use it to choose the two weights on the validation rows; compare the trained model's
 evaluation with the ceiling to tell a fitting problem (model below its ceiling) from a target problem.
 """
@@ -27,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genrec.baselines import PopularityBaseline, TrainingPlaylists, normalise_title  # noqa: E402
+from genrec.baselines import PopularityBaseline, TrainingPlaylists, knn_tuned_on, normalise_title  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
 from genrec.corpus import corpus_path, load_vocab, read_corpus  # noqa: E402
 from genrec.evaluation import TITLE_BUCKETS, split_playlists, tuned_title_knn  # noqa: E402
@@ -41,6 +44,10 @@ def add_arguments(parser) -> None:
                         help="tiger.neighbour_weight values to score")
     parser.add_argument("--walks", type=float, nargs="+", default=[0.0],
                         help="tiger.cooccurrence_weight values to score with each neighbour weight")
+    parser.add_argument("--knn", choices=("baseline", "retrieval"), default="baseline",
+                        help="whose title kNN the votes, walks and targets use: the evaluated baseline's (tuned on the "
+                             "val playlists' full ground truth; what training uses) or the retriever's (tuned on their "
+                             "catalogue songs; what a retrieving model reads)")
 
 
 def report(name: str, rankings: list[list[str]], truths: list[list[str]], seen: np.ndarray, k: int) -> str:
@@ -58,7 +65,11 @@ def main(cfg, extras) -> None:
     training = TrainingPlaylists.from_corpus(read_corpus(corpus_path(cfg, "train")))
     popularity = PopularityBaseline(training.songs)
     val = split_playlists(cfg, "val", catalogue).head(cfg.eval.val_playlists)
-    knn, _ = tuned_title_knn(cfg, training, val, popularity)
+    if extras["knn"] == "baseline":
+        knn, _ = tuned_title_knn(cfg, training, val, popularity)
+    else:
+        knn = knn_tuned_on(training, read_corpus(corpus_path(cfg, "val")), k)
+    print(f"title kNN ({extras['knn']}): {knn.params}")
     votes = NeighbourVotes(knn, training)
     walk = CooccurrenceWalk(knn) if any(extras["walks"]) else None
     counts = {}
