@@ -338,7 +338,7 @@ class GenerateConfig:
     num_beams: int = 50
     """Beam width when not sampling."""
     hybrid: bool = False
-    """Fuse the model's ranking with title kNN's (the evaluated 'hybrid' system)."""
+    """Fuse the model's ranking with title kNN's or the model's retrieved list, as evaluated (system 'hybrid')."""
 
 
 @dataclass
