@@ -258,15 +258,16 @@ def build_analysis(rankings: dict[str, list[list[str]]], test: EvalPlaylists, ks
                    title_counts: Counter, popularity: PopularityBaseline) -> dict:
     """Where each system wins or loses: by how often the title occurs in training, by song popularity."""
     top100 = popularity.top(100)
-    return {
+    analysis = {
         "title_frequency": title_frequency_buckets(rankings, test, ks, title_counts),
         "versus_title_knn": versus(rankings, test.truths, ks, "title_knn"),
-        # What a retrieval model adds over the list it reads (the hybrid may fuse with that list too).
-        **({"versus_retrieved": versus({s: rankings[s] for s in (*MODEL_SYSTEMS, "retrieved") if s in rankings},
-                                       test.truths, ks, "retrieved")} if "retrieved" in rankings else {}),
         "song_popularity": {system: popularity_buckets(r, test.truths, popularity.rank) for system, r in rankings.items()},
         "popularity_top100_share": {system: share_in(r, top100) for system, r in rankings.items()},
     }
+    if "retrieved" in rankings:  # what a retrieval model adds over the list it reads
+        own = {system: rankings[system] for system in (*MODEL_SYSTEMS, "retrieved") if system in rankings}
+        analysis["versus_retrieved"] = versus(own, test.truths, ks, "retrieved")
+    return analysis
 
 
 def title_frequency_buckets(rankings: dict[str, list[list[str]]], playlists: EvalPlaylists, ks: list[int],
