@@ -1,8 +1,8 @@
 """Copying retrieved songs ID token by ID token: a pointer over title kNN's songs (``tiger.retrieval_use``).
 
 A model that reads kNN's songs as encoder tokens (genrec.retrieval) must learn to write their ID tokens
-back out of summed embeddings; on MPD it learnt no use for them (README, "Giving it kNN's memory as
-input"). The copy head gives the decoder that path directly, as pointer-generator networks do for
+back out of summed embeddings; on MPD it learnt no use for them (docs/mpd_experiments.md, "Giving it kNN's
+memory as input"). The copy head gives the decoder that path directly, as pointer-generator networks do for
 summarisation (See et al., 2017). At each decoder position it attends over the retrieved songs whose ID
 starts with the tokens written so far, and mixes their next tokens into the model's own distribution
 with a learned gate:

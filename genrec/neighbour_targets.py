@@ -28,7 +28,7 @@ ones. The walk's top ``tiger.neighbour_songs`` songs are added
 at ``gamma * Z * (their share of the walk)``, so gamma is the walk's weight against the title's own
 scores. Titles then also learn the songs their songs' playlists agree on, which neither the
 title's own playlists nor title kNN lists (on the MPD subset this lifts the target ceiling above
-title kNN on both splits; README, "Results on real data").
+title kNN on both splits; docs/mpd_experiments.md).
 """
 
 from __future__ import annotations

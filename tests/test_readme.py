@@ -1,4 +1,4 @@
-"""Every command in README.md's code blocks names a script that exists and flags that parse.
+"""Every command in README.md's and docs/*.md's code blocks names a script that exists and flags that parse.
 
 The commands themselves run in other tests (the demo pipeline, each stage, the generator) and in
 the benches; this keeps the README from drifting away from the scripts' real options.
@@ -19,7 +19,7 @@ BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1, "--batches": 1, "-
 
 
 def readme_commands() -> list[str]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text = "\n".join(path.read_text(encoding="utf-8") for path in [REPO / "README.md", *sorted(REPO.glob("docs/*.md"))])
     blocks = re.findall(r"```(?:bash)?\n(.*?)```", text, flags=re.S)
     inline = [span for span in re.findall(r"`([^`\n]+)`", text.replace("```", "")) if "<" not in span]
     blocks.append("\n".join(inline))
