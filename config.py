@@ -256,11 +256,6 @@ class PlaylistTIGERConfig:
     titles (kNN tuned on val, as the baseline), times this weight, beside its own playlists' song counts, so
     rare and unseen titles get what similar titles share (genrec.neighbour_targets); 0: own playlists only.
     Single mode with pooled targets only (ignored otherwise, with a warning)."""
-    neighbour_knn: str = "title_knn"
-    """Which title kNN casts the neighbour votes and walks them: "title_knn", the baseline's (tuned on the val
-    playlists' full ground truth, as evaluate_tiger.py tunes it), or "retriever", the kNN a retrieving model reads
-    (tuned on the val playlists' catalogue songs; needs retrieved_songs), so the targets are built on the list the
-    model copies from."""
     neighbour_songs: int = 200
     """With neighbour_weight / cooccurrence_weight: keep each title's top this many songs by neighbour vote, and
     by walk score."""
@@ -372,7 +367,6 @@ CHOICES = {
     "corpus.token_style": ("level", "shared"),
     "tiger.mixed_precision": ("auto", "no", "fp16", "bf16"),
     "tiger.retrieval_use": ("input", "copy", "both"),
-    "tiger.neighbour_knn": ("title_knn", "retriever"),
 }
 """Fields that accept only the listed values."""
 

@@ -69,9 +69,6 @@ def validate(cfg: Config) -> None:
     if cfg.tiger.retrieval_use != "input" and not cfg.tiger.retrieved_songs:
         raise ConfigError(f"tiger.retrieval_use={cfg.tiger.retrieval_use} copies retrieved songs one ID at a time: it "
                           "needs tiger.retrieved_songs above 0 (got 0)")
-    if cfg.tiger.neighbour_knn == "retriever" and not cfg.tiger.retrieved_songs:
-        raise ConfigError("tiger.neighbour_knn=retriever votes with the kNN the model retrieves with: it needs "
-                          "tiger.retrieved_songs above 0 (got 0)")
     if max(cfg.eval.k_values) > cfg.eval.num_songs:
         raise ConfigError(f"eval.k_values {cfg.eval.k_values} go beyond eval.num_songs={cfg.eval.num_songs}")
 

@@ -335,31 +335,27 @@ def shared_tokenizer(cfg: Config, args: Seq2SeqTrainingArguments, titles: list[s
 
 
 def neighbour_extra(cfg: Config, train_rows: list[CorpusRow], tokenizer: PreTrainedTokenizerBase,
-                    vocab: SemanticIdVocab, retrieval: RetrievalSetup | None) -> tuple[dict, dict]:
-    """Neighbour songs to add to each training title's pooled counts (genrec.neighbour_targets), and how they were
-    set: from the kNN that evaluate_tiger.py reports as ``title_knn`` (same fit, same tuning on val), or with
-    ``tiger.neighbour_knn=retriever`` from the retriever's (``retrieval``)."""
+                    vocab: SemanticIdVocab) -> tuple[dict, dict]:
+    """Neighbour songs to add to each training title's pooled counts (genrec.neighbour_targets) from the kNN
+    that evaluate_tiger.py reports as ``title_knn`` (same fit, same tuning on val), and how it was set."""
     t = cfg.tiger
     playlists = TrainingPlaylists.from_corpus(train_rows)
-    if t.neighbour_knn == "retriever":
-        knn = retrieval.full.knn
-    else:
-        val = split_playlists(cfg, "val", vocab.songs).head(cfg.eval.val_playlists)
-        knn, _ = tuned_title_knn(cfg, playlists, val)
+    val = split_playlists(cfg, "val", vocab.songs).head(cfg.eval.val_playlists)
+    knn, _ = tuned_title_knn(cfg, playlists, val)
     title_ids, _ = encode_titles(tokenizer, playlists.titles, t.max_input_length)
     song_paths = {song: (*ids, tokenizer.eos_token_id) for song, ids in song_token_ids(vocab, tokenizer).items()}
     walk = CooccurrenceWalk(knn) if t.cooccurrence_weight else None
     extra = neighbour_paths(NeighbourVotes(knn, playlists), title_ids, song_paths, t.neighbour_weight,
                             t.neighbour_songs, walk, t.cooccurrence_weight)
-    return extra, {"weight": t.neighbour_weight, "songs": t.neighbour_songs, "cooccurrence_weight": t.cooccurrence_weight,
-                   "knn": t.neighbour_knn, "title_knn": asdict(knn.params)}
+    return extra, {"weight": t.neighbour_weight, "songs": t.neighbour_songs,
+                   "cooccurrence_weight": t.cooccurrence_weight, "title_knn": asdict(knn.params)}
 
 
 def run_fingerprint(cfg: Config) -> dict:
     """What a checkpoint must share with this run to be resumed: corpus, model shape and training targets."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
                     if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_use", "retrieval_folds",
-                             "retrieval_walk_weight", "neighbour_knn",
+                             "retrieval_walk_weight",
                              "target_sharpening", "neighbour_weight", "neighbour_songs", "cooccurrence_weight",
                              "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff",
                              "text_vocab_size", "max_input_length")}
@@ -409,7 +405,7 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     for name in ("neighbour_weight", "cooccurrence_weight", "paths_per_title"):
         if getattr(t, name) and not pooled_mode:
             log.warning("tiger.%s=%g shapes pooled single-mode targets only: ignored here", name, getattr(t, name))
-    neighbours, neighbour_setup = (neighbour_extra(cfg, train_rows, tokenizer, vocab, retrieval)
+    neighbours, neighbour_setup = (neighbour_extra(cfg, train_rows, tokenizer, vocab)
                                    if smoothed and pooled_mode else (None, None))
     if pooled_mode:
         pooled = pool_examples(train_set.inputs, train_set.labels, t.pairs_per_example, cfg.run.seed,

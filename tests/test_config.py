@@ -40,8 +40,6 @@ def test_file_overrides_defaults_and_command_line_overrides_file(tmp_path):
     (["--tiger.cooccurrence_weight", "-0.5"], "tiger.cooccurrence_weight must be at least 0"),
     (["--tiger.retrieval_walk_weight", "-1"], "tiger.retrieval_walk_weight must be at least 0"),
     (["--tiger.neighbour_songs", "0"], "tiger.neighbour_songs must be at least 1"),
-    (["--tiger.neighbour_knn", "retriever"], "tiger.neighbour_knn=retriever .* needs tiger.retrieved_songs above 0"),
-    (["--tiger.neighbour_knn", "bm25"], "tiger.neighbour_knn must be one of title_knn, retriever"),
     (["--tiger.max_minutes", "-0.5"], "tiger.max_minutes must be at least 0"),
     (["--tiger.dataloader_workers", "-1"], "tiger.dataloader_workers must be at least 0"),
 ])

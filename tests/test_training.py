@@ -8,20 +8,15 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import AutoTokenizer
 
 from conftest import REPO, TINY_DEMO, run_stage
-from genrec.baselines import KnnParams, TitleKNN, TrainingPlaylists
-from genrec.cli import parse_config
 from genrec.errors import ArtifactError
 from genrec.model import load_tiger
-from genrec.training import check_corpus, neighbour_extra, titles_merged_by_cutting
+from genrec.training import titles_merged_by_cutting
 
 # A model of a few thousand parameters: seconds per run on 2 cores.
 TINY_MODEL = ["--tiger.d_model", "32", "--tiger.d_kv", "8", "--tiger.num_heads", "4", "--tiger.d_ff", "64",
@@ -125,25 +120,6 @@ def test_neighbour_targets_change_what_is_learnt_and_are_recorded(work):
     recorded = summary(work)["neighbour_targets"]
     assert recorded["weight"] == 1.0 and recorded["songs"] == 200 and recorded["title_knn"]["k"] >= 1
     load_tiger(work / "models/tiger_final")
-
-
-def test_neighbour_targets_can_vote_with_the_retrievers_knn(work):
-    """tiger.neighbour_knn=retriever builds the targets on the kNN the model reads its list from, not the baseline's."""
-    run_stage("train_tiger.py", *TINY_MODEL, "--tiger.max_steps", "2", cwd=work)
-    cfg, _ = parse_config(["--tiger.neighbour_weight", "1", "--tiger.retrieved_songs", "5"])
-    train_rows, _, vocab, _ = check_corpus(cfg)
-    tokenizer = AutoTokenizer.from_pretrained(work / "models/tiger_final")
-    playlists = TrainingPlaylists.from_corpus(train_rows)
-    one_neighbour = TitleKNN(KnnParams(k=1, alpha=2.0)).fit(playlists.titles, playlists.songs)
-    retrieval = SimpleNamespace(full=SimpleNamespace(knn=one_neighbour))
-    baselines, baseline_setup = neighbour_extra(cfg, train_rows, tokenizer, vocab, retrieval)
-    cfg.tiger.neighbour_knn = "retriever"
-    retrievers, retriever_setup = neighbour_extra(cfg, train_rows, tokenizer, vocab, retrieval)
-    assert retriever_setup["knn"] == "retriever" and retriever_setup["title_knn"] == asdict(one_neighbour.params)
-    assert baseline_setup["knn"] == "title_knn" and baseline_setup["title_knn"]["k"] > 1
-    assert retrievers.keys() == baselines.keys() and retrievers != baselines
-    # One neighbouring playlist votes for at most its own songs.
-    assert max(len(paths) for paths in retrievers.values()) < max(len(paths) for paths in baselines.values())
 
 
 def test_cooccurrence_walk_alone_changes_what_is_learnt_and_is_recorded(work):
