@@ -279,6 +279,11 @@ class PlaylistTIGERConfig:
     (its top neighbour_songs votes, plus this weight times their total spread over the songs they share training
     playlists with; genrec.neighbour_targets.walked_knn), so the model reads and copies a list that also holds
     what kNN's songs' playlists agree on; 0: kNN's list as it is."""
+    title_dropout: float = 0.0
+    """With retrieved_songs: in each training batch hide the title (its tokens and vector) from this share of the
+    examples, chosen at random, so the model also learns to write a playlist from its retrieved songs alone and
+    cannot settle for memorising training titles, which unseen titles cannot use; validation and inference
+    always read the title. 0: never hidden."""
 
 
 @dataclass
@@ -378,7 +383,7 @@ MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists"
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
 
 UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "split.max_eval_ratio", "rqvae.val_ratio",
-                 "tiger.dropout", "tiger.warmup_ratio", "generate.top_p",
+                 "tiger.dropout", "tiger.title_dropout", "tiger.warmup_ratio", "generate.top_p",
                   "eval.top_p"}
 """Float fields that must lie in [0, 1]."""
 

@@ -194,12 +194,16 @@ class GenerationProbe:
 class TigerTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer whose evaluation adds the generation probe and keeps the time it takes."""
 
-    def __init__(self, *args, probe: GenerationProbe | None = None, **kwargs):
+    def __init__(self, *args, probe: GenerationProbe | None = None, title_dropout: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.probe = probe
+        self.title_dropout = title_dropout
         self.eval_seconds = 0.0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training and self.title_dropout:
+            inputs = hide_titles(inputs, self.title_dropout, self.processing_class.eos_token_id,
+                                 self.processing_class.pad_token_id)
         if "target_ids" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss = pooled_loss(model, inputs)
@@ -214,6 +218,25 @@ class TigerTrainer(Seq2SeqTrainer):
             self.log(extra)
         self.eval_seconds += time.perf_counter() - start
         return metrics
+
+
+def hide_titles(batch: dict, share: float, eos_id: int, pad_id: int) -> dict:
+    """The batch with a random ``share`` of its examples reading the empty title (``</s>`` alone, a zero title
+    vector) instead of their own; retrieved songs and targets stay (``tiger.title_dropout``). Drawn from torch's
+    seeded generator, so a run is reproducible."""
+    ids = batch["input_ids"]
+    hidden = torch.rand(ids.shape[0], device=ids.device) < share
+    if not hidden.any():
+        return batch
+    out = dict(batch)
+    out["input_ids"] = torch.where(hidden[:, None], torch.full_like(ids, pad_id), ids)
+    out["input_ids"][hidden, 0] = eos_id
+    out["attention_mask"] = torch.where(hidden[:, None], torch.zeros_like(batch["attention_mask"]),
+                                        batch["attention_mask"])
+    out["attention_mask"][hidden, 0] = 1
+    if batch.get("title_vectors") is not None:
+        out["title_vectors"] = batch["title_vectors"].masked_fill(hidden[:, None], 0.0)
+    return out
 
 
 class LogToFile(TrainerCallback):
@@ -355,7 +378,7 @@ def run_fingerprint(cfg: Config) -> dict:
     """What a checkpoint must share with this run to be resumed: corpus, model shape and training targets."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
                     if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_use", "retrieval_folds",
-                             "retrieval_walk_weight",
+                             "retrieval_walk_weight", "title_dropout",
                              "target_sharpening", "neighbour_weight", "neighbour_songs", "cooccurrence_weight",
                              "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff",
                              "text_vocab_size", "max_input_length")}
@@ -381,9 +404,10 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     retrieval = (RetrievalSetup(train_rows, val_rows, t.retrieved_songs, t.retrieval_folds, vocab, tokenizer,
                                 max(cfg.eval.k_values), WalkParams(t.retrieval_walk_weight, t.neighbour_songs))
                  if t.retrieved_songs else None)
-    if t.retrieval_walk_weight and not t.retrieved_songs:
-        log.warning("tiger.retrieval_walk_weight=%g walks the retrieved songs: ignored without tiger.retrieved_songs",
-                    t.retrieval_walk_weight)
+    for name, what in (("retrieval_walk_weight", "walks the retrieved songs"),
+                       ("title_dropout", "leaves a model its retrieved songs alone")):
+        if getattr(t, name) and not t.retrieved_songs:
+            log.warning("tiger.%s=%g %s: ignored without tiger.retrieved_songs", name, getattr(t, name), what)
     val_pairs = validation_pairs(val_rows, vocab, mode, t.val_loss_examples, cfg.run.seed)
     train_set = encode(training_pairs(train_rows), tokenizer, t.max_input_length, title_encoder,
                        retrieval.cross_fitted(train_rows) if retrieval else None)
@@ -459,6 +483,7 @@ def train(cfg: Config) -> dict:
     trainer = TigerTrainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id),
                            train_dataset=data.train, eval_dataset=data.val,
                            processing_class=tokenizer, probe=probe,
+                           title_dropout=t.title_dropout if retrieval else 0.0,
                            callbacks=[EarlyStoppingCallback(early_stopping_patience=t.patience), LogToFile(),
                                       *([budget] if budget else [])])
     start_step = 0

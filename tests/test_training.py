@@ -16,7 +16,7 @@ import torch
 from conftest import REPO, TINY_DEMO, run_stage
 from genrec.errors import ArtifactError
 from genrec.model import load_tiger
-from genrec.training import titles_merged_by_cutting
+from genrec.training import hide_titles, titles_merged_by_cutting
 
 # A model of a few thousand parameters: seconds per run on 2 cores.
 TINY_MODEL = ["--tiger.d_model", "32", "--tiger.d_kv", "8", "--tiger.num_heads", "4", "--tiger.d_ff", "64",
@@ -60,12 +60,12 @@ def train_losses(checkpoint: Path) -> list[float]:
     return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
 
 
-def four_step_losses(work: Path, flag: str, values: tuple[str, ...]) -> dict[str, list[float]]:
+def four_step_losses(work: Path, flag: str, values: tuple[str, ...], *other_flags: str) -> dict[str, list[float]]:
     """The training losses of a 4-step run (same seed) for each value of one flag."""
     losses = {}
     for value in values:
-        run_stage("train_tiger.py", *TINY_MODEL, flag, value, "--tiger.max_steps", "4", "--tiger.eval_steps", "2",
-                  cwd=work)
+        run_stage("train_tiger.py", *TINY_MODEL, *other_flags, flag, value, "--tiger.max_steps", "4",
+                  "--tiger.eval_steps", "2", cwd=work)
         losses[value] = train_losses(work / "models/tiger_checkpoints/checkpoint-4")
     return losses
 
@@ -127,6 +127,34 @@ def test_cooccurrence_walk_alone_changes_what_is_learnt_and_is_recorded(work):
     assert losses["0"][0] != pytest.approx(losses["4"][0])
     recorded = summary(work)["neighbour_targets"]
     assert recorded["weight"] == 0 and recorded["cooccurrence_weight"] == 4.0
+
+
+def test_hide_titles_empties_a_random_share_of_titles_and_keeps_the_rest_of_each_example():
+    batch = {"input_ids": torch.tensor([[5, 6, 1], [7, 1, 0]] * 50),
+             "attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]] * 50),
+             "title_vectors": torch.ones(100, 4), "retrieved_ids": torch.arange(100 * 6).view(100, 2, 3),
+             "labels": torch.arange(100 * 3).view(100, 3)}
+    torch.manual_seed(0)
+    out = hide_titles(batch, 0.5, eos_id=1, pad_id=0)
+    hidden = out["title_vectors"].sum(dim=1) == 0
+    assert 20 < int(hidden.sum()) < 80  # a share, not all or none
+    assert (out["input_ids"][hidden] == torch.tensor([1, 0, 0])).all()
+    assert (out["attention_mask"][hidden] == torch.tensor([1, 0, 0])).all()
+    for name in ("input_ids", "attention_mask", "title_vectors"):
+        assert torch.equal(out[name][~hidden], batch[name][~hidden])
+    assert out["retrieved_ids"] is batch["retrieved_ids"] and out["labels"] is batch["labels"]
+    assert batch["title_vectors"].sum() == 400  # the collated batch itself is left as it was
+    torch.manual_seed(0)
+    assert torch.equal(hide_titles(batch, 0.5, eos_id=1, pad_id=0)["input_ids"], out["input_ids"])
+    assert hide_titles(batch, 0.0, eos_id=1, pad_id=0) is batch
+
+
+def test_title_dropout_changes_what_a_retrieval_model_learns_and_is_ignored_without_retrieval(work):
+    losses = four_step_losses(work, "--tiger.title_dropout", ("0", "0.5"), "--tiger.retrieved_songs", "5",
+                              "--tiger.retrieval_use", "copy")
+    assert losses["0"][0] != pytest.approx(losses["0.5"][0])  # same seed and batches, some titles hidden
+    proc = run_stage("train_tiger.py", *TINY_MODEL, "--tiger.title_dropout", "0.5", "--tiger.max_steps", "2", cwd=work)
+    assert "tiger.title_dropout=0.5 leaves a model its retrieved songs alone: ignored without" in proc.stderr
 
 
 def torchrun_train(work: Path, *flags: str) -> dict:
