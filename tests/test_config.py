@@ -32,6 +32,7 @@ def test_file_overrides_defaults_and_command_line_overrides_file(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--rqkmeans.levels", "0"], "rqkmeans.levels must be at least 1"),
     (["--split.val_ratio", "1.5"], "split.val_ratio must be between 0 and 1"),
+    (["--tiger.title_dropout", "1.5"], "tiger.title_dropout must be between 0 and 1"),
     (["--split.val_ratio", "0.6", "--split.test_ratio", "0.5"], "must be below 1"),
     (["--corpus.target_mode", "both"], "corpus.target_mode must be one of"),
     (["--tiger.learning_rate", "0"], "tiger.learning_rate must be greater than 0"),
