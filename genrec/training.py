@@ -229,10 +229,9 @@ def hide_titles(batch: dict, share: float, eos_id: int, pad_id: int) -> dict:
     if not hidden.any():
         return batch
     out = dict(batch)
-    out["input_ids"] = torch.where(hidden[:, None], torch.full_like(ids, pad_id), ids)
+    out["input_ids"] = ids.masked_fill(hidden[:, None], pad_id)
     out["input_ids"][hidden, 0] = eos_id
-    out["attention_mask"] = torch.where(hidden[:, None], torch.zeros_like(batch["attention_mask"]),
-                                        batch["attention_mask"])
+    out["attention_mask"] = batch["attention_mask"].masked_fill(hidden[:, None], 0)
     out["attention_mask"][hidden, 0] = 1
     if batch.get("title_vectors") is not None:
         out["title_vectors"] = batch["title_vectors"].masked_fill(hidden[:, None], 0.0)
