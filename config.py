@@ -279,6 +279,10 @@ class PlaylistTIGERConfig:
     (its top neighbour_songs votes, plus this weight times their total spread over the songs they share training
     playlists with; genrec.neighbour_targets.walked_knn), so the model reads and copies a list that also holds
     what kNN's songs' playlists agree on; 0: kNN's list as it is."""
+    retrieval_vector_weight: float = 0.0
+    """With retrieved_songs: the retriever's title kNN scores title similarity as (1 - this) x TF-IDF cosine + this
+    x the title_encoder vectors' cosine, so a title also retrieves playlists whose titles say the same in other
+    words (needs title_encoder); 0: TF-IDF alone, as the title_knn baseline."""
     title_dropout: float = 0.0
     """With retrieved_songs: in each training batch hide the title (its tokens and vector) from this share of the
     examples, chosen at random, so the model also learns to write a playlist from its retrieved songs alone and
@@ -383,8 +387,8 @@ MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists"
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
 
 UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "split.max_eval_ratio", "rqvae.val_ratio",
-                 "tiger.dropout", "tiger.title_dropout", "tiger.warmup_ratio", "generate.top_p",
-                  "eval.top_p"}
+                 "tiger.dropout", "tiger.title_dropout", "tiger.retrieval_vector_weight", "tiger.warmup_ratio",
+                 "generate.top_p", "eval.top_p"}
 """Float fields that must lie in [0, 1]."""
 
 POSITIVE_FLOATS = {"rqvae.commitment_cost", "rqvae.learning_rate", "tiger.learning_rate", "tiger.epochs",

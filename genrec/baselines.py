@@ -5,6 +5,9 @@
   is the sum over the ``k`` most similar training playlists that contain it of
   ``similarity ** alpha / len(playlist) ** length_norm``; popularity fills the rest (and breaks ties).
   ``k``, ``alpha`` and ``length_norm`` are chosen on the validation split (:func:`tune_knn`), never test.
+  With ``vector_weight`` w (and a title-vector function), the similarity is ``(1 - w) * TF-IDF cosine
+  + w * the title vectors' cosine``, so "gym" also finds "workout" (the evaluated baseline keeps w = 0,
+  TF-IDF alone; a retrieving model's list may use it, ``tiger.retrieval_vector_weight``).
 - :func:`fuse`: weighted reciprocal rank fusion of two rankings (``weight`` on the first,
   ``1 - weight`` on the second, ``1 / (c + rank)`` each); :func:`tune_fusion` picks the partner
   ranking fused with the model's (title kNN's, or the list a retrieval model reads), ``weight`` and
@@ -21,7 +24,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -35,7 +38,7 @@ from config import Config
 from .artifacts import require_fresh, write_json, write_manifest
 from .cli import config_as_dict
 from .corpus import CorpusRow
-from .errors import ArtifactError
+from .errors import ArtifactError, ConfigError
 from .metrics import ndcg_score
 
 log = logging.getLogger(__name__)
@@ -102,13 +105,22 @@ class KnnParams:
     k: int = 50
     alpha: float = 1.0
     length_norm: float = 0.0
+    vector_weight: float = 0.0
+
+
+TitleVectors = Callable[[Sequence[str]], np.ndarray]
+"""Titles -> one L2-normalised vector per title (rows), e.g. genrec.title_vectors.TitleVectorEncoder.array."""
 
 
 class TitleKNN:
     """Songs of the training playlists whose titles are most similar (see the module docstring)."""
 
-    def __init__(self, params: KnnParams | None = None):
+    def __init__(self, params: KnnParams | None = None, title_vectors: TitleVectors | None = None):
         self.params = params or KnnParams()
+        if self.params.vector_weight and title_vectors is None:
+            raise ConfigError(f"title kNN with vector_weight={self.params.vector_weight:g} needs title vectors "
+                              "(tiger.title_encoder)")
+        self.title_vectors = title_vectors if self.params.vector_weight else None
 
     def fit(self, titles: Sequence[str], playlists: Sequence[Sequence[str]],
             popularity: PopularityBaseline | None = None) -> "TitleKNN":
@@ -124,6 +136,7 @@ class TitleKNN:
         if self.has_words:
             self.words.fit(words)
         self.matrix = self._vectorise(titles)
+        self.vectors = self.title_vectors(titles) if self.title_vectors else None
         rows = [i for i, songs in enumerate(playlists) for _ in songs]
         cols = [index[s] for songs in playlists for s in songs]
         self.members = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)),
@@ -144,13 +157,21 @@ class TitleKNN:
         k = min(k, self.matrix.shape[0])
         indices, sims = [], []
         for start in range(0, len(titles), batch):
-            dense = (self._vectorise(titles[start:start + batch]) @ self.matrix.T).toarray()
+            dense = self.similarities(titles[start:start + batch])
             top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
             top_sims = np.take_along_axis(dense, top, axis=1)
             order = np.argsort(-top_sims, axis=1, kind="stable")
             indices.append(np.take_along_axis(top, order, axis=1))
             sims.append(np.take_along_axis(top_sims, order, axis=1))
         return np.vstack(indices), np.vstack(sims)
+
+    def similarities(self, titles: Sequence[str]) -> np.ndarray:
+        """(titles, training playlists) title similarities: TF-IDF cosine, mixed with the title vectors' cosine."""
+        tfidf = (self._vectorise(titles) @ self.matrix.T).toarray()
+        if self.vectors is None:
+            return tfidf
+        weight = self.params.vector_weight
+        return (1.0 - weight) * tfidf + weight * (self.title_vectors(titles) @ self.vectors.T)
 
     def recommend(self, titles: Sequence[str], n: int, found: tuple[np.ndarray, np.ndarray] | None = None,
                   params: KnnParams | None = None) -> list[list[str]]:
@@ -186,18 +207,19 @@ def tune_knn(knn: TitleKNN, titles: Sequence[str], truths: Sequence[Sequence[str
     found = knn.neighbours(titles, max(KNN_GRID["k"]))
     trials = []
     for k, alpha, length_norm in itertools.product(*KNN_GRID.values()):
-        params = KnnParams(k, alpha, length_norm)
+        params = replace(knn.params, k=k, alpha=alpha, length_norm=length_norm)
         trials.append({**asdict(params), "score": score(knn.recommend(titles, n, found, params), truths)})
     best = max(trials, key=lambda t: t["score"])
-    knn.params = KnnParams(best["k"], best["alpha"], best["length_norm"])
+    knn.params = replace(knn.params, k=best["k"], alpha=best["alpha"], length_norm=best["length_norm"])
     log.info("title kNN tuned on %d validation playlists: %s (score %.4f)", len(titles), knn.params, best["score"])
     return knn.params, trials
 
 
-def knn_tuned_on(playlists: TrainingPlaylists, val_rows: Sequence[CorpusRow], cutoff: int) -> TitleKNN:
+def knn_tuned_on(playlists: TrainingPlaylists, val_rows: Sequence[CorpusRow], cutoff: int,
+                 vector_weight: float = 0.0, title_vectors: TitleVectors | None = None) -> TitleKNN:
     """Title kNN over these playlists, tuned for NDCG@cutoff on the validation playlists' catalogue songs
     (what training-time users of the kNN need; evaluation tunes on the full ground truth)."""
-    knn = TitleKNN().fit(playlists.titles, playlists.songs)
+    knn = TitleKNN(KnnParams(vector_weight=vector_weight), title_vectors).fit(playlists.titles, playlists.songs)
     val = TrainingPlaylists.from_corpus(val_rows)
     tune_knn(knn, val.titles, val.songs, cutoff, ndcg_score(cutoff))
     return knn

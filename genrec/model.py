@@ -226,8 +226,8 @@ def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | P
     check_id_tokens(tokenizer, vocab)
     summary = manifest["summary"]
     encoder_name = getattr(model.config, "title_encoder", None)
-    retrieves = getattr(model.config, "retrieved_songs", 0)
+    title_encoder = TitleVectorEncoder(encoder_name) if encoder_name else None
+    retriever = (load_retriever(model_dir, vocab, tokenizer, title_encoder.array if title_encoder else None)
+                 if getattr(model.config, "retrieved_songs", 0) else None)
     return TigerBundle(model.to(resolve_device(device)).eval(), tokenizer, vocab, summary["target_mode"],
-                       int(summary["max_input_length"]), manifest,
-                       TitleVectorEncoder(encoder_name) if encoder_name else None,
-                       load_retriever(model_dir, vocab, tokenizer) if retrieves else None)
+                       int(summary["max_input_length"]), manifest, title_encoder, retriever)

@@ -6,7 +6,9 @@ generative model struggles to memorise which of thousands of songs go with each 
 tokens, see ``TigerT5.input_embeddings``), to copy (genrec.copy_head) or both (``tiger.retrieval_use``),
 and learns which to keep, how to reorder them and what to add. With ``tiger.retrieval_walk_weight``
 the list is kNN's after one step of the co-occurrence walk over the same training playlists
-(genrec.neighbour_targets.walked_knn), which adds the songs kNN's songs share playlists with.
+(genrec.neighbour_targets.walked_knn), which adds the songs kNN's songs share playlists with. With
+``tiger.retrieval_vector_weight`` w, kNN's title similarity mixes in the title encoder's cosine
+(``(1 - w) * TF-IDF + w * vectors``), so a title also finds playlists whose titles mean the same in other words.
 
 No leakage: a training example must not find its own playlist's songs among its inputs, or the model
 learns to copy lists that at test time do not hold the answer. Training playlists are split into
@@ -16,9 +18,10 @@ all training playlists. The kNN parameters are tuned on validation playlists, as
 ``title_knn`` baseline's are.
 
 ``retrieval.json`` in the model folder records what inference needs, so a model folder generates on
-its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm"}, "walk": {"weight", "songs"},
+its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm", "vector_weight"}, "walk": {"weight", "songs"},
 "playlists": {"ids": [...], "titles": [...], "songs": [[song id, ...], ...]}}`` (the training playlists
-the index is fitted on; files without ``walk`` predate the walk and retrieve without it).
+the index is fitted on; files without ``walk`` or ``vector_weight`` predate them and retrieve without them;
+a non-zero ``vector_weight`` needs the model's title encoder).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Sequence
 from transformers import PreTrainedTokenizerBase
 
 from .artifacts import write_json
-from .baselines import KnnParams, TitleKNN, TrainingPlaylists, knn_tuned_on
+from .baselines import KnnParams, TitleKNN, TitleVectors, TrainingPlaylists, knn_tuned_on
 from .corpus import CorpusRow
 from .errors import ArtifactError, ConfigError
 from .id_tokens import SemanticIdVocab
@@ -99,9 +102,10 @@ def check_enough_songs(playlists: TrainingPlaylists, songs: int) -> None:
                           f"{len(playlists.titles)} training playlists to retrieve from")
 
 
-def fitted_knn(playlists: TrainingPlaylists, params: KnnParams, songs: int) -> TitleKNN:
+def fitted_knn(playlists: TrainingPlaylists, params: KnnParams, songs: int,
+               title_vectors: TitleVectors | None = None) -> TitleKNN:
     check_enough_songs(playlists, songs)
-    return TitleKNN(params).fit(playlists.titles, playlists.songs)
+    return TitleKNN(params, title_vectors).fit(playlists.titles, playlists.songs)
 
 
 class RetrievalSetup:
@@ -109,12 +113,13 @@ class RetrievalSetup:
 
     def __init__(self, train_rows: Sequence[CorpusRow], val_rows: Sequence[CorpusRow], songs: int, folds: int,
                  vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase, tuning_cutoff: int,
-                 walk: WalkParams = WalkParams()):
+                 walk: WalkParams = WalkParams(), vector_weight: float = 0.0,
+                 title_vectors: TitleVectors | None = None):
         self.playlists = TrainingPlaylists.from_corpus(train_rows)
-        self.songs, self.folds, self.walk = songs, folds, walk
+        self.songs, self.folds, self.walk, self.title_vectors = songs, folds, walk, title_vectors
         self.token_ids = song_token_ids(vocab, tokenizer)
         check_enough_songs(self.playlists, songs)
-        knn = knn_tuned_on(self.playlists, val_rows, tuning_cutoff)
+        knn = knn_tuned_on(self.playlists, val_rows, tuning_cutoff, vector_weight, title_vectors)
         self.params = knn.params
         self.full = SongRetriever(knn, songs, self.token_ids, walk)
 
@@ -128,7 +133,7 @@ class RetrievalSetup:
             if not others:
                 raise ConfigError(f"every training playlist falls in one of tiger.retrieval_folds={self.folds} "
                                   "folds, leaving none to retrieve from: add playlists")
-            knn = fitted_knn(self.playlists.subset(others), self.params, self.songs)
+            knn = fitted_knn(self.playlists.subset(others), self.params, self.songs, self.title_vectors)
             members = [i for i, f in enumerate(row_folds) if f == fold]
             retrieved = SongRetriever(knn, self.songs, self.token_ids, self.walk)([rows[i].input_text for i in members])
             for i, songs in zip(members, retrieved):
@@ -144,8 +149,10 @@ class RetrievalSetup:
                                              "playlists": {"ids": p.ids, "titles": p.titles, "songs": p.songs}})
 
 
-def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase) -> SongRetriever:
-    """The retriever a model folder was trained with, fitted on its recorded training playlists."""
+def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase,
+                   title_vectors: TitleVectors | None = None) -> SongRetriever:
+    """The retriever a model folder was trained with, fitted on its recorded training playlists
+    (``title_vectors``: the model's title encoder, which a non-zero vector weight needs)."""
     path = folder / RETRIEVAL_FILE
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
@@ -157,4 +164,8 @@ def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTo
     unknown = {song for ranked in playlists.songs for song in ranked if song not in vocab.songs}
     if unknown:
         raise ArtifactError(f"{path} names {len(unknown)} songs without a semantic ID: rerun train_tiger.py")
-    return SongRetriever(fitted_knn(playlists, params, songs), songs, song_token_ids(vocab, tokenizer), walk)
+    if params.vector_weight and title_vectors is None:
+        raise ArtifactError(f"{path}: the retriever mixes in title vectors (vector_weight {params.vector_weight:g}) "
+                            "but the model has no title encoder: rerun train_tiger.py")
+    return SongRetriever(fitted_knn(playlists, params, songs, title_vectors), songs, song_token_ids(vocab, tokenizer),
+                         walk)

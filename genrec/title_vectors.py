@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -73,3 +74,7 @@ class TitleVectorEncoder:
     def encode(self, titles: list[str]) -> torch.Tensor:
         """(len(titles), dim) float tensor."""
         return torch.stack(self.vectors(titles)) if titles else torch.zeros((0, self.dim))
+
+    def array(self, titles: Sequence[str]) -> np.ndarray:
+        """(len(titles), dim) float32 array: title kNN's vector similarity (genrec.baselines.TitleVectors)."""
+        return self.encode(list(titles)).numpy()

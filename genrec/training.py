@@ -377,7 +377,7 @@ def run_fingerprint(cfg: Config) -> dict:
     """What a checkpoint must share with this run to be resumed: corpus, model shape and training targets."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
                     if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_use", "retrieval_folds",
-                             "retrieval_walk_weight", "title_dropout",
+                             "retrieval_walk_weight", "retrieval_vector_weight", "title_dropout",
                              "target_sharpening", "neighbour_weight", "neighbour_songs", "cooccurrence_weight",
                              "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff",
                              "text_vocab_size", "max_input_length")}
@@ -401,9 +401,11 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     t, mode = cfg.tiger, cfg.corpus.target_mode
     title_encoder = TitleVectorEncoder(t.title_encoder) if t.title_encoder else None
     retrieval = (RetrievalSetup(train_rows, val_rows, t.retrieved_songs, t.retrieval_folds, vocab, tokenizer,
-                                max(cfg.eval.k_values), WalkParams(t.retrieval_walk_weight, t.neighbour_songs))
+                                max(cfg.eval.k_values), WalkParams(t.retrieval_walk_weight, t.neighbour_songs),
+                                t.retrieval_vector_weight, title_encoder.array if title_encoder else None)
                  if t.retrieved_songs else None)
     for name, what in (("retrieval_walk_weight", "walks the retrieved songs"),
+                       ("retrieval_vector_weight", "mixes title vectors into the retriever's kNN"),
                        ("title_dropout", "leaves a model its retrieved songs alone")):
         if getattr(t, name) and not t.retrieved_songs:
             log.warning("tiger.%s=%g %s: ignored without tiger.retrieved_songs", name, getattr(t, name), what)

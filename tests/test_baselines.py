@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 
 from config import Config
@@ -11,7 +13,7 @@ from genrec.artifacts import write_json, write_manifest
 from genrec.baselines import (KnnParams, PopularityBaseline, TitleKNN, TrainingPlaylists, char_text, fuse, hybrid_path,
                               load_hybrid, normalise_title, tune_fusion, tune_knn)
 from genrec.corpus import CorpusRow
-from genrec.errors import ArtifactError
+from genrec.errors import ArtifactError, ConfigError
 from genrec.metrics import mean_over, per_playlist
 
 TITLES = ["Chill Vibes!!", "chill", "Worship 🙏", "🔥🔥", "gym", "Gym Hits", "road trip"]
@@ -42,6 +44,29 @@ def test_knn_finds_similar_titles_and_fills_with_popularity():
     assert worship[:2] == ["w1", "w2"] and len(worship) == 6 and worship[2] == "a"  # then popularity
     assert set(fire[:2]) == {"f1", "f2"}
     assert gym[0] == "g1" and len(set(gym)) == 6
+
+
+def synonym_vectors(titles):
+    """Fake title vectors: "gym" and "workout" mean the same, every other title its own direction."""
+    meaning = {"gym": 0, "workout": 0}
+    rows = np.zeros((len(titles), 64), dtype=np.float32)
+    for i, title in enumerate(titles):
+        rows[i, meaning.get(normalise_title(title), 1 + zlib.crc32(title.encode()) % 63)] = 1.0
+    return rows
+
+
+def test_title_vectors_let_knn_find_titles_that_share_no_letters():
+    plain = TitleKNN(KnnParams(k=1)).fit(TITLES, SONGS)
+    mixed = TitleKNN(KnnParams(k=1, vector_weight=0.5), synonym_vectors).fit(TITLES, SONGS)
+    assert plain.recommend(["workout"], 1)[0] == ["w1"]  # "workout" shares "wor" with "Worship", nothing with "gym"
+    assert set(mixed.recommend(["workout"], 3)[0]) == set(SONGS[TITLES.index("gym")])
+    cosine = synonym_vectors(["workout"]) @ synonym_vectors(TITLES).T
+    assert np.allclose(mixed.similarities(["workout"]), 0.5 * plain.similarities(["workout"]) + 0.5 * cosine)
+    # Tuning chooses k, alpha and length_norm and keeps the configured mix.
+    tune_knn(mixed, ["workout"], [["g1"]], 1, lambda rankings, truths: float(rankings[0][0] in truths[0]))
+    assert mixed.params.vector_weight == 0.5
+    with pytest.raises(ConfigError, match="vector_weight=0.5 needs title vectors"):
+        TitleKNN(KnnParams(vector_weight=0.5))
 
 
 def test_knn_tuning_uses_the_given_playlists():

@@ -2,6 +2,7 @@
 
 import json
 import re
+import zlib
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from genrec.id_tokens import SemanticIdVocab
 from genrec.model import TigerT5, load_tiger
 from genrec.pooled_targets import pool_examples
 from genrec.neighbour_targets import CooccurrenceWalk, walked_knn
-from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, WalkParams, fold_of
+from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, WalkParams, fold_of, load_retriever
 
 TITLES = ["rock", "rock anthems", "classic rock", "chill", "chill vibes", "sleep"]
 
@@ -95,6 +96,33 @@ def test_a_walked_retrieval_adds_songs_that_share_playlists_with_knns_songs():
     assert walked.full.rank(["classic rock"]) == [expected]
 
 
+def test_a_retriever_with_title_vectors_is_saved_and_reloaded_with_them(tmp_path):
+    rows = rows_with_own_songs()
+    vocab = catalogue(sorted({s for r in rows for s in r.song_ids}))
+    val = [CorpusRow("v1", "workout", "", ["rock-0", "rock-1"])]
+    setup = RetrievalSetup(rows, val, 6, 4, vocab, TokenIds(vocab), tuning_cutoff=10, vector_weight=0.5,
+                           title_vectors=synonym_vectors)
+    assert setup.params.vector_weight == 0.5
+    assert decoded_songs(vocab, TokenIds(vocab), setup.full(["workout"])[0])[:4] == [f"rock-{j}" for j in range(4)]
+    for fold_lists in setup.cross_fitted(rows)[:6]:  # the folds' kNNs mix in the vectors too
+        assert len(fold_lists) == 6
+    setup.save(tmp_path)
+    assert json.loads((tmp_path / RETRIEVAL_FILE).read_text(encoding="utf-8"))["title_knn"]["vector_weight"] == 0.5
+    reloaded = load_retriever(tmp_path, vocab, TokenIds(vocab), synonym_vectors)
+    assert reloaded.rank(["workout", "sleep"]) == setup.full.rank(["workout", "sleep"])
+    with pytest.raises(ArtifactError, match=r"mixes in title vectors \(vector_weight 0.5\) but the model has no"):
+        load_retriever(tmp_path, vocab, TokenIds(vocab))
+
+
+def synonym_vectors(titles):
+    """Fake title vectors: "workout" means "rock", every other title its own direction."""
+    meaning = {"workout": "rock"}
+    rows = torch.zeros((len(titles), 16))
+    for i, title in enumerate(titles):
+        rows[i, zlib.crc32(meaning.get(title, title).encode()) % 16] = 1.0
+    return rows.numpy()
+
+
 def test_folds_are_stable_and_cover_every_fold():
     folds = [fold_of(f"pl{i}", 5) for i in range(200)]
     assert folds == [fold_of(f"pl{i}", 5) for i in range(200)]
@@ -134,16 +162,19 @@ def test_model_reads_retrieved_songs_as_tokens_before_the_title():
     assert not torch.allclose(first, other)  # the songs, and their order, reach the output
 
 
-@pytest.mark.parametrize("use, walk", [("input", 0.0), ("copy", 4.0)])
-def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk):
+# The copy model's retriever also mixes title vectors into kNN's similarity (tiger.retrieval_vector_weight).
+@pytest.mark.parametrize("use, walk, vectors", [("input", 0.0, []),
+                                                ("copy", 4.0, ["--tiger.title_encoder", "minilm",
+                                                               "--tiger.retrieval_vector_weight", "0.5"])])
+def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk, vectors):
     for script in ("train_rq_kmeans.py", "prepare_corpus.py"):
         run_stage(script, *TINY_DEMO, cwd=tiny_demo)
     run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--tiger.retrieved_songs", "5", "--tiger.retrieval_use", use,
-              "--tiger.retrieval_walk_weight", str(walk), cwd=tiny_demo)
+              "--tiger.retrieval_walk_weight", str(walk), *vectors, cwd=tiny_demo)
     final = tiny_demo / "models" / "tiger_final"
     recorded = json.loads((final / RETRIEVAL_FILE).read_text(encoding="utf-8"))
     assert recorded["songs"] == 5 and len(recorded["playlists"]["titles"]) > 100
-    assert recorded["walk"]["weight"] == walk
+    assert recorded["walk"]["weight"] == walk and recorded["title_knn"]["vector_weight"] == (0.5 if vectors else 0.0)
     bundle = load_tiger(final)
     assert bundle.retriever is not None
     assert (bundle.model.copy_head is not None) == (use == "copy") and bundle.model.reads_retrieved == (use == "input")

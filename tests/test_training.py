@@ -149,12 +149,15 @@ def test_hide_titles_empties_a_random_share_of_titles_and_keeps_the_rest_of_each
     assert hide_titles(batch, 0.0, eos_id=1, pad_id=0) is batch
 
 
-def test_title_dropout_changes_what_a_retrieval_model_learns_and_is_ignored_without_retrieval(work):
+def test_title_dropout_changes_what_a_retrieval_model_learns_and_retrieval_options_warn_without_retrieval(work):
     losses = four_step_losses(work, "--tiger.title_dropout", ("0", "0.5"), "--tiger.retrieved_songs", "5",
                               "--tiger.retrieval_use", "copy")
     assert losses["0"][0] != pytest.approx(losses["0.5"][0])  # same seed and batches, some titles hidden
-    proc = run_stage("train_tiger.py", *TINY_MODEL, "--tiger.title_dropout", "0.5", "--tiger.max_steps", "2", cwd=work)
+    proc = run_stage("train_tiger.py", *TINY_MODEL, "--tiger.title_dropout", "0.5", "--tiger.retrieval_vector_weight",
+                     "0.5", "--tiger.max_steps", "2", cwd=work)
     assert "tiger.title_dropout=0.5 leaves a model its retrieved songs alone: ignored without" in proc.stderr
+    assert "tiger.retrieval_vector_weight=0.5 mixes title vectors into the retriever's kNN: ignored without" in \
+        proc.stderr
 
 
 def torchrun_train(work: Path, *flags: str) -> dict:
