@@ -13,8 +13,9 @@ for each walk weight, title kNN's own list after the walk (what ``tiger.retrieva
 retrieving model to read and copy; a non-learned system to compare a model with). Titles never seen in
 training have no own songs, so their rows show what the neighbours alone give. No training: seconds.
 ``--knn retrieval`` builds everything on the retriever's kNN instead (tuned on the val playlists'
-catalogue songs): its walked row is then exactly the list a retrieving model reads (the evaluation's
-``retrieved`` system). Run after prepare_corpus.py.
+catalogue songs, mixing in title vectors at ``tiger.retrieval_vector_weight`` with ``tiger.title_encoder``):
+its walked row is then exactly the list a retrieving model reads (the evaluation's ``retrieved`` system).
+Run after prepare_corpus.py.
 Use it to choose the two weights on the validation rows; compare the trained model's
 evaluation with the ceiling to tell a fitting problem (model below its ceiling) from a target problem.
 """
@@ -37,6 +38,7 @@ from genrec.evaluation import TITLE_BUCKETS, split_playlists, tuned_title_knn  #
 from genrec.metrics import mean_over, per_playlist  # noqa: E402
 from genrec.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
                                       title_scores, walked_knn)
+from genrec.title_vectors import TitleVectorEncoder  # noqa: E402
 
 
 def add_arguments(parser) -> None:
@@ -47,7 +49,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--knn", choices=("baseline", "retrieval"), default="baseline",
                         help="whose title kNN the votes, walks and targets use: the evaluated baseline's (tuned on the "
                              "val playlists' full ground truth; what training uses) or the retriever's (tuned on their "
-                             "catalogue songs; what a retrieving model reads)")
+                             "catalogue songs, with tiger.retrieval_vector_weight; what a retrieving model reads)")
 
 
 def report(name: str, rankings: list[list[str]], truths: list[list[str]], seen: np.ndarray, k: int) -> str:
@@ -68,7 +70,9 @@ def main(cfg, extras) -> None:
     if extras["knn"] == "baseline":
         knn, _ = tuned_title_knn(cfg, training, val, popularity)
     else:
-        knn = knn_tuned_on(training, read_corpus(corpus_path(cfg, "val")), k)
+        weight = cfg.tiger.retrieval_vector_weight
+        vectors = TitleVectorEncoder(cfg.tiger.title_encoder).array if weight else None
+        knn = knn_tuned_on(training, read_corpus(corpus_path(cfg, "val")), k, weight, vectors)
     print(f"title kNN ({extras['knn']}): {knn.params}")
     votes = NeighbourVotes(knn, training)
     walk = CooccurrenceWalk(knn) if any(extras["walks"]) else None
