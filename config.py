@@ -282,7 +282,8 @@ class PlaylistTIGERConfig:
     retrieval_vector_weight: float = 0.0
     """With retrieved_songs: the retriever's title kNN scores title similarity as (1 - this) x TF-IDF cosine + this
     x the title_encoder vectors' cosine, so a title also retrieves playlists whose titles say the same in other
-    words (needs title_encoder); 0: TF-IDF alone, as the title_knn baseline."""
+    words (with title_encoder; without one, a warning and TF-IDF alone); 0: TF-IDF alone, as the title_knn
+    baseline."""
     title_dropout: float = 0.0
     """With retrieved_songs: in each training batch hide the title (its tokens and vector) from this share of the
     examples, chosen at random, so the model also learns to write a playlist from its retrieved songs alone and

@@ -69,9 +69,6 @@ def validate(cfg: Config) -> None:
     if cfg.tiger.retrieval_use != "input" and not cfg.tiger.retrieved_songs:
         raise ConfigError(f"tiger.retrieval_use={cfg.tiger.retrieval_use} copies retrieved songs one ID at a time: it "
                           "needs tiger.retrieved_songs above 0 (got 0)")
-    if cfg.tiger.retrieved_songs and cfg.tiger.retrieval_vector_weight and not cfg.tiger.title_encoder:
-        raise ConfigError(f"tiger.retrieval_vector_weight={cfg.tiger.retrieval_vector_weight:g} mixes title vectors "
-                          "into the retriever's kNN: it needs tiger.title_encoder (e.g. minilm)")
     if max(cfg.eval.k_values) > cfg.eval.num_songs:
         raise ConfigError(f"eval.k_values {cfg.eval.k_values} go beyond eval.num_songs={cfg.eval.num_songs}")
 

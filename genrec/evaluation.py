@@ -324,9 +324,12 @@ def notes(bundle: TigerBundle, fusion: dict) -> list[str]:
             getattr(bundle.model.config, "retrieval_use", "input")]
         walk = bundle.retriever.walk.weight
         walked = f", after the co-occurrence walk at weight {walk:g} (tiger.retrieval_walk_weight)" if walk else ""
+        vectors = bundle.retriever.knn.params.vector_weight
+        mixed = (f" Its kNN mixes the title vectors' cosine into the TF-IDF similarity at weight {vectors:g} "
+                 "(tiger.retrieval_vector_weight); system 'title_knn' is TF-IDF alone." if vectors else "")
         out.append(f"The model {how} title kNN's top {bundle.retriever.songs} songs for each title{walked} (tiger."
                    "retrieved_songs, tiger.retrieval_use), retrieved from the training playlists only "
-                   "(genrec.retrieval, genrec.copy_head); system 'retrieved' is that list on its own.")
+                   f"(genrec.retrieval, genrec.copy_head); system 'retrieved' is that list on its own.{mixed}")
     neighbours = bundle.manifest.get("summary", {}).get("neighbour_targets")
     if neighbours:
         walk = neighbours.get("cooccurrence_weight", 0)

@@ -400,9 +400,14 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     """The training and validation sets as the Trainer sees them (title vectors, retrieval, pooled targets)."""
     t, mode = cfg.tiger, cfg.corpus.target_mode
     title_encoder = TitleVectorEncoder(t.title_encoder) if t.title_encoder else None
+    if t.retrieved_songs and t.retrieval_vector_weight and not title_encoder:
+        # A preset that mixes in vectors must still run where the title encoder is turned off (non-English titles).
+        log.warning("tiger.retrieval_vector_weight=%g needs tiger.title_encoder: the retriever's kNN uses TF-IDF alone",
+                    t.retrieval_vector_weight)
     retrieval = (RetrievalSetup(train_rows, val_rows, t.retrieved_songs, t.retrieval_folds, vocab, tokenizer,
                                 max(cfg.eval.k_values), WalkParams(t.retrieval_walk_weight, t.neighbour_songs),
-                                t.retrieval_vector_weight, title_encoder.array if title_encoder else None)
+                                t.retrieval_vector_weight if title_encoder else 0.0,
+                                title_encoder.array if title_encoder else None)
                  if t.retrieved_songs else None)
     for name, what in (("retrieval_walk_weight", "walks the retrieved songs"),
                        ("retrieval_vector_weight", "mixes title vectors into the retriever's kNN"),

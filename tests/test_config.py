@@ -34,7 +34,6 @@ def test_file_overrides_defaults_and_command_line_overrides_file(tmp_path):
     (["--split.val_ratio", "1.5"], "split.val_ratio must be between 0 and 1"),
     (["--tiger.title_dropout", "1.5"], "tiger.title_dropout must be between 0 and 1"),
     (["--tiger.retrieval_vector_weight", "-0.1"], "tiger.retrieval_vector_weight must be between 0 and 1"),
-    (["--tiger.retrieved_songs", "5", "--tiger.retrieval_vector_weight", "0.5"], "it needs tiger.title_encoder"),
     (["--split.val_ratio", "0.6", "--split.test_ratio", "0.5"], "must be below 1"),
     (["--corpus.target_mode", "both"], "corpus.target_mode must be one of"),
     (["--tiger.learning_rate", "0"], "tiger.learning_rate must be greater than 0"),

@@ -189,6 +189,8 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk, ve
             "copy": "The model may also copy title kNN's top 5 songs for each title, after the co-occurrence walk "
                     "at weight 4"}
     assert any(note.startswith(said[use]) for note in metrics["notes"])
+    assert any("title vectors' cosine into the TF-IDF similarity at weight 0.5" in note
+               for note in metrics["notes"]) == bool(vectors)
     assert metrics["systems"]["model"]["invalid_rate"] == 0.0
     # The list the model reads is scored as its own system, and the hybrid may fuse with it instead of kNN's:
     # on val, the hybrid trial that takes the retrieved list alone (weight 0) scores what the system does.

@@ -16,6 +16,7 @@ import torch
 from conftest import REPO, TINY_DEMO, run_stage
 from genrec.errors import ArtifactError
 from genrec.model import load_tiger
+from genrec.retrieval import RETRIEVAL_FILE
 from genrec.training import hide_titles, titles_merged_by_cutting
 
 # A model of a few thousand parameters: seconds per run on 2 cores.
@@ -158,6 +159,12 @@ def test_title_dropout_changes_what_a_retrieval_model_learns_and_retrieval_optio
     assert "tiger.title_dropout=0.5 leaves a model its retrieved songs alone: ignored without" in proc.stderr
     assert "tiger.retrieval_vector_weight=0.5 mixes title vectors into the retriever's kNN: ignored without" in \
         proc.stderr
+    proc = run_stage("train_tiger.py", *TINY_MODEL, "--tiger.retrieved_songs", "5", "--tiger.retrieval_vector_weight",
+                     "0.5", "--tiger.max_steps", "1", cwd=work)
+    assert "tiger.retrieval_vector_weight=0.5 needs tiger.title_encoder: the retriever's kNN uses TF-IDF alone" in \
+        proc.stderr
+    recorded = json.loads((work / "models" / "tiger_final" / RETRIEVAL_FILE).read_text(encoding="utf-8"))
+    assert recorded["title_knn"]["vector_weight"] == 0.0
 
 
 def torchrun_train(work: Path, *flags: str) -> dict:
