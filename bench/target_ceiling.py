@@ -70,7 +70,8 @@ def main(cfg, extras) -> None:
     if extras["knn"] == "baseline":
         knn, _ = tuned_title_knn(cfg, training, val, popularity)
     else:
-        weight = cfg.tiger.retrieval_vector_weight
+        # As training retrieves: without a title encoder, TF-IDF alone.
+        weight = cfg.tiger.retrieval_vector_weight if cfg.tiger.title_encoder else 0.0
         vectors = TitleVectorEncoder(cfg.tiger.title_encoder).array if weight else None
         knn = knn_tuned_on(training, read_corpus(corpus_path(cfg, "val")), k, weight, vectors)
     print(f"title kNN ({extras['knn']}): {knn.params}")

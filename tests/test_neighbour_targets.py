@@ -122,12 +122,15 @@ def test_target_ceiling_bench_scores_each_weight_beside_title_knn(tiny_demo):
     for script in ("train_rq_kmeans.py", "prepare_corpus.py"):
         run_stage(script, *TINY_DEMO, cwd=tiny_demo)
     tables = {}
-    # The evaluated kNN's tuning, the retriever's, and the retriever's with title vectors mixed in.
-    for knn, vectors in (("baseline", 0.0), ("retrieval", 0.0), ("retrieval", 0.5)):
+    # The evaluated kNN's tuning, the retriever's, and the retriever's with title vectors mixed in (as training
+    # retrieves: only with a title encoder).
+    for knn, vectors, encoder in (("baseline", 0.0, ""), ("retrieval", 0.0, ""), ("retrieval", 0.5, "minilm"),
+                                  ("retrieval", 0.5, "")):
         out = run_stage("bench/target_ceiling.py", *TINY_DEMO, "--weights", "0", "1", "--walks", "0", "4",
-                        "--knn", knn, "--tiger.title_encoder", "minilm" if vectors else "",
+                        "--knn", knn, "--tiger.title_encoder", encoder,
                         "--tiger.retrieval_vector_weight", str(vectors), cwd=tiny_demo).stdout
-        assert f"title kNN ({knn}): KnnParams(" in out and f"vector_weight={vectors})" in out
+        mixed = vectors if encoder else 0.0
+        assert f"title kNN ({knn}): KnnParams(" in out and f"vector_weight={mixed})" in out
         for split in ("val", "test"):
             table = out.split(f"\n{split}: ")[1].split("\n\n")[0]
             rows = re.findall(r"^\| ([^|]+?) \| ([\d.]+) \| ([\d.]+) \|", table, flags=re.M)
@@ -136,7 +139,8 @@ def test_target_ceiling_bench_scores_each_weight_beside_title_knn(tiny_demo):
                 "targets, neighbour_weight 0", "targets, neighbour_weight 0, cooccurrence_weight 4",
                 "targets, neighbour_weight 1", "targets, neighbour_weight 1, cooccurrence_weight 4"]
             assert all(0 < float(ndcg) <= 1 and 0 <= float(rprec) <= 1 for _, ndcg, rprec in rows)
-            tables[knn, vectors, split] = rows
+            # Without an encoder the weight is set aside: the very tables of TF-IDF alone.
+            assert tables.setdefault((knn, mixed, split), rows) == rows
     # Own-playlist targets (neighbour weight 0, no walk) use no kNN at all: the same under every kNN.
     assert tables["baseline", 0.0, "test"][2] == tables["retrieval", 0.0, "test"][2] == \
         tables["retrieval", 0.5, "test"][2]
