@@ -38,6 +38,7 @@ from genrec.evaluation import TITLE_BUCKETS, split_playlists, tuned_title_knn  #
 from genrec.metrics import mean_over, per_playlist  # noqa: E402
 from genrec.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
                                       title_scores, walked_knn)
+from genrec.retrieval import vector_mix  # noqa: E402
 from genrec.title_vectors import TitleVectorEncoder  # noqa: E402
 
 
@@ -70,10 +71,9 @@ def main(cfg, extras) -> None:
     if extras["knn"] == "baseline":
         knn, _ = tuned_title_knn(cfg, training, val, popularity)
     else:
-        # As training retrieves: without a title encoder, TF-IDF alone.
-        weight = cfg.tiger.retrieval_vector_weight if cfg.tiger.title_encoder else 0.0
-        vectors = TitleVectorEncoder(cfg.tiger.title_encoder).array if weight else None
-        knn = knn_tuned_on(training, read_corpus(corpus_path(cfg, "val")), k, weight, vectors)
+        weight, name = cfg.tiger.retrieval_vector_weight, cfg.tiger.title_encoder
+        mix = vector_mix(weight, TitleVectorEncoder(name) if weight and name else None)  # as training retrieves
+        knn = knn_tuned_on(training, read_corpus(corpus_path(cfg, "val")), k, *mix)
     print(f"title kNN ({extras['knn']}): {knn.params}")
     votes = NeighbourVotes(knn, training)
     walk = CooccurrenceWalk(knn) if any(extras["walks"]) else None

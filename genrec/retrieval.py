@@ -41,6 +41,7 @@ from .corpus import CorpusRow
 from .errors import ArtifactError, ConfigError
 from .id_tokens import SemanticIdVocab
 from .neighbour_targets import CooccurrenceWalk, walked_knn
+from .title_vectors import TitleVectorEncoder
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,14 @@ class SongRetriever:
         lists = {title: tuple(self.token_ids[song] for song in songs)
                  for title, songs in zip(distinct, self.rank(distinct))}
         return [lists[title] for title in titles]
+
+
+def vector_mix(weight: float, title_encoder: TitleVectorEncoder | None) -> tuple[float, TitleVectors | None]:
+    """The retriever's title-vector weight and vectors (``tiger.retrieval_vector_weight``): without a title
+    encoder, TF-IDF alone (0, None), so a preset that mixes in vectors still runs with the encoder off."""
+    if not (weight and title_encoder):
+        return 0.0, None
+    return weight, title_encoder.array
 
 
 def song_token_ids(vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase) -> dict[str, tuple[int, ...]]:

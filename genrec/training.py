@@ -34,7 +34,7 @@ from .pooled_targets import PooledCollator, PooledDataset, pool_examples, pooled
 from .baselines import TrainingPlaylists
 from .evaluation import split_playlists, tuned_title_knn
 from .neighbour_targets import CooccurrenceWalk, NeighbourVotes, neighbour_paths
-from .retrieval import Retrieved, RetrievalSetup, SongRetriever, WalkParams, song_token_ids
+from .retrieval import Retrieved, RetrievalSetup, SongRetriever, WalkParams, song_token_ids, vector_mix
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import build_tokenizer, check_id_tokens, unknown_share
 
@@ -406,8 +406,7 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
                     t.retrieval_vector_weight)
     retrieval = (RetrievalSetup(train_rows, val_rows, t.retrieved_songs, t.retrieval_folds, vocab, tokenizer,
                                 max(cfg.eval.k_values), WalkParams(t.retrieval_walk_weight, t.neighbour_songs),
-                                t.retrieval_vector_weight if title_encoder else 0.0,
-                                title_encoder.array if title_encoder else None)
+                                *vector_mix(t.retrieval_vector_weight, title_encoder))
                  if t.retrieved_songs else None)
     for name, what in (("retrieval_walk_weight", "walks the retrieved songs"),
                        ("retrieval_vector_weight", "mixes title vectors into the retriever's kNN"),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,3 +56,17 @@ def shared_dataset(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"real dataset {path} is absent (it is provided in ../shared/datasets, never committed)")
     return path
+
+
+def synonym_title_vectors(synonyms: dict[str, str], dim: int = 64):
+    """Fake title vectors (genrec.baselines.TitleVectors): one direction per normalised title, a synonym sharing
+    the direction of the title it stands for."""
+    from genrec.baselines import normalise_title
+
+    def vectors(titles):
+        rows = np.zeros((len(titles), dim), dtype=np.float32)
+        for i, title in enumerate(titles):
+            name = normalise_title(title)
+            rows[i, zlib.crc32(synonyms.get(name, name).encode()) % dim] = 1.0
+        return rows
+    return vectors

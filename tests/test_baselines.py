@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 from config import Config
+from conftest import synonym_title_vectors
 from genrec.artifacts import write_json, write_manifest
 from genrec.baselines import (KnnParams, PopularityBaseline, TitleKNN, TrainingPlaylists, char_text, fuse, hybrid_path,
                               load_hybrid, normalise_title, tune_fusion, tune_knn)
@@ -46,13 +46,7 @@ def test_knn_finds_similar_titles_and_fills_with_popularity():
     assert gym[0] == "g1" and len(set(gym)) == 6
 
 
-def synonym_vectors(titles):
-    """Fake title vectors: "gym" and "workout" mean the same, every other title its own direction."""
-    meaning = {"gym": 0, "workout": 0}
-    rows = np.zeros((len(titles), 64), dtype=np.float32)
-    for i, title in enumerate(titles):
-        rows[i, meaning.get(normalise_title(title), 1 + zlib.crc32(title.encode()) % 63)] = 1.0
-    return rows
+synonym_vectors = synonym_title_vectors({"workout": "gym"})
 
 
 def test_title_vectors_let_knn_find_titles_that_share_no_letters():

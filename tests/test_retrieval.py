@@ -2,13 +2,12 @@
 
 import json
 import re
-import zlib
 
 import pytest
 import torch
 from transformers import T5Config
 
-from conftest import TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage
+from conftest import TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage, synonym_title_vectors
 from genrec.baselines import TitleKNN, TrainingPlaylists
 from genrec.corpus import CorpusRow
 from genrec.errors import ArtifactError, ConfigError
@@ -96,6 +95,9 @@ def test_a_walked_retrieval_adds_songs_that_share_playlists_with_knns_songs():
     assert walked.full.rank(["classic rock"]) == [expected]
 
 
+synonym_vectors = synonym_title_vectors({"workout": "rock"})
+
+
 def test_a_retriever_with_title_vectors_is_saved_and_reloaded_with_them(tmp_path):
     rows = rows_with_own_songs()
     vocab = catalogue(sorted({s for r in rows for s in r.song_ids}))
@@ -112,15 +114,6 @@ def test_a_retriever_with_title_vectors_is_saved_and_reloaded_with_them(tmp_path
     assert reloaded.rank(["workout", "sleep"]) == setup.full.rank(["workout", "sleep"])
     with pytest.raises(ArtifactError, match=r"mixes in title vectors \(vector_weight 0.5\) but the model has no"):
         load_retriever(tmp_path, vocab, TokenIds(vocab))
-
-
-def synonym_vectors(titles):
-    """Fake title vectors: "workout" means "rock", every other title its own direction."""
-    meaning = {"workout": "rock"}
-    rows = torch.zeros((len(titles), 16))
-    for i, title in enumerate(titles):
-        rows[i, zlib.crc32(meaning.get(title, title).encode()) % 16] = 1.0
-    return rows.numpy()
 
 
 def test_folds_are_stable_and_cover_every_fold():
