@@ -271,6 +271,11 @@ class PlaylistTIGERConfig:
     """With retrieved_songs, how the model uses them: "input" (encoder tokens), "copy" (a copy head lets the
     decoder write them out ID token by ID token, genrec.copy_head; single mode only: a sequence-mode run sets
     retrieval aside, with a warning), or "both"."""
+    copy_rank_prior: bool = False
+    """With retrieval_use copy or both: the copy head's attention over the retrieved songs also adds a learned
+    score per kNN rank, started at -log(1 + rank), so an untrained copy head already writes the list out in its
+    order and training learns departures from it (without it, the order must be learnt through the rank embedding in
+    the attention keys, and on MPD the model reordered its list for the worse; docs/mpd_experiments.md)."""
     retrieval_folds: int = 5
     """With retrieved_songs: training playlists are split into this many folds and each fold's titles retrieve
     from the other folds, so no training example sees its own songs among its inputs (as at test time)."""

@@ -70,7 +70,8 @@ class TigerT5(T5ForConditionalGeneration):
         use = getattr(config, "retrieval_use", "input")
         self.reads_retrieved = bool(slots) and use in ("input", "both")
         self.rank_embedding = torch.nn.Embedding(slots, config.d_model) if self.reads_retrieved else None
-        self.copy_head = (CopyHead(config.d_model, slots, config.eos_token_id)
+        self.copy_head = (CopyHead(config.d_model, slots, config.eos_token_id,
+                                   getattr(config, "copy_rank_prior", False))
                           if slots and use in ("copy", "both") else None)
 
     def input_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -126,7 +127,8 @@ def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
                 title_vector_dim: int | None = None) -> TigerT5:
     """A fresh T5 sized by the config, or the pretrained one with its embeddings grown for the ID tokens."""
     extra = dict(title_vector_dim=title_vector_dim, title_encoder=tcfg.title_encoder or None,
-                 retrieved_songs=tcfg.retrieved_songs, retrieval_use=tcfg.retrieval_use)
+                 retrieved_songs=tcfg.retrieved_songs, retrieval_use=tcfg.retrieval_use,
+                 copy_rank_prior=tcfg.copy_rank_prior)
     if tcfg.model_name:
         model = TigerT5.from_pretrained(check_pretrained_folder(tcfg.model_name), local_files_only=True, **extra)
         model.resize_token_embeddings(len(tokenizer))

@@ -376,8 +376,8 @@ def neighbour_extra(cfg: Config, train_rows: list[CorpusRow], tokenizer: PreTrai
 def run_fingerprint(cfg: Config) -> dict:
     """What a checkpoint must share with this run to be resumed: corpus, model shape and training targets."""
     model_fields = {k: v for k, v in vars(cfg.tiger).items()
-                    if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_use", "retrieval_folds",
-                             "retrieval_walk_weight", "retrieval_vector_weight", "title_dropout",
+                    if k in ("model_name", "title_encoder", "retrieved_songs", "retrieval_use", "copy_rank_prior",
+                             "retrieval_folds", "retrieval_walk_weight", "retrieval_vector_weight", "title_dropout",
                              "target_sharpening", "neighbour_weight", "neighbour_songs", "cooccurrence_weight",
                              "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff",
                              "text_vocab_size", "max_input_length")}
@@ -510,7 +510,8 @@ def train(cfg: Config) -> dict:
         "processes": args.world_size, "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
         "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
-        "retrieval": {"songs": t.retrieved_songs, "use": t.retrieval_use, "folds": t.retrieval_folds,
+        "retrieval": {"songs": t.retrieved_songs, "use": t.retrieval_use, "copy_rank_prior": t.copy_rank_prior,
+                      "folds": t.retrieval_folds,
                       "title_knn": asdict(retrieval.params), "walk": asdict(retrieval.walk)}
         if retrieval else None,
         "neighbour_targets": data.neighbour_setup,

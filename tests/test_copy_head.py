@@ -13,11 +13,11 @@ EOS = 1
 RETRIEVED = torch.tensor([[[10, 20], [10, 21], [11, 22]]] * 2)
 
 
-def tiny_model(use: str) -> TigerT5:
+def tiny_model(use: str, rank_prior: bool = False) -> TigerT5:
     torch.manual_seed(0)
     return TigerT5(T5Config(vocab_size=30, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_decoder_layers=1,
                             num_heads=2, decoder_start_token_id=0, eos_token_id=EOS, pad_token_id=0,
-                            retrieved_songs=3, retrieval_use=use)).eval()
+                            retrieved_songs=3, retrieval_use=use, copy_rank_prior=rank_prior)).eval()
 
 
 def log_probs(model: TigerT5, decoder: torch.Tensor, retrieved: torch.Tensor = RETRIEVED) -> torch.Tensor:
@@ -60,6 +60,36 @@ def test_the_copy_head_reads_the_retrieved_songs_and_their_order():
     decoder = torch.tensor([[0, 10, 20], [0, 10, 20]])
     first, reordered = log_probs(model, decoder), log_probs(model, decoder, RETRIEVED.flip(1))
     assert not torch.allclose(first, reordered)
+
+
+def song_log_probs(model: TigerT5, retrieved: torch.Tensor = RETRIEVED) -> torch.Tensor:
+    """Each retrieved song's log-probability as a whole ID (its tokens, then </s>), per title: (batch, songs)."""
+    per_song = []
+    for song in range(retrieved.shape[1]):
+        labels = torch.cat([retrieved[:, song], torch.full((retrieved.shape[0], 1), EOS)], dim=1)
+        decoder = torch.cat([torch.zeros_like(labels[:, :1]), labels[:, :-1]], dim=1)
+        per_song.append(log_probs(model, decoder, retrieved).gather(-1, labels[..., None]).sum(dim=(1, 2)))
+    return torch.stack(per_song, dim=1)
+
+
+def test_the_rank_prior_makes_an_untrained_head_copy_the_list_in_its_order(tmp_path):
+    model = tiny_model("copy", rank_prior=True)
+    with torch.no_grad():  # the decoder's own distribution and the query set aside: the prior alone decides
+        model.copy_head.gate.bias.fill_(50.0)
+        model.copy_head.query.weight.zero_()
+    for retrieved in (RETRIEVED, RETRIEVED.flip(1)):
+        shares = song_log_probs(model, retrieved).exp()
+        expected = 1.0 / torch.arange(1, 4, dtype=torch.float)  # exp(-log(1 + rank))
+        assert torch.allclose(shares, (expected / expected.sum()).expand_as(shares), atol=1e-4)
+    without = tiny_model("copy")
+    with torch.no_grad():
+        without.copy_head.gate.bias.fill_(50.0)
+        without.copy_head.query.weight.zero_()
+    assert torch.allclose(song_log_probs(without).exp(), torch.full((2, 3), 1 / 3), atol=1e-4)  # no order at all
+    model.save_pretrained(tmp_path)
+    reloaded = TigerT5.from_pretrained(tmp_path).eval()
+    assert torch.equal(reloaded.copy_head.rank_prior, model.copy_head.rank_prior)
+    assert tiny_model("copy").copy_head.rank_prior is None
 
 
 @pytest.mark.parametrize("use", ["copy", "both"])
