@@ -1,8 +1,9 @@
 """Song-level and sequence metrics, one code path for the model and every baseline.
 
 Song level (per playlist, then averaged over playlists with at least one ground-truth song):
-- R-precision: |truth ∩ top-R| / R with R = |truth| (RecSys Challenge 2018, track matches only: the
-  Challenge also gives partial credit for artist matches, which this does not).
+- R-precision: |truth ∩ top-R| / R with R = |truth| (track matches only), and, where the songs' artists are
+  known, ``r_precision_artist``: the RecSys Challenge 2018's version, which also credits 0.25 for each top-R
+  song that misses but whose artist is among the playlist's and not credited before (each artist once).
 - Recall@K: |truth ∩ top-K| / |truth|.
 - NDCG@K: binary relevance, DCG = sum 1/log2(rank + 1) over hits in the top K, ideal DCG over
   min(K, |truth|) hits.
@@ -42,15 +43,37 @@ def ranking_metrics(ranked: Sequence[str], truth: Sequence[str], ks: Sequence[in
     return out
 
 
+def artist_r_precision(ranked: Sequence[str], truth: Sequence[str], artists: dict[str, str]) -> float:
+    """R-precision with the Challenge's artist credit (see the module docstring); songs without an artist
+    (absent from ``artists`` or empty) earn none."""
+    relevant = set(truth)
+    truth_artists = {artists[song] for song in relevant if artists.get(song)}
+    credited: set[str] = set()
+    score = 0.0
+    for song in _distinct(ranked)[:len(relevant)]:
+        artist = artists.get(song)
+        if song in relevant:
+            score += 1.0
+        elif artist and artist in truth_artists and artist not in credited:
+            credited.add(artist)
+            score += 0.25
+    return score / len(relevant)
+
+
 def _distinct(ranked: Sequence[str]) -> list[str]:
     """A ranking counts each song once (a repeat earns nothing)."""
     return list(dict.fromkeys(ranked))
 
 
 def per_playlist(rankings: Sequence[Sequence[str]], truths: Sequence[Sequence[str]],
-                 ks: Sequence[int]) -> dict[str, np.ndarray]:
-    """Each metric as an array over playlists (playlists without ground truth are NaN)."""
+                 ks: Sequence[int], artists: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """Each metric as an array over playlists (playlists without ground truth are NaN); with ``artists``
+    (song id -> artist) also ``r_precision_artist``."""
     rows = [ranking_metrics(ranked, truth, ks) if truth else None for ranked, truth in zip(rankings, truths)]
+    if artists is not None:
+        for row, ranked, truth in zip(rows, rankings, truths):
+            if row is not None:
+                row["r_precision_artist"] = artist_r_precision(ranked, truth, artists)
     names = next((list(r) for r in rows if r), ["r_precision"])
     return {name: np.array([r[name] if r else np.nan for r in rows]) for name in names}
 

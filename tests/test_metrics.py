@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from genrec.metrics import (bleu4, coverage, duplicate_rate, id_f1, lcs_length, mean_over, paired_difference,
+from genrec.metrics import (artist_r_precision, bleu4, coverage, duplicate_rate, id_f1, lcs_length, mean_over, paired_difference,
                             per_playlist, popularity_buckets, ranking_metrics, rouge_l, sequence_metrics, share_in)
 
 
@@ -20,6 +20,20 @@ def test_ranking_metrics_by_hand():
     ideal4 = 1 + 1 / math.log2(3) + 1 / math.log2(4)  # min(4, |truth|) = 3 ideal hits
     assert m["ndcg@4"] == pytest.approx((1 + 1 / math.log2(4)) / ideal4)
     assert m["hit@10"] == 1.0
+
+
+def test_artist_credit_as_the_recsys_challenge_gives_it():
+    artists = {"a": "A", "b": "B", "c": "C", "x": "A", "y": "A", "z": "B", "w": "", "late": "C"}
+    truth = ["a", "b", "c", "w"]  # R = 4; artists A, B, C (w has none)
+    # top-4: a (track match, 1), x (artist A, 0.25), y (A again: credited once), z (B, 0.25); "late" is past R.
+    assert artist_r_precision(["a", "x", "y", "z", "late"], truth, artists) == pytest.approx(1.5 / 4)
+    # Repeats earn nothing and a song without an artist earns no credit.
+    assert artist_r_precision(["x", "x", "w2", "b"], truth, artists) == pytest.approx(1.25 / 4)
+    assert artist_r_precision(["a", "b", "c", "w"], truth, artists) == 1.0
+    per = per_playlist([["a", "x", "y", "z"], ["q"]], [truth, []], [2], artists)
+    assert per["r_precision_artist"][0] == pytest.approx(1.5 / 4) and np.isnan(per["r_precision_artist"][1])
+    assert per["r_precision"][0] == pytest.approx(1 / 4)
+    assert "r_precision_artist" not in per_playlist([["a"]], [truth], [2])
 
 
 def test_ideal_dcg_uses_min_of_k_and_truth():
