@@ -7,7 +7,10 @@ as the evaluation does) and prints the share of them that are among the retrieve
 often the model's first song is in the retrieved top 5. A model that copies title kNN scores near
 1.0 on both; one that ignores its input scores near what title kNN and the model share anyway.
 A model with a copy head (tiger.retrieval_use copy/both) also gets its mean gate at the first ID
-level: the weight its own distribution gives to copying there.
+level: the weight its own distribution gives to copying there. A retrieval model also gets NDCG@M on
+those test playlists (their catalogue songs) of its ranking, of its list, of the list in the model's order and of the model's
+songs in the list's order: whether what it loses or gains over its list comes from how it orders the
+list's songs or from which songs it keeps (genrec.metrics.reordered_by).
 That baseline is measured on a model trained without retrieval: there the songs compared with are
 title kNN's top ``--songs`` (kNN tuned on validation as training tunes the retriever's). A model that
 retrieves after the co-occurrence walk (tiger.retrieval_walk_weight) is compared with its walked list.
@@ -29,6 +32,7 @@ from genrec.cli import run_script  # noqa: E402
 from genrec.corpus import corpus_path, read_corpus, vocab_path  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
 from genrec.evaluation import decoding_settings  # noqa: E402
+from genrec.metrics import ndcg_score, reordered_by  # noqa: E402
 from genrec.generation import decode  # noqa: E402
 from genrec.model import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
 
@@ -45,7 +49,8 @@ def main(cfg, extras) -> None:
     bundle = load_tiger(tiger_final_dir(cfg), resolve_device(cfg.run.device), vocab_path(cfg))
     if bundle.target_mode != "single":
         raise ConfigError(f"{tiger_final_dir(cfg)} is not a single-mode model")
-    titles = [row.input_text for row in read_corpus(corpus_path(cfg, "test"))][:extras["playlists"]]
+    rows = read_corpus(corpus_path(cfg, "test"))[:extras["playlists"]]
+    titles = [row.input_text for row in rows]
     if bundle.retriever is not None:
         m, given_how, given = bundle.retriever.songs, "retrieved songs each", bundle.retriever.rank(titles)
     else:
@@ -64,6 +69,17 @@ def main(cfg, extras) -> None:
     print(f"model's first song in {source} top 5: {sum(first) / len(first):.3f}")
     if bundle.model.copy_head is not None:
         print(f"copy head's mean gate at the first ID level: {first_level_gate(bundle, titles):.3f}")
+    if bundle.retriever is not None:
+        print(order_and_choice([[song for song, _ in d.songs] for d in decoded], given,
+                               [row.song_ids for row in rows], m))
+
+
+def order_and_choice(model: list[list[str]], lists: list[list[str]], truths: list[list[str]], m: int) -> str:
+    score = ndcg_score(m)
+    systems = {"model": model, "its list": lists,
+               "the list in the model's order": [reordered_by(r, k) for r, k in zip(model, lists)],
+               "the model's songs in the list's order": [reordered_by(k, r) for r, k in zip(model, lists)]}
+    return f"NDCG@{m}: " + ", ".join(f"{name} {score(ranked, truths):.4f}" for name, ranked in systems.items())
 
 
 @torch.no_grad()

@@ -111,6 +111,16 @@ def ndcg_score(k: int):
     return score
 
 
+def reordered_by(order: Sequence[str], songs: Sequence[str]) -> list[str]:
+    """``songs``, those that ``order`` holds first and in its order, then the rest in their own order: with a
+    model's ranking and the list it read, the list in the model's order, or the model's picks in the list's
+    (how much of a model's gain or loss over its list is ordering and how much is choice)."""
+    kept = set(songs)
+    first = [song for song in dict.fromkeys(order) if song in kept]
+    taken = set(first)
+    return first + [song for song in dict.fromkeys(songs) if song not in taken]
+
+
 def coverage(rankings: Sequence[Sequence[str]], catalogue_size: int) -> float:
     """Share of the catalogue recommended to at least one playlist."""
     return len({song for ranked in rankings for song in ranked}) / max(catalogue_size, 1)

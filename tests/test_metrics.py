@@ -8,8 +8,9 @@ import random
 import numpy as np
 import pytest
 
-from genrec.metrics import (artist_r_precision, bleu4, coverage, duplicate_rate, id_f1, lcs_length, mean_over, paired_difference,
-                            per_playlist, popularity_buckets, ranking_metrics, rouge_l, sequence_metrics, share_in)
+from genrec.metrics import (artist_r_precision, bleu4, coverage, duplicate_rate, id_f1, lcs_length, mean_over,
+                            paired_difference, per_playlist, popularity_buckets, ranking_metrics, reordered_by,
+                            rouge_l, sequence_metrics, share_in)
 
 
 def test_ranking_metrics_by_hand():
@@ -34,6 +35,13 @@ def test_artist_credit_as_the_recsys_challenge_gives_it():
     assert per["r_precision_artist"][0] == pytest.approx(1.5 / 4) and np.isnan(per["r_precision_artist"][1])
     assert per["r_precision"][0] == pytest.approx(1 / 4)
     assert "r_precision_artist" not in per_playlist([["a"]], [truth], [2])
+
+
+def test_reordered_by_splits_order_from_choice():
+    model, retrieved = ["c", "x", "a", "y"], ["a", "b", "c"]
+    assert reordered_by(model, retrieved) == ["c", "a", "b"]  # the list in the model's order
+    assert reordered_by(retrieved, model) == ["a", "c", "x", "y"]  # the model's picks in the list's order
+    assert reordered_by([], retrieved) == retrieved and reordered_by(["a", "a"], ["b", "a", "b"]) == ["a", "b"]
 
 
 def test_ideal_dcg_uses_min_of_k_and_truth():

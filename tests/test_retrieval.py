@@ -206,6 +206,9 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk, ve
     source = "walked title kNN's" if walk else "title kNN's"
     share = float(re.search(rf"top 5 songs in {source} top 5: ([\d.]+)", report).group(1))
     assert 0.0 <= share <= 1.0
+    scores = dict(re.findall(r"(model|its list|the list in the model's order|the model's songs in the list's "
+                             r"order) ([\d.]+)", report.split("NDCG@5: ")[1]))
+    assert len(scores) == 4 and all(0.0 <= float(v) <= 1.0 for v in scores.values())
     gate = re.search(r"copy head's mean gate at the first ID level: ([\d.]+)", report)
     assert (gate is not None) == (use == "copy") and (gate is None or 0.0 < float(gate.group(1)) < 1.0)
 
