@@ -348,10 +348,10 @@ def notes(bundle: TigerBundle, fusion: dict) -> list[str]:
 
 
 def format_table(systems: dict[str, dict], ks: list[int]) -> str:
-    columns = ["r_precision", "r_precision_artist", *[f"recall@{k}" for k in ks], *[f"ndcg@{k}" for k in ks], "hit@10", "coverage",
-               "invalid_rate", "duplicate_rate", "rouge_l", "bleu4", "semantic_id_f1"]
-    labels = ["R-prec", "R-art", *[f"R@{k}" for k in ks], *[f"NDCG@{k}" for k in ks], "hit@10", "cover", "invalid", "dup",
-              "ROUGE-L", "BLEU-4", "ID-F1"]
+    columns = ["r_precision", "r_precision_artist", *[f"recall@{k}" for k in ks], *[f"ndcg@{k}" for k in ks],
+               "hit@10", "coverage", "invalid_rate", "duplicate_rate", "rouge_l", "bleu4", "semantic_id_f1"]
+    labels = ["R-prec", "R-art", *[f"R@{k}" for k in ks], *[f"NDCG@{k}" for k in ks], "hit@10", "cover", "invalid",
+              "dup", "ROUGE-L", "BLEU-4", "ID-F1"]
     width = max(map(len, systems)) + 2
     lines = ["system".ljust(width) + "".join(label.rjust(9) for label in labels)]
     for name, metrics in systems.items():
