@@ -7,7 +7,7 @@ as the evaluation does) and prints the share of them that are among the retrieve
 often the model's first song is in the retrieved top 5. A model that copies title kNN scores near
 1.0 on both; one that ignores its input scores near what title kNN and the model share anyway.
 A model with a copy head (tiger.retrieval_use copy/both) also gets its mean gate at the first ID
-level: the weight its own distribution gives to copying there. 
+level: the weight its own distribution gives to copying there.
 That baseline is measured on a model trained without retrieval: there the songs compared with are
 title kNN's top ``--songs`` (kNN tuned on validation as training tunes the retriever's). A model that
 retrieves after the co-occurrence walk (tiger.retrieval_walk_weight) is compared with its walked list.
