@@ -274,8 +274,9 @@ class PlaylistTIGERConfig:
     copy_rank_prior: bool = False
     """With retrieval_use copy or both: the copy head's attention over the retrieved songs also adds a learned
     score per kNN rank, started at -log(1 + rank), so an untrained copy head already writes the list out in its
-    order and training learns departures from it (without it, the order must be learnt through the rank embedding in
-    the attention keys, and on MPD the model reordered its list for the worse; docs/mpd_experiments.md)."""
+    order and training learns departures from it (without it, the order is learnt through the rank embedding in
+    the attention keys). On MPD it did not help in two seeds: the trained model reorders its list as much as
+    without it (docs/mpd_experiments.md, "Ordering or choice")."""
     retrieval_folds: int = 5
     """With retrieved_songs: training playlists are split into this many folds and each fold's titles retrieve
     from the other folds, so no training example sees its own songs among its inputs (as at test time)."""
