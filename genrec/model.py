@@ -3,7 +3,9 @@
 ``models/tiger_final/`` holds the weights and tokenizer (``from_pretrained`` loads both), a copy of
 the semantic-ID vocabulary the model was trained with, the config it was trained with
 (``config.yaml``, readable by ``--config``), ``manifest.json``, and with ``tiger.retrieved_songs``
-``retrieval.json`` (genrec.retrieval). The decoder starts from the pad
+``retrieval.json`` (genrec.retrieval), and when the retriever mixes in title vectors ``retrieval_title_vectors.npz``
+(its training titles' vectors, genrec.title_vectors.TitleVectorEncoder.save, so loading does not encode them
+again; without it they are encoded). The decoder starts from the pad
 token (T5's default, id 0); an ID's tokens follow in order, then ``</s>``.
 """
 
@@ -147,9 +149,12 @@ def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
     return model
 
 
+TITLE_VECTORS_FILE = "retrieval_title_vectors.npz"
+
+
 def save_final(final_dir: Path, model: TigerT5, tokenizer: PreTrainedTokenizerBase,
                vocab_file: Path, cfg: Config, inputs: list[Path], summary: dict,
-               retrieval: RetrievalSetup | None = None) -> None:
+               retrieval: RetrievalSetup | None = None, title_encoder: TitleVectorEncoder | None = None) -> None:
     """Write the whole folder beside the old one and swap it in, so a crash never leaves half a model."""
     with atomic_path(final_dir) as staged:
         staged.mkdir()
@@ -157,6 +162,8 @@ def save_final(final_dir: Path, model: TigerT5, tokenizer: PreTrainedTokenizerBa
         tokenizer.save_pretrained(staged)
         if retrieval is not None:
             retrieval.save(staged)
+            if retrieval.params.vector_weight and title_encoder is not None:
+                title_encoder.save(staged / TITLE_VECTORS_FILE, retrieval.playlists.titles)
         (staged / VOCAB_FILE).write_bytes(Path(vocab_file).read_bytes())
         save_config(cfg, staged / "config.yaml")
         summary = dict(summary, corpus_vocab=str(vocab_file), vocab_sha256=sha256_of(vocab_file))
@@ -229,6 +236,8 @@ def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | P
     summary = manifest["summary"]
     encoder_name = getattr(model.config, "title_encoder", None)
     title_encoder = TitleVectorEncoder(encoder_name) if encoder_name else None
+    if title_encoder is not None and (model_dir / TITLE_VECTORS_FILE).is_file():
+        title_encoder.load(model_dir / TITLE_VECTORS_FILE)
     retriever = (load_retriever(model_dir, vocab, tokenizer, title_encoder.array if title_encoder else None)
                  if getattr(model.config, "retrieved_songs", 0) else None)
     return TigerBundle(model.to(resolve_device(device)).eval(), tokenizer, vocab, summary["target_mode"],

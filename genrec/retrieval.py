@@ -21,7 +21,8 @@ all training playlists. The kNN parameters are tuned on validation playlists, as
 its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm", "vector_weight"}, "walk": {"weight", "songs"},
 "playlists": {"ids": [...], "titles": [...], "songs": [[song id, ...], ...]}}`` (the training playlists
 the index is fitted on; files without ``walk`` or ``vector_weight`` predate them and retrieve without them;
-a non-zero ``vector_weight`` needs the model's title encoder).
+a non-zero ``vector_weight`` needs the model's title encoder, whose vectors of those titles the model folder
+keeps beside it, genrec.model.TITLE_VECTORS_FILE).
 """
 
 from __future__ import annotations

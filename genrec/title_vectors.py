@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from .errors import ArtifactError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +78,23 @@ class TitleVectorEncoder:
     def array(self, titles: Sequence[str]) -> np.ndarray:
         """(len(titles), dim) float32 array: title kNN's vector similarity (genrec.baselines.TitleVectors)."""
         return self.encode(list(titles)).numpy()
+
+    def save(self, path: Path, titles: Sequence[str]) -> None:
+        """Write the vectors of ``titles`` as npz: ``texts`` (each distinct title as the encoder reads it) and
+        ``vectors`` (float32, one row each), so that :meth:`load` spares encoding them again."""
+        distinct = list(dict.fromkeys(titles))
+        with open(path, "wb") as handle:
+            np.savez(handle, texts=np.array([encoder_text(t) for t in distinct], dtype=str),
+                     vectors=self.array(distinct))
+
+    def load(self, path: Path) -> None:
+        """Take vectors written by :meth:`save` into the cache instead of encoding those titles."""
+        try:
+            with np.load(path) as saved:
+                texts, vectors = saved["texts"].tolist(), np.asarray(saved["vectors"], dtype=np.float32)
+        except (OSError, ValueError, KeyError) as err:
+            raise ArtifactError(f"{path} is unreadable ({err}): rerun train_tiger.py") from None
+        if vectors.shape != (len(texts), self.dim):
+            raise ArtifactError(f"{path} holds {vectors.shape} vectors for {len(texts)} titles, but the title encoder "
+                                f"{self.name!r} gives {self.dim} dimensions: rerun train_tiger.py")
+        self.cache.update(zip(texts, torch.from_numpy(vectors)))

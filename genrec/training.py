@@ -520,7 +520,8 @@ def train(cfg: Config) -> dict:
     }
     if trainer.is_world_process_zero():
         inputs = [corpus_path(cfg, "train"), corpus_path(cfg, "val"), vocab_path(cfg)]
-        save_final(tiger_final_dir(cfg), trainer.model, tokenizer, vocab_path(cfg), cfg, inputs, summary, retrieval)
+        save_final(tiger_final_dir(cfg), trainer.model, tokenizer, vocab_path(cfg), cfg, inputs, summary, retrieval,
+                   title_encoder)
     trainer.accelerator.wait_for_everyone()
     return summary
 

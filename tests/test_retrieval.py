@@ -3,6 +3,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 from transformers import T5Config
@@ -13,10 +14,11 @@ from genrec.corpus import CorpusRow
 from genrec.errors import ArtifactError, ConfigError
 from genrec.generation import DecodingSettings, decode
 from genrec.id_tokens import SemanticIdVocab
-from genrec.model import TigerT5, load_tiger
+from genrec.model import TITLE_VECTORS_FILE, TigerT5, load_tiger
 from genrec.pooled_targets import pool_examples
 from genrec.neighbour_targets import CooccurrenceWalk, walked_knn
 from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, WalkParams, fold_of, load_retriever
+from genrec.title_vectors import encoder_text
 
 TITLES = ["rock", "rock anthems", "classic rock", "chill", "chill vibes", "sleep"]
 
@@ -211,6 +213,23 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk, ve
     assert len(scores) == 4 and all(0.0 <= float(v) <= 1.0 for v in scores.values())
     gate = re.search(r"copy head's mean gate at the first ID level: ([\d.]+)", report)
     assert (gate is not None) == (use == "copy") and (gate is None or 0.0 < float(gate.group(1)) < 1.0)
+
+    vectors_file = final / TITLE_VECTORS_FILE
+    assert vectors_file.is_file() == bool(vectors)
+    if vectors:  # loading takes the saved training titles' vectors instead of encoding them again
+        original = vectors_file.read_bytes()
+        with np.load(vectors_file) as saved:
+            texts, saved_vectors = saved["texts"], saved["vectors"]
+        with vectors_file.open("wb") as handle:
+            np.savez(handle, texts=texts, vectors=-saved_vectors)
+        by_text = dict(zip(texts.tolist(), saved_vectors))
+        expected = -np.stack([by_text[encoder_text(t)] for t in recorded["playlists"]["titles"]])
+        assert np.allclose(load_tiger(final).retriever.knn.vectors, expected)
+        with vectors_file.open("wb") as handle:
+            np.savez(handle, texts=np.array(["a"]), vectors=np.zeros((1, 5), dtype=np.float32))
+        with pytest.raises(ArtifactError, match="rerun train_tiger.py"):
+            load_tiger(final)
+        vectors_file.write_bytes(original)
 
     del recorded["walk"]  # a model folder from before the walk retrieves without it
     (final / RETRIEVAL_FILE).write_text(json.dumps(recorded), encoding="utf-8")
