@@ -33,8 +33,8 @@ from genrec.cli import run_script  # noqa: E402
 from genrec.corpus import corpus_path, read_corpus, vocab_path  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
 from genrec.evaluation import decoding_settings  # noqa: E402
-from genrec.metrics import ndcg_score, reordered_by  # noqa: E402
 from genrec.generation import decode  # noqa: E402
+from genrec.metrics import ndcg_score, reordered_by  # noqa: E402
 from genrec.model import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
 
 
@@ -78,8 +78,9 @@ def main(cfg, extras) -> None:
 def order_and_choice(model: list[list[str]], lists: list[list[str]], truths: list[list[str]], m: int) -> str:
     score = ndcg_score(m)
     systems = {"model": model, "its list": lists,
-               "the list in the model's order": [reordered_by(r, k) for r, k in zip(model, lists)],
-               "the model's songs in the list's order": [reordered_by(k, r) for r, k in zip(model, lists)]}
+               "the list in the model's order": [reordered_by(ranked, listed) for ranked, listed in zip(model, lists)],
+               "the model's songs in the list's order": [reordered_by(listed, ranked)
+                                                         for ranked, listed in zip(model, lists)]}
     return f"NDCG@{m}: " + ", ".join(f"{name} {score(ranked, truths):.4f}" for name, ranked in systems.items())
 
 

@@ -27,8 +27,10 @@ from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 _SMOOTH = SmoothingFunction().method1
 
 
-def ranking_metrics(ranked: Sequence[str], truth: Sequence[str], ks: Sequence[int]) -> dict[str, float]:
-    """Metrics of one ranked list against one playlist's ground truth (non-empty)."""
+def ranking_metrics(ranked: Sequence[str], truth: Sequence[str], ks: Sequence[int],
+                    artists: dict[str, str] | None = None) -> dict[str, float]:
+    """Metrics of one ranked list against one playlist's ground truth (non-empty); with ``artists`` (song id ->
+    artist) also ``r_precision_artist``."""
     relevant = set(truth)
     hits = [song in relevant for song in _distinct(ranked)]
     r = len(relevant)
@@ -40,6 +42,8 @@ def ranking_metrics(ranked: Sequence[str], truth: Sequence[str], ks: Sequence[in
         ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(k, r)))
         out[f"ndcg@{k}"] = dcg / ideal
     out["hit@10"] = float(any(hits[:10]))
+    if artists is not None:
+        out["r_precision_artist"] = artist_r_precision(ranked, truth, artists)
     return out
 
 
@@ -69,11 +73,7 @@ def per_playlist(rankings: Sequence[Sequence[str]], truths: Sequence[Sequence[st
                  ks: Sequence[int], artists: dict[str, str] | None = None) -> dict[str, np.ndarray]:
     """Each metric as an array over playlists (playlists without ground truth are NaN); with ``artists``
     (song id -> artist) also ``r_precision_artist``."""
-    rows = [ranking_metrics(ranked, truth, ks) if truth else None for ranked, truth in zip(rankings, truths)]
-    if artists is not None:
-        for row, ranked, truth in zip(rows, rankings, truths):
-            if row is not None:
-                row["r_precision_artist"] = artist_r_precision(ranked, truth, artists)
+    rows = [ranking_metrics(ranked, truth, ks, artists) if truth else None for ranked, truth in zip(rankings, truths)]
     names = next((list(r) for r in rows if r), ["r_precision"])
     return {name: np.array([r[name] if r else np.nan for r in rows]) for name in names}
 

@@ -511,8 +511,7 @@ def train(cfg: Config) -> dict:
         "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
         "retrieval": {"songs": t.retrieved_songs, "use": t.retrieval_use, "copy_rank_prior": t.copy_rank_prior,
-                      "folds": t.retrieval_folds,
-                      "title_knn": asdict(retrieval.params), "walk": asdict(retrieval.walk)}
+                      "folds": t.retrieval_folds, "title_knn": asdict(retrieval.params), "walk": asdict(retrieval.walk)}
         if retrieval else None,
         "neighbour_targets": data.neighbour_setup,
         "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in

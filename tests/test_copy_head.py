@@ -72,19 +72,21 @@ def song_log_probs(model: TigerT5, retrieved: torch.Tensor = RETRIEVED) -> torch
     return torch.stack(per_song, dim=1)
 
 
-def test_the_rank_prior_makes_an_untrained_head_copy_the_list_in_its_order(tmp_path):
-    model = tiny_model("copy", rank_prior=True)
-    with torch.no_grad():  # the decoder's own distribution and the query set aside: the prior alone decides
+def copying_without_query(model: TigerT5) -> TigerT5:
+    """The decoder's own distribution and the copy query set aside: the rank prior (if any) alone decides."""
+    with torch.no_grad():
         model.copy_head.gate.bias.fill_(50.0)
         model.copy_head.query.weight.zero_()
+    return model
+
+
+def test_the_rank_prior_makes_an_untrained_head_copy_the_list_in_its_order(tmp_path):
+    model = copying_without_query(tiny_model("copy", rank_prior=True))
     for retrieved in (RETRIEVED, RETRIEVED.flip(1)):
         shares = song_log_probs(model, retrieved).exp()
         expected = 1.0 / torch.arange(1, 4, dtype=torch.float)  # exp(-log(1 + rank))
         assert torch.allclose(shares, (expected / expected.sum()).expand_as(shares), atol=1e-4)
-    without = tiny_model("copy")
-    with torch.no_grad():
-        without.copy_head.gate.bias.fill_(50.0)
-        without.copy_head.query.weight.zero_()
+    without = copying_without_query(tiny_model("copy"))
     assert torch.allclose(song_log_probs(without).exp(), torch.full((2, 3), 1 / 3), atol=1e-4)  # no order at all
     model.save_pretrained(tmp_path)
     reloaded = TigerT5.from_pretrained(tmp_path).eval()
