@@ -152,6 +152,7 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     require_fresh(train_path, "prepare_corpus.py")
     training = TrainingPlaylists.from_corpus(read_corpus(train_path))
     popularity = PopularityBaseline(training.songs)
+    info = load_song_info(cfg.data)  # before minutes of decoding: a bad song info file fails at once
     test = (external_playlists(cfg, catalogue) if ecfg.playlist_info_file
             else split_playlists(cfg, "test", catalogue)).head(ecfg.max_playlists)
     val = split_playlists(cfg, "val", catalogue).head(ecfg.val_playlists)
@@ -186,7 +187,6 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     for name in rankings.keys() - decoded.keys():
         rates[name] = {"invalid_rate": 0.0, "duplicate_rate": duplicate_rate(rankings[name])}
 
-    info = load_song_info(cfg.data)
     systems = {name: system_metrics(rankings[name], test.truths, ecfg.k_values, len(catalogue), rates[name],
                                     bundle.vocab.songs, info.singers) for name in SYSTEMS if name in rankings}
     title_counts = Counter(normalise_title(t) for t in training.titles)
