@@ -174,6 +174,9 @@ class CorpusConfig:
     """Sequence mode: target tokens per playlist, truncated at a song boundary."""
     token_style: str = "level"
     """'level': <a_12><b_3> (code carries its level); 'shared': <id_12><id_3> as in the original."""
+    title_script: str = ""
+    """Chinese titles: '' keeps them as written; 'simplified' or 'traditional' folds both scripts into one
+    (OpenCC) in what the model, title kNN and the prompt read, so "夏日海边" finds "夏日海邊" playlists."""
 
 
 @dataclass
@@ -381,6 +384,7 @@ CHOICES = {
     "corpus.collision_strategy": ("suffix", "cluster"),
     "corpus.target_mode": ("single", "sequence"),
     "corpus.token_style": ("level", "shared"),
+    "corpus.title_script": ("", "simplified", "traditional"),
     "tiger.mixed_precision": ("auto", "no", "fp16", "bf16"),
     "tiger.retrieval_use": ("input", "copy", "both"),
 }

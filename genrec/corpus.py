@@ -3,7 +3,8 @@
 Files (``<run.output_dir>/{train,val,test}.tsv``): UTF-8, tab-separated, header row
 ``playlist_id  input_text  target_text  song_ids``.
 
-- ``input_text``: the cleaned title (clean_title already turned tabs and newlines into spaces).
+- ``input_text``: the cleaned title (clean_title already turned tabs and newlines into spaces), its
+  Chinese written in one script when ``corpus.title_script`` says so (genrec.text.fold_script).
 - ``target_text``: semantic-ID tokens without spaces, e.g. ``<a_12><b_3><c_200><d_0>``; ``</s>`` is
   added by the tokenizer, not written here.
 - ``song_ids``: catalogue song ids, space-separated, in playlist order.
@@ -36,6 +37,7 @@ from .errors import ConfigError, DataError
 from .id_tokens import VOCAB_FILE, SemanticIdVocab
 from .semantic_ids import read_semantic_ids, semantic_ids_path
 from .split import SPLITS, load_or_assign_splits
+from .text import fold_script
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,8 @@ def build_corpus(cfg: Config) -> dict:
             empty_playlists[split] += 1
             continue
         truncated += len(known) > max_songs
-        rows[split].extend(playlist_rows(pid, title, known, vocab, max_songs, split, cfg.corpus.target_mode))
+        rows[split].extend(playlist_rows(pid, fold_script(title, cfg.corpus.title_script), known, vocab, max_songs,
+                                         split, cfg.corpus.target_mode))
     for split in SPLITS:
         if not rows[split]:
             raise DataError(cfg.data.playlist_info_file, f"the {split} split has no playlist with a song that has a "
@@ -161,6 +164,7 @@ def build_corpus(cfg: Config) -> dict:
         "target_mode": cfg.corpus.target_mode,
         "collision_strategy": cfg.corpus.collision_strategy,
         "token_style": cfg.corpus.token_style,
+        "title_script": cfg.corpus.title_script,
         "id_length": vocab.id_length,
         "examples": {split: len(rows[split]) for split in SPLITS},
         "playlists": {split: len({r.playlist_id for r in rows[split]}) for split in SPLITS},

@@ -40,6 +40,7 @@ from .generation import Decoded, DecodingSettings, decode
 from .metrics import (coverage, duplicate_rate, mean_over, ndcg_score, paired_difference, per_playlist,
                       popularity_buckets, sequence_metrics, share_in)
 from .model import TigerBundle, load_tiger, resolve_device, tiger_final_dir
+from .text import fold_script
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,9 @@ def split_playlists(cfg: Config, split: str, catalogue: dict) -> EvalPlaylists:
                          truth_report(truths, catalogue))
 
 
-def external_playlists(cfg: Config, catalogue: dict) -> EvalPlaylists:
-    """Playlists from --eval.playlist_info_file / --eval.playlist_songs_file, in the input schema."""
+def external_playlists(cfg: Config, catalogue: dict, title_script: str) -> EvalPlaylists:
+    """Playlists from --eval.playlist_info_file / --eval.playlist_songs_file, in the input schema, their
+    titles folded into the model's ``title_script`` as its training titles were."""
     ecfg = cfg.eval
     if not ecfg.playlist_songs_file:
         raise DataError(ecfg.playlist_info_file, "--eval.playlist_songs_file is needed with --eval.playlist_info_file")
@@ -106,7 +108,8 @@ def external_playlists(cfg: Config, catalogue: dict) -> EvalPlaylists:
     if report["truth_songs_outside_catalogue"]:
         log.warning("%s: %.1f%% of the playlists' songs are not in the catalogue (every system misses them)",
                     ecfg.playlist_songs_file, 100 * report["share_outside_catalogue"])
-    return EvalPlaylists([raw.ids[i] for i in keep], [raw.titles[i] for i in keep], [raw.songs[i] for i in keep],
+    titles = [fold_script(raw.titles[i], title_script) for i in keep]
+    return EvalPlaylists([raw.ids[i] for i in keep], titles, [raw.songs[i] for i in keep],
                          ecfg.playlist_info_file, report)
 
 
@@ -153,7 +156,7 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     training = TrainingPlaylists.from_corpus(read_corpus(train_path))
     popularity = PopularityBaseline(training.songs)
     info = load_song_info(cfg.data)  # before minutes of decoding: a bad song info file fails at once
-    test = (external_playlists(cfg, catalogue) if ecfg.playlist_info_file
+    test = (external_playlists(cfg, catalogue, bundle.title_script) if ecfg.playlist_info_file
             else split_playlists(cfg, "test", catalogue)).head(ecfg.max_playlists)
     val = split_playlists(cfg, "val", catalogue).head(ecfg.val_playlists)
     settings = decoding_settings(ecfg, bundle.target_mode)

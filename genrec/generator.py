@@ -89,7 +89,7 @@ class PlaylistGenerator:
 
     def generate(self, titles: list[str], progress: bool = False) -> list[list[Song]]:
         """One playlist per title; the same options and seed always give the same playlists."""
-        cleaned = [clean_title(t) for t in titles]
+        cleaned = self.bundle.model_titles([clean_title(t) for t in titles])
         torch.manual_seed(self.options.seed)
         vocab = self.bundle.vocab
         popularity = None

@@ -26,6 +26,7 @@ from .copy_head import CopyHead
 from .errors import ArtifactError
 from .id_tokens import VOCAB_FILE, SemanticIdVocab
 from .retrieval import RetrievalSetup, SongRetriever, load_retriever
+from .text import fold_script
 from .title_vectors import TitleVectorEncoder
 from .tokenizer import check_id_tokens, check_pretrained_folder
 
@@ -126,9 +127,12 @@ class TigerT5(T5ForConditionalGeneration):
 
 
 def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
-                title_vector_dim: int | None = None) -> TigerT5:
-    """A fresh T5 sized by the config, or the pretrained one with its embeddings grown for the ID tokens."""
-    extra = dict(title_vector_dim=title_vector_dim, title_encoder=tcfg.title_encoder or None,
+                title_vector_dim: int | None = None, title_script: str = "") -> TigerT5:
+    """A fresh T5 sized by the config, or the pretrained one with its embeddings grown for the ID tokens.
+
+    ``title_script`` is the corpus's (genrec.text.fold_script), kept in the config so prompts are folded alike.
+    """
+    extra = dict(title_vector_dim=title_vector_dim, title_encoder=tcfg.title_encoder or None, title_script=title_script,
                  retrieved_songs=tcfg.retrieved_songs, retrieval_use=tcfg.retrieval_use,
                  copy_rank_prior=tcfg.copy_rank_prior)
     if tcfg.model_name:
@@ -183,6 +187,11 @@ class TigerBundle:
     manifest: dict
     title_encoder: TitleVectorEncoder | None = None
     retriever: SongRetriever | None = None
+    title_script: str = ""  # fold every title into this script before the model or its retriever reads it
+
+    def model_titles(self, titles: list[str]) -> list[str]:
+        """Titles as this model's training titles were written (genrec.text.fold_script)."""
+        return [fold_script(t, self.title_script) for t in titles]
 
 
 def title_inputs(model: TigerT5, tokenizer: PreTrainedTokenizerBase, titles: list[str], max_length: int,
@@ -241,4 +250,5 @@ def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | P
     retriever = (load_retriever(model_dir, vocab, tokenizer, title_encoder.array if title_encoder else None)
                  if getattr(model.config, "retrieved_songs", 0) else None)
     return TigerBundle(model.to(resolve_device(device)).eval(), tokenizer, vocab, summary["target_mode"],
-                       int(summary["max_input_length"]), manifest, title_encoder, retriever)
+                       int(summary["max_input_length"]), manifest, title_encoder, retriever,
+                       getattr(model.config, "title_script", None) or "")

@@ -483,7 +483,8 @@ def train(cfg: Config) -> dict:
                             ) if t.val_generation_sample else None
 
     torch.manual_seed(cfg.run.seed)
-    model = build_model(t, tokenizer, title_encoder.dim if title_encoder else None)
+    model = build_model(t, tokenizer, title_encoder.dim if title_encoder else None,
+                        corpus_summary.get("title_script", ""))
     budget = TimeBudget(t.max_minutes) if t.max_minutes else None
     trainer = TigerTrainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id),
                            train_dataset=data.train, eval_dataset=data.val,

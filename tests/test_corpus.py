@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import unicodedata
 from collections import Counter
@@ -14,7 +15,7 @@ from conftest import TINY_DEMO, run_stage
 from genrec.corpus import CorpusRow, read_corpus, write_corpus
 from genrec.errors import DataError
 from genrec.id_tokens import SemanticIdVocab
-from genrec.text import clean_title
+from genrec.text import clean_title, fold_script
 from genrec.tokenizer import train_title_tokenizer
 
 
@@ -92,6 +93,32 @@ def test_titles_with_chinese_and_emoji_survive(work):
         ids = tokenizer(title)["input_ids"]
         assert tokenizer.unk_token_id not in ids
         assert tokenizer.decode(ids, skip_special_tokens=True) == unicodedata.normalize("NFKC", title).lower()
+
+
+def test_fold_script_writes_chinese_in_one_script_and_leaves_the_rest():
+    assert fold_script("夏日海邊 Chill 🌊", "simplified") == "夏日海边 Chill 🌊"
+    assert fold_script("夏日海边 Chill 🌊", "traditional") == "夏日海邊 Chill 🌊"
+    assert fold_script("夏日海邊", "") == "夏日海邊"
+    assert fold_script("late night drive", "simplified") == "late night drive"
+
+
+def test_title_script_folds_the_corpus_titles_and_is_recorded(work):
+    info_file = work / "data/demo/gen_playlist_info.csv"
+    info = pd.read_csv(info_file, dtype=str, keep_default_na=False)
+    # Half the titles in Traditional script: the folded corpus must not tell the two halves apart.
+    info.loc[::2, "listname"] = info.loc[::2, "listname"].map(lambda t: fold_script(t, "traditional"))
+    info.to_csv(info_file, index=False)
+    titles = dict(zip(info["glid"], info["listname"].map(clean_title)))
+    run_stage("prepare_corpus.py", "--corpus.title_script", "simplified", cwd=work)
+    rows = corpus(work, "train") + corpus(work, "test")
+    assert all(r.input_text == fold_script(titles[r.playlist_id], "simplified") for r in rows)
+    assert any(r.input_text != titles[r.playlist_id] for r in rows), "some demo titles must have been folded"
+    assert not any("邊" in r.input_text for r in rows) and any("边" in r.input_text for r in rows)
+    manifest = json.loads((work / "outputs/train.tsv.manifest.json").read_text(encoding="utf-8"))
+    assert manifest["summary"]["title_script"] == "simplified"
+    proc = run_stage("prepare_corpus.py", "--corpus.title_script", "cantonese", cwd=work, check=False)
+    assert proc.returncode != 0 and "corpus.title_script must be one of" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_split_is_stable_across_runs_with_and_without_split_file(work):

@@ -15,10 +15,12 @@ SYSTEMS = {"model", "model_unconstrained", "hybrid", "popularity", "title_knn"}
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Stages 0-3 once for the module: demo data, RQ-KMeans IDs, corpus, a 3-step model."""
+    """Stages 0-3 once for the module: demo data, RQ-KMeans IDs, corpus, a 3-step model. The corpus folds the
+    demo's Simplified Chinese titles into Traditional script, so every evaluation here runs through the folding."""
     work = tmp_path_factory.mktemp("eval")
-    for script in ("prepare_data.py", "train_rq_kmeans.py", "prepare_corpus.py"):
+    for script in ("prepare_data.py", "train_rq_kmeans.py"):
         run_stage(script, *TINY_DEMO, cwd=work)
+    run_stage("prepare_corpus.py", *TINY_DEMO, "--corpus.title_script", "traditional", cwd=work)
     run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, cwd=work)
     return work
 
@@ -96,6 +98,23 @@ def test_other_playlist_files_are_mapped_onto_the_catalogue(trained):
     metrics = json.loads((trained / "outputs/evaluation_metrics.json").read_text(encoding="utf-8"))
     assert metrics["data"]["playlists"] == 2 and metrics["data"]["truth_songs_outside_catalogue"] == 1
     assert metrics["data"]["share_outside_catalogue"] == pytest.approx(1 / 7)
+    # The new titles are folded into the model's script as its training titles were.
+    results = (trained / "outputs/evaluation_results.txt").read_text(encoding="utf-8")
+    assert "=== 夏日海邊 (playlist n2)" in results
+
+
+def test_prompts_in_either_script_get_the_same_playlist(trained, single_run):
+    config = json.loads((trained / "models/tiger_final/config.json").read_text(encoding="utf-8"))
+    assert config["title_script"] == "traditional"
+    (trained / "titles.txt").write_text("夏日海边\n夏日海邊\n90s rock classics\n", encoding="utf-8")
+    run_stage("generate_playlist.py", *TINY_DEMO, "--generate.input", "titles.txt", "--generate.output", "out.jsonl",
+              "--generate.hybrid", "true", "--generate.num_songs", "10", "--generate.num_beams", "10", cwd=trained)
+    simplified, traditional, other = [json.loads(line) for line in
+                                      (trained / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [simplified["title"], traditional["title"]] == ["夏日海边", "夏日海邊"]  # shown as typed
+    songs = [[s["song_id"] for s in record["songs"]] for record in (simplified, traditional, other)]
+    assert songs[0] == songs[1]
+    assert songs[0] != songs[2], "the playlist must depend on the title, or the first check says nothing"
 
 
 def test_missing_model_is_one_line_error(workdir):
