@@ -27,6 +27,7 @@ from .errors import ArtifactError, ConfigError
 log = logging.getLogger(__name__)
 
 PACKAGED = "minilm"
+PROBE_TEXT = "title vector probe: late night drive"
 
 
 def encoder_folder(name: str) -> Path:
@@ -80,21 +81,27 @@ class TitleVectorEncoder:
         return self.encode(list(titles)).numpy()
 
     def save(self, path: Path, titles: Sequence[str]) -> None:
-        """Write the vectors of ``titles`` as npz: ``texts`` (each distinct title as the encoder reads it) and
-        ``vectors`` (float32, one row each), so that :meth:`load` spares encoding them again."""
+        """Write the vectors of ``titles`` as npz: ``texts`` (each distinct title as the encoder reads it),
+        ``vectors`` (float32, one row each), so that :meth:`load` spares encoding them again, and ``probe``
+        (the vector of PROBE_TEXT), by which :meth:`load` tells whether the same encoder is loaded now."""
         distinct = list(dict.fromkeys(titles))
         with open(path, "wb") as handle:
             np.savez(handle, texts=np.array([encoder_text(t) for t in distinct], dtype=str),
-                     vectors=self.array(distinct))
+                     vectors=self.array(distinct), probe=self.array([PROBE_TEXT])[0])
 
     def load(self, path: Path) -> None:
         """Take vectors written by :meth:`save` into the cache instead of encoding those titles."""
         try:
             with np.load(path) as saved:
                 texts, vectors = saved["texts"].tolist(), np.asarray(saved["vectors"], dtype=np.float32)
+                probe = np.asarray(saved["probe"], dtype=np.float32)
         except (OSError, ValueError, KeyError) as err:
             raise ArtifactError(f"{path} is unreadable ({err}): rerun train_tiger.py") from None
         if vectors.shape != (len(texts), self.dim):
             raise ArtifactError(f"{path} holds {vectors.shape} vectors for {len(texts)} titles, but the title encoder "
                                 f"{self.name!r} gives {self.dim} dimensions: rerun train_tiger.py")
+        # Mixing saved vectors with a changed encoder's would compare titles across two embedding spaces.
+        if probe.shape != (self.dim,) or not np.allclose(probe, self.array([PROBE_TEXT])[0], atol=1e-4):
+            raise ArtifactError(f"{path} was written with another title encoder than {self.name!r} loads now "
+                                "(its vector of a test sentence differs): rerun train_tiger.py")
         self.cache.update(zip(texts, torch.from_numpy(vectors)))

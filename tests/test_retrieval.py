@@ -219,15 +219,19 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk, ve
     if vectors:  # loading takes the saved training titles' vectors instead of encoding them again
         original = vectors_file.read_bytes()
         with np.load(vectors_file) as saved:
-            texts, saved_vectors = saved["texts"], saved["vectors"]
+            texts, saved_vectors, probe = saved["texts"], saved["vectors"], saved["probe"]
         with vectors_file.open("wb") as handle:
-            np.savez(handle, texts=texts, vectors=-saved_vectors)
+            np.savez(handle, texts=texts, vectors=-saved_vectors, probe=probe)
         by_text = dict(zip(texts.tolist(), saved_vectors))
         expected = -np.stack([by_text[encoder_text(t)] for t in recorded["playlists"]["titles"]])
         assert np.allclose(load_tiger(final).retriever.knn.vectors, expected)
         with vectors_file.open("wb") as handle:
-            np.savez(handle, texts=np.array(["a"]), vectors=np.zeros((1, 5), dtype=np.float32))
-        with pytest.raises(ArtifactError, match="rerun train_tiger.py"):
+            np.savez(handle, texts=np.array(["a"]), vectors=np.zeros((1, 5), dtype=np.float32), probe=probe)
+        with pytest.raises(ArtifactError, match="gives 384 dimensions: rerun train_tiger.py"):
+            load_tiger(final)
+        with vectors_file.open("wb") as handle:  # as if written by another encoder of the same width
+            np.savez(handle, texts=texts, vectors=saved_vectors, probe=-probe)
+        with pytest.raises(ArtifactError, match="written with another title encoder than 'minilm'"):
             load_tiger(final)
         vectors_file.write_bytes(original)
 
