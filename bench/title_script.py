@@ -23,7 +23,6 @@ sys.path.insert(0, str(REPO))
 
 from genrec.baselines import KnnParams, TitleKNN, TrainingPlaylists, hybrid_path  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
-from genrec.corpus import corpus_path, read_corpus  # noqa: E402
 from genrec.data import load_playlist_info  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
 from genrec.evaluation import split_playlists  # noqa: E402
