@@ -34,7 +34,7 @@ from .errors import ConfigError, DataError
 from .importers import ImportedPlaylists, read_csv_source, read_mpd
 from .item2vec import format_quality, quality_check, train_item2vec
 from .split import SPLITS, assign_splits
-from .text import clean_title
+from .text import clean_title, script_counts
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,8 @@ def prepare_import(cfg: Config) -> tuple[dict, Path]:
     split = [assignment[pid] for pid in data.ids]
     eval_rows_before = _eval_rows(data, split)
     uncut_songs = dict(zip(data.ids, data.songs))
-    report = {"source": p.source, "input": str(p.input), "output": str(output), "read": data.report}
+    report = {"source": p.source, "input": str(p.input), "output": str(output), "read": data.report,
+              "title_scripts": title_script_hint(data.titles)}
     vectors = song_vectors_for(data, split, cfg, steps, report)
     popularity = _training_counts(data, split)
     eval_rows_after = _eval_rows(data, split)
@@ -223,6 +224,16 @@ def prepare_import(cfg: Config) -> tuple[dict, Path]:
     write_dataset(output, dataset, overrides, data.inputs, config_as_dict(cfg, ["prepare", "split", "data", "run"]),
                   {k: report[k] for k in ("source", "songs", "playlists", "rows", "split")})
     return report, Path(overrides["run"]["output_dir"])
+
+
+def title_script_hint(titles: list[str]) -> dict[str, int]:
+    """Count the titles written in each Chinese script, and say how to let users type either."""
+    counts = script_counts(titles)
+    if counts["traditional"] or counts["simplified"]:
+        log.info("%d of %d titles change when written in Simplified Chinese, %d in Traditional: with "
+                 "--corpus.title_script simplified (or traditional) a user may type titles in either script",
+                 counts["traditional"], counts["titles"], counts["simplified"])
+    return counts
 
 
 def prepare(cfg: Config) -> dict:

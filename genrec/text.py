@@ -36,3 +36,11 @@ def fold_script(title: str, script: str) -> str:
     corpus is written and to every title a model is asked about, so both sides match.
     """
     return _converter(script).convert(title) if script else title
+
+
+def script_counts(titles: list[str]) -> dict[str, int]:
+    """How many titles OpenCC would change when writing them in Simplified, and in Traditional script: a
+    title that only one of them changes is written in the other; one that both change mixes the two."""
+    return {"titles": len(titles),
+            "traditional": sum(fold_script(t, "simplified") != t for t in titles),
+            "simplified": sum(fold_script(t, "traditional") != t for t in titles)}

@@ -146,7 +146,7 @@ def test_truncated_slice_stops_the_script_with_one_line(workdir):
 def write_csv_source(folder: Path, extra_rows: str = "") -> None:
     """Seed-schema tables with renamed columns, ids with leading zeros and a row for an unknown playlist."""
     folder.mkdir(parents=True, exist_ok=True)
-    titles = ["🎶🎶", " 夏日海边 ", "late night drive"] * 10
+    titles = ["🎶🎶", " 夏日海边 ", "late night drive"] * 9 + ["🎶", "夏日海邊", "深夜"]
     (folder / "gen_playlist_info.csv").write_text(
         "pid,title\n" + "".join(f"00{i},{t}\n" for i, t in enumerate(titles)), encoding="utf-8")
     rows = [f"00{i},0{s}\n" for i in range(30) for s in TASTES[i % 3][i % 4:i % 4 + 6]]
@@ -173,6 +173,8 @@ def test_csv_import_keeps_ids_titles_and_counts_unknown_rows(workdir):
     report = json.loads((workdir / "outputs" / "csv_in" / "data_report.json").read_text(encoding="utf-8"))
     assert report["read"]["rows_unknown_playlist"] == 1 and report["read"]["rows"] == 180
     assert report["vectors"]["source"].startswith("item2vec")
+    # 夏日海边 is Simplified (Traditional script would change it), 夏日海邊 Traditional; 深夜 is both.
+    assert report["title_scripts"] == {"titles": 30, "traditional": 1, "simplified": 9}
 
 
 def test_csv_ids_with_whitespace_that_survive_are_data_errors(workdir):
