@@ -187,8 +187,7 @@ def prepare_import(cfg: Config) -> tuple[dict, Path]:
     split = [assignment[pid] for pid in data.ids]
     eval_rows_before = _eval_rows(data, split)
     uncut_songs = dict(zip(data.ids, data.songs))
-    report = {"source": p.source, "input": str(p.input), "output": str(output), "read": data.report,
-              "title_scripts": title_script_hint(data.titles)}
+    report = {"source": p.source, "input": str(p.input), "output": str(output), "read": data.report}
     vectors = song_vectors_for(data, split, cfg, steps, report)
     popularity = _training_counts(data, split)
     eval_rows_after = _eval_rows(data, split)
@@ -214,6 +213,7 @@ def prepare_import(cfg: Config) -> tuple[dict, Path]:
         "eval_rows_outside_catalogue": {name: eval_rows_before[name] - eval_rows_after[name]
                                         for name in eval_rows_before},
         "eval_rows_outside_catalogue_kept": kept_outside,
+        "title_scripts": title_script_hint(data.titles),
         "quality": quality,
         "seconds": {"read": round(read_seconds, 1), "total": round(time.perf_counter() - started, 1)},
         "config": overrides,
