@@ -13,7 +13,6 @@ loses what its training titles only spell in the other script; one whose corpus 
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genrec.baselines import KnnParams, TitleKNN, TrainingPlaylists, hybrid_path  # noqa: E402
+from genrec.baselines import read_hybrid, tuned_title_knn_of  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
 from genrec.data import load_playlist_info  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
@@ -41,39 +40,28 @@ def add_arguments(parser) -> None:
 def main(cfg, extras) -> None:
     if extras["playlists"] < 0:
         raise ConfigError("--playlists must be at least 0")
-    cfg = replace(cfg, generate=replace(cfg.generate, num_songs=cfg.eval.num_songs, num_beams=cfg.eval.num_beams))
+    # The model's own ranking (generate.hybrid off), as many songs and beams as the evaluation decodes.
+    cfg = replace(cfg, generate=replace(cfg.generate, num_songs=cfg.eval.num_songs, num_beams=cfg.eval.num_beams,
+                                        hybrid=False))
     generator = PlaylistGenerator(cfg)
     test = split_playlists(cfg, "test", generator.bundle.vocab.songs).head(extras["playlists"])
     written = dict(zip(*load_playlist_info(cfg.data)))
     as_written = [written[pid] for pid in test.ids]
     rewritten = [fold_script(title, extras["to"]) for title in as_written]
-    knn = tuned_knn(cfg, generator.training())
+    knn = tuned_title_knn_of(read_hybrid(cfg), generator.training())
     changed = sum(a != b for a, b in zip(as_written, rewritten))
     print(f"{len(test.ids)} test playlists, {changed} of their titles change when written in {extras['to']} script; "
           f"the model's training titles: {generator.bundle.title_script or 'as written'}")
     n, k = cfg.eval.num_songs, max(cfg.eval.k_values)
     print(f"{'titles':<12}{'system':<12}{f'NDCG@{k}':>10}{'R-prec':>10}")
     for name, titles in (("as written", as_written), (extras["to"], rewritten)):
-        systems = {"model": playlists(generator, titles, hybrid=False),
-                   "hybrid": playlists(generator, titles, hybrid=True),
-                   "title_knn": knn.recommend(generator.bundle.model_titles(titles), n)}
+        model = [[song.song_id for song in songs] for songs in generator.generate(titles, progress=True)]
+        folded = generator.bundle.model_titles(titles)  # what generate() hands the hybrid's partner
+        systems = {"model": model, "hybrid": generator.hybrid().rank(folded, model, n),
+                   "title_knn": knn.recommend(folded, n)}
         for system, rankings in systems.items():
             scores = mean_over(per_playlist(rankings, test.truths, [k]))
             print(f"{name:<12}{system:<12}{scores[f'ndcg@{k}']:>10.4f}{scores['r_precision']:>10.4f}")
-
-
-def playlists(generator: PlaylistGenerator, titles: list[str], hybrid: bool) -> list[list[str]]:
-    generator.options = replace(generator.options, hybrid=hybrid)
-    return [[song.song_id for song in songs] for songs in generator.generate(titles, progress=True)]
-
-
-def tuned_knn(cfg, training: TrainingPlaylists) -> TitleKNN:
-    """Title kNN with the parameters evaluate_tiger.py chose on validation, fitted on the training titles."""
-    path = hybrid_path(cfg)
-    if not path.exists():
-        raise ConfigError(f"{path} does not exist: run evaluate_tiger.py first")
-    params = KnnParams(**json.loads(path.read_text(encoding="utf-8"))["title_knn"])
-    return TitleKNN(params).fit(training.titles, training.songs)
 
 
 if __name__ == "__main__":

@@ -279,19 +279,28 @@ def load_hybrid(cfg: Config, training: Callable[[], TrainingPlaylists],
                 retrieved: Callable[[Sequence[str]], list[list[str]]] | None) -> Hybrid:
     """The hybrid evaluate_tiger.py tuned: title kNN refitted on the training playlists (seconds), or the model's
     own retrieved list (``retrieved``: the model folder's retriever)."""
-    path = hybrid_path(cfg)
-    require_fresh(path, "evaluate_tiger.py")
-    payload = json.loads(path.read_text(encoding="utf-8"))
+    payload = read_hybrid(cfg)
     fusion = {"partner": "title_knn", **payload["fusion"]}
     if fusion["partner"] == "retrieved" and retrieved is None:
-        raise ArtifactError(f"{path}: the hybrid was tuned with the model's retrieved songs, but the model "
-                            "retrieves none: rerun evaluate_tiger.py for this model")
+        raise ArtifactError(f"{hybrid_path(cfg)}: the hybrid was tuned with the model's retrieved songs, but the "
+                            "model retrieves none: rerun evaluate_tiger.py for this model")
     playlists = training()
     if fusion["partner"] == "retrieved":
         popular = PopularityBaseline(playlists.songs).ranking
         return Hybrid(lambda titles, n: filled(retrieved(titles), popular[:n], n), fusion)
-    knn = TitleKNN(KnnParams(**payload["title_knn"])).fit(playlists.titles, playlists.songs)
-    return Hybrid(knn.recommend, fusion)
+    return Hybrid(tuned_title_knn_of(payload, playlists).recommend, fusion)
+
+
+def read_hybrid(cfg: Config) -> dict:
+    """hybrid.json as evaluate_tiger.py wrote it: the tuned kNN's parameters and the fusion's."""
+    path = hybrid_path(cfg)
+    require_fresh(path, "evaluate_tiger.py")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def tuned_title_knn_of(payload: dict, playlists: TrainingPlaylists) -> TitleKNN:
+    """Title kNN with the parameters evaluate_tiger.py chose on validation (``read_hybrid``), refitted (seconds)."""
+    return TitleKNN(KnnParams(**payload["title_knn"])).fit(playlists.titles, playlists.songs)
 
 
 def filled(rankings: Sequence[Sequence[str]], fill: Sequence[str], n: int) -> list[list[str]]:
