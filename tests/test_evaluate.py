@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import re
 import subprocess
 import sys
@@ -11,6 +13,8 @@ import pytest
 
 from conftest import REPO, TINY_DEMO, TINY_MODEL, run_stage
 from conftest import TINY_EVAL as EVAL
+from genrec.generator import Song
+
 SYSTEMS = {"model", "model_unconstrained", "hybrid", "popularity", "title_knn"}
 
 
@@ -136,3 +140,31 @@ def test_title_script_bench_scores_both_scripts_alike_for_a_folding_model(traine
     for system in ("model", "hybrid", "title_knn"):
         assert scores[("as written", system)] == scores[("traditional", system)]
     assert "the model's training titles: traditional" in proc.stdout
+
+
+def test_seed_ensemble_bench_decodes_as_the_evaluation_and_averaging_a_run_with_itself_changes_nothing(
+        trained, single_run):
+    _, metrics = single_run
+    proc = run_stage("bench/seed_ensemble.py", *TINY_DEMO, *EVAL, "--also", "outputs", "models", "--playlists", "24",
+                     cwd=trained)
+    rows = re.findall(r"^(run 1|run 2|ensemble|title_knn|retrieved) +([\d.]+) +([\d.]+)$", proc.stdout, flags=re.M)
+    scores = {system: (float(ndcg), float(r_precision)) for system, ndcg, r_precision in rows}
+    assert set(scores) == {"run 1", "run 2", "ensemble", "title_knn"}  # the tiny model retrieves nothing
+    assert scores["run 1"] == scores["run 2"] == scores["ensemble"]
+    for bench_name, system in (("run 1", "model"), ("title_knn", "title_knn")):
+        figures = metrics["systems"][system]
+        assert scores[bench_name] == pytest.approx((figures["ndcg@10"], figures["r_precision"]), abs=5e-5)
+    assert "NDCG@10 minus title kNN's" in proc.stdout
+    alone = run_stage("bench/seed_ensemble.py", *TINY_DEMO, *EVAL, cwd=trained, check=False)
+    assert alone.returncode == 1 and "--also OUTPUT_DIR MODEL_DIR" in alone.stderr and "Traceback" not in alone.stderr
+
+
+def test_seed_ensemble_ranks_by_probability_averaged_over_runs():
+    spec = importlib.util.spec_from_file_location("seed_ensemble", REPO / "bench/seed_ensemble.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    first = [Song("a", "", "", math.log(0.5), 1), Song("b", "", "", math.log(0.4), 1)]
+    second = [Song("c", "", "", math.log(0.45), 1), Song("b", "", "", math.log(0.4), 1)]
+    # b is second in both runs but has the highest mean probability (0.4, against 0.25 and 0.225).
+    assert bench.mean_probability([first, second], 3) == ["b", "a", "c"]
+    assert bench.mean_probability([first, second], 1) == ["b"]

@@ -15,7 +15,8 @@ from genrec.cli import parse_config
 
 STAGE_EXTRAS = {"run_pipeline.py": {"--method": 1, "--force": 0}}
 BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1, "--batches": 1, "--workers": 1,
-                "--weights": -1, "--walks": -1, "--knn": 1, "--to": 1}  # -1: one or more values, up to the next flag
+                "--weights": -1, "--walks": -1, "--knn": 1, "--to": 1,
+                "--also": -1}  # -1: one or more values, up to the next flag
 
 
 def readme_commands() -> list[str]:
