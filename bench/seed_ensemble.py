@@ -77,13 +77,18 @@ def main(cfg, extras) -> None:
     rankings.update(partner_rankings(first.bundle, knn, PopularityBaseline(first.training().songs), test, n))
     print(f"{len(test.ids)} test playlists of {test.source}; runs: "
           + "; ".join(f"{i + 1} = {model_dir}" for i, (_, model_dir) in enumerate(runs)))
+    print_report(rankings, test.truths, k)
+
+
+def print_report(rankings: dict[str, list[list[str]]], truths: list[list[str]], k: int) -> None:
+    """Each system's NDCG@k and R-precision, then every system minus the list and minus title kNN."""
     print(f"{'system':<12}{f'NDCG@{k}':>10}{'R-prec':>10}")
     for system, ranked in rankings.items():
-        scores = mean_over(per_playlist(ranked, test.truths, [k]))
+        scores = mean_over(per_playlist(ranked, truths, [k]))
         print(f"{system:<12}{scores[f'ndcg@{k}']:>10.4f}{scores['r_precision']:>10.4f}")
     for baseline in ("retrieved", "title_knn"):
         if baseline in rankings:
-            print(format_comparison(versus(rankings, test.truths, [k], baseline), k, baseline))
+            print(format_comparison(versus(rankings, truths, [k], baseline), k, baseline))
 
 
 if __name__ == "__main__":
