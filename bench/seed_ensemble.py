@@ -28,8 +28,8 @@ from config import Config  # noqa: E402
 from genrec.baselines import PopularityBaseline, read_hybrid, tuned_title_knn_of  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
-from genrec.evaluation import format_comparison, partner_rankings, split_playlists, versus  # noqa: E402
-from genrec.generator import PlaylistGenerator, Song  # noqa: E402
+from genrec.evaluation import EvalPlaylists, format_comparison, partner_rankings, split_playlists, versus  # noqa: E402
+from genrec.generator import PlaylistGenerator, Song, as_evaluated  # noqa: E402
 from genrec.metrics import mean_over, per_playlist  # noqa: E402
 
 
@@ -48,11 +48,15 @@ def mean_probability(rankings: list[list[Song]], n: int) -> list[str]:
     return sorted(total, key=lambda s: -total[s])[:n]
 
 
-def run_config(cfg: Config, output_dir: str, model_dir: str) -> Config:
-    # The model's own ranking (generate.hybrid off), as many songs and beams as the evaluation decodes.
-    return replace(cfg, run=replace(cfg.run, output_dir=output_dir, model_dir=model_dir),
-                   generate=replace(cfg.generate, num_songs=cfg.eval.num_songs, num_beams=cfg.eval.num_beams,
-                                    hybrid=False))
+def run_generator(cfg: Config, output_dir: str, model_dir: str) -> PlaylistGenerator:
+    """The generator of one run's folders, decoding as evaluate_tiger.py's model does."""
+    return PlaylistGenerator(as_evaluated(replace(cfg, run=replace(cfg.run, output_dir=output_dir,
+                                                                   model_dir=model_dir))))
+
+
+def test_split(generator: PlaylistGenerator, n: int) -> EvalPlaylists:
+    """The first n (0: all) test playlists of the run's corpus."""
+    return split_playlists(generator.cfg, "test", generator.bundle.vocab.songs).head(n)
 
 
 def main(cfg, extras) -> None:
@@ -62,15 +66,14 @@ def main(cfg, extras) -> None:
         raise ConfigError("--also OUTPUT_DIR MODEL_DIR: name at least one other run to average with")
     runs = [(cfg.run.output_dir, cfg.run.model_dir), *map(tuple, extras["also"])]
     n, k = cfg.eval.num_songs, max(cfg.eval.k_values)
-    decoded, first, test = [], None, None
-    for output_dir, model_dir in runs:
-        generator = PlaylistGenerator(run_config(cfg, output_dir, model_dir))
-        playlists = split_playlists(generator.cfg, "test", generator.bundle.vocab.songs).head(extras["playlists"])
-        if test is not None and playlists.ids != test.ids:
+    generators = [run_generator(cfg, output_dir, model_dir) for output_dir, model_dir in runs]
+    first = generators[0]
+    test = test_split(first, extras["playlists"])
+    for generator, (output_dir, _) in zip(generators[1:], runs[1:]):
+        if test_split(generator, extras["playlists"]).ids != test.ids:
             raise ConfigError(f"{output_dir} holds other test playlists than {runs[0][0]}: average runs of one "
                               "data import and split only")
-        first, test = first or generator, test or playlists
-        decoded.append(generator.generate(test.titles, progress=True))
+    decoded = [generator.generate(test.titles, progress=True) for generator in generators]
     rankings = {f"run {i + 1}": [[song.song_id for song in songs] for songs in run] for i, run in enumerate(decoded)}
     rankings["ensemble"] = [mean_probability(list(title), n) for title in zip(*decoded)]
     knn = tuned_title_knn_of(read_hybrid(first.cfg), first.training())

@@ -14,7 +14,6 @@ loses what its training titles only spell in the other script; one whose corpus 
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +24,7 @@ from genrec.cli import run_script  # noqa: E402
 from genrec.data import load_playlist_info  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
 from genrec.evaluation import split_playlists  # noqa: E402
-from genrec.generator import PlaylistGenerator  # noqa: E402
+from genrec.generator import PlaylistGenerator, as_evaluated  # noqa: E402
 from genrec.metrics import mean_over, per_playlist  # noqa: E402
 from genrec.text import fold_script  # noqa: E402
 
@@ -40,9 +39,7 @@ def add_arguments(parser) -> None:
 def main(cfg, extras) -> None:
     if extras["playlists"] < 0:
         raise ConfigError("--playlists must be at least 0")
-    # The model's own ranking (generate.hybrid off), as many songs and beams as the evaluation decodes.
-    cfg = replace(cfg, generate=replace(cfg.generate, num_songs=cfg.eval.num_songs, num_beams=cfg.eval.num_beams,
-                                        hybrid=False))
+    cfg = as_evaluated(cfg)
     generator = PlaylistGenerator(cfg)
     test = split_playlists(cfg, "test", generator.bundle.vocab.songs).head(extras["playlists"])
     written = dict(zip(*load_playlist_info(cfg.data)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -108,6 +108,13 @@ class PlaylistGenerator:
         cluster_size = len(self.bundle.vocab.songs_of(self.bundle.vocab.songs[song_id]))
         return Song(song_id, self.info.names.get(song_id, ""), self.info.singers.get(song_id, ""), score,
                     cluster_size)
+
+
+def as_evaluated(cfg: Config) -> Config:
+    """``cfg`` with the generator decoding as evaluate_tiger.py's model system does: the model's own ranking
+    (generate.hybrid off), eval.num_songs songs and eval.num_beams beams, so a bench can compare with its figures."""
+    return replace(cfg, generate=replace(cfg.generate, num_songs=cfg.eval.num_songs, num_beams=cfg.eval.num_beams,
+                                         hybrid=False))
 
 
 def format_playlist(title: str, songs: list[Song]) -> str:
