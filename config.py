@@ -257,14 +257,14 @@ class PlaylistTIGERConfig:
     neighbour_weight: float = 0.0
     """Pooled targets: also credit each training title with title kNN's votes from playlists of other, similar
     titles (kNN tuned on val, as the baseline), times this weight, beside its own playlists' song counts, so
-    rare and unseen titles get what similar titles share (genrec.neighbour_targets); 0: own playlists only.
+    rare and unseen titles get what similar titles share (genrec.train.neighbour_targets); 0: own playlists only.
     Single mode with pooled targets only (ignored otherwise, with a warning)."""
     neighbour_songs: int = 200
     """With neighbour_weight / cooccurrence_weight: keep each title's top this many songs by neighbour vote, and
     by walk score."""
     cooccurrence_weight: float = 0.0
     """Pooled targets: also walk each training title's target scores one step song -> training playlist -> song
-    (genrec.neighbour_targets.CooccurrenceWalk) and add the walk's top songs, normalised, at this weight times the
+    (genrec.train.neighbour_targets.CooccurrenceWalk) and add the walk's top songs, normalised, at this weight times the
     title's total score, so a title also learns the songs its songs' playlists share; 0: off. Single mode with
     pooled targets only (ignored otherwise, with a warning)."""
     retrieved_songs: int = 0
@@ -272,7 +272,7 @@ class PlaylistTIGERConfig:
     encoder token: its ID tokens' embeddings summed, plus a rank embedding); 0: the title alone."""
     retrieval_use: str = "input"
     """With retrieved_songs, how the model uses them: "input" (encoder tokens), "copy" (a copy head lets the
-    decoder write them out ID token by ID token, genrec.copy_head; single mode only: a sequence-mode run sets
+    decoder write them out ID token by ID token, genrec.model.copy_head; single mode only: a sequence-mode run sets
     retrieval aside, with a warning), or "both"."""
     copy_rank_prior: bool = False
     """With retrieval_use copy or both: the copy head's attention over the retrieved songs also adds a learned
@@ -286,7 +286,7 @@ class PlaylistTIGERConfig:
     retrieval_walk_weight: float = 0.0
     """With retrieved_songs: retrieve title kNN's songs after one step of the co-occurrence walk at this weight
     (its top neighbour_songs votes, plus this weight times their total spread over the songs they share training
-    playlists with; genrec.neighbour_targets.walked_knn), so the model reads and copies a list that also holds
+    playlists with; genrec.train.neighbour_targets.walked_knn), so the model reads and copies a list that also holds
     what kNN's songs' playlists agree on; 0: kNN's list as it is."""
     retrieval_vector_weight: float = 0.0
     """With retrieved_songs: the retriever's title kNN scores title similarity as (1 - this) x TF-IDF cosine + this

@@ -9,7 +9,7 @@ evaluate_rq_kmeans.py has also run, both reports are printed side by side with a
 import sys
 
 from genrec.cli import run_script
-from genrec.stage1 import evaluate_rqvae_stage
+from genrec.quantize.stage import evaluate_rqvae_stage
 
 
 def main(cfg, extras) -> None:

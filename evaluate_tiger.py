@@ -11,7 +11,7 @@ outputs/evaluation_metrics.json, outputs/evaluation_results.txt and outputs/eval
 import sys
 
 from genrec.cli import run_script
-from genrec.evaluation import evaluate_tiger_stage
+from genrec.evaluate.run import evaluate_tiger_stage
 
 
 def main(cfg, extras) -> None:

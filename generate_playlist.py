@@ -11,8 +11,8 @@ from pathlib import Path
 
 from genrec.cli import run_script
 from genrec.errors import ConfigError
-from genrec.generator import PlaylistGenerator, generate_file, one_title
-from genrec.prompt import repl
+from genrec.serve.generator import PlaylistGenerator, generate_file, one_title
+from genrec.serve.repl import repl
 
 
 def main(cfg, extras) -> None:

@@ -8,7 +8,7 @@ import json
 import sys
 
 from genrec.cli import run_script
-from genrec.corpus import build_corpus
+from genrec.corpus.build import build_corpus
 
 
 def main(cfg, extras) -> None:

@@ -13,7 +13,7 @@ import json
 import sys
 
 from genrec.cli import run_script
-from genrec.prepare import prepare
+from genrec.data.prepare import prepare
 
 
 def main(cfg, extras) -> None:

@@ -12,7 +12,7 @@ is passed to each stage unchanged.
 import sys
 
 from genrec.cli import run_script
-from genrec.pipeline import METHODS, run_pipeline, strip_pipeline_flags
+from genrec.stages import METHODS, run_pipeline, strip_pipeline_flags
 
 
 def pipeline_flags(parser) -> None:

@@ -6,7 +6,7 @@
 import sys
 
 from genrec.cli import run_script
-from genrec.stage1 import train_rq_kmeans_stage
+from genrec.quantize.stage import train_rq_kmeans_stage
 
 
 def main(cfg, extras) -> None:

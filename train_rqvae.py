@@ -9,7 +9,7 @@ and the model under models/rqvae/.
 import sys
 
 from genrec.cli import run_script
-from genrec.stage1 import train_rqvae_stage
+from genrec.quantize.stage import train_rqvae_stage
 
 
 def main(cfg, extras) -> None:

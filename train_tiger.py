@@ -10,7 +10,7 @@ import json
 import sys
 
 from genrec.cli import run_script
-from genrec.training import train
+from genrec.train.loop import train
 
 
 def main(cfg, extras) -> None:

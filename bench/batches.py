@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from genrec.cli import run_script  # noqa: E402
-from genrec.tokenizer import build_tokenizer  # noqa: E402
-from genrec.training import PadCollator, check_corpus, training_data  # noqa: E402
+from genrec.model.tokenizer import build_tokenizer  # noqa: E402
+from genrec.train.loop import PadCollator, check_corpus, training_data  # noqa: E402
 
 
 def add_arguments(parser) -> None:

@@ -21,10 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from genrec.cli import run_script  # noqa: E402
-from genrec.corpus import corpus_path, read_corpus, vocab_path  # noqa: E402
-from genrec.evaluation import decoding_settings  # noqa: E402
-from genrec.generation import decode  # noqa: E402
-from genrec.model import load_tiger, resolve_device, tiger_final_dir  # noqa: E402
+from genrec.corpus.build import corpus_path, read_corpus, vocab_path  # noqa: E402
+from genrec.evaluate.run import decoding_settings  # noqa: E402
+from genrec.decode.decoding import decode  # noqa: E402
+from genrec.model.t5 import load_tiger, resolve_device, tiger_final_dir  # noqa: E402
 
 
 def add_arguments(parser) -> None:

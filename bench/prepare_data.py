@@ -4,7 +4,7 @@
 
 Each phase runs in a fresh Python process so its peak resident memory is its own:
 - baseline: ``json.load`` of every slice, one at a time, keeping nothing (the floor for reading);
-- read: genrec.importers.read_mpd (streaming slices into song codes);
+- read: genrec.data.importers.read_mpd (streaming slices into song codes);
 - import: the whole ``prepare_data.py --prepare.source mpd`` (cleaning, item2vec, writing the folder).
 Time is extrapolated linearly in playlists. For memory the read phase also runs on the first half
 of the slices: the memory the second half added, per playlist, is the marginal cost, and since the
@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genrec.importers import mpd_slice_files  # noqa: E402
+from genrec.data.importers import mpd_slice_files  # noqa: E402
 FULL_MPD_PLAYLISTS = 1_000_000
 
 CHILD = r"""
@@ -33,10 +33,10 @@ sys.path.insert(0, {repo!r})
 phase, folder = sys.argv[1], sys.argv[2]
 started = time.perf_counter()
 if phase == "baseline":
-    from genrec.importers import mpd_slice_files, read_slice
+    from genrec.data.importers import mpd_slice_files, read_slice
     playlists, songs, rows = sum(len(read_slice(path)) for path in mpd_slice_files(folder)), 0, 0
 else:
-    from genrec.importers import read_mpd
+    from genrec.data.importers import read_mpd
     data = read_mpd(folder)
     playlists, songs, rows = len(data.ids), len(data.song_ids), data.report["rows"]
 print(json.dumps({{"seconds": time.perf_counter() - started, "playlists": playlists, "songs": songs, "rows": rows,

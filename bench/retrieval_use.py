@@ -14,7 +14,7 @@ retrieves after the co-occurrence walk (tiger.retrieval_walk_weight) is compared
 A retrieval model also gets NDCG@M on those test playlists (their catalogue songs) of its ranking, of
 its list, of the list in the model's order and of the model's songs in the list's order: whether what
 it loses or gains over its list comes from how it orders the list's songs or from which songs it keeps
-(genrec.metrics.reordered_by).
+(genrec.evaluate.metrics.reordered_by).
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genrec.baselines import TrainingPlaylists, knn_tuned_on  # noqa: E402
+from genrec.evaluate.baselines import TrainingPlaylists, knn_tuned_on  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
-from genrec.corpus import corpus_path, read_corpus, vocab_path  # noqa: E402
+from genrec.corpus.build import corpus_path, read_corpus, vocab_path  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
-from genrec.evaluation import decoding_settings  # noqa: E402
-from genrec.generation import decode  # noqa: E402
-from genrec.metrics import ndcg_score, reordered_by  # noqa: E402
-from genrec.model import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
+from genrec.evaluate.run import decoding_settings  # noqa: E402
+from genrec.decode.decoding import decode  # noqa: E402
+from genrec.evaluate.metrics import ndcg_score, reordered_by  # noqa: E402
+from genrec.model.t5 import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
 
 
 def add_arguments(parser) -> None:

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genrec import rq_kmeans  # noqa: E402
 from genrec.cli import parse_config  # noqa: E402
-from genrec.data import load_song_vectors  # noqa: E402
-from genrec.quantizer_report import average_cosine  # noqa: E402
+from genrec.data.files import load_song_vectors  # noqa: E402
+from genrec.quantize.report import average_cosine  # noqa: E402
 
 
 def sklearn_rq_kmeans(vectors: np.ndarray, levels: int, vocab_size: int, niter: int, seed: int) -> np.ndarray:

@@ -25,12 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from config import Config  # noqa: E402
-from genrec.baselines import PopularityBaseline, read_hybrid, tuned_title_knn_of  # noqa: E402
+from genrec.evaluate.baselines import PopularityBaseline, read_hybrid, tuned_title_knn_of  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
-from genrec.evaluation import EvalPlaylists, format_comparison, partner_rankings, split_playlists, versus  # noqa: E402
-from genrec.generator import PlaylistGenerator, Song, as_evaluated  # noqa: E402
-from genrec.metrics import mean_over, per_playlist  # noqa: E402
+from genrec.evaluate.run import EvalPlaylists, format_comparison, partner_rankings, split_playlists, versus  # noqa: E402
+from genrec.serve.generator import PlaylistGenerator, Song, as_evaluated  # noqa: E402
+from genrec.evaluate.metrics import mean_over, per_playlist  # noqa: E402
 
 
 def add_arguments(parser) -> None:

@@ -6,7 +6,7 @@ A single-mode model trained on pooled targets learns, for each training title, a
 songs; fitted perfectly, it ranks a seen title's songs by their target score. This prints, on the
 validation and test playlists (ground truth as evaluate_tiger.py scores it, songs outside the
 catalogue included), NDCG@K and R-precision of that ranking for each ``tiger.neighbour_weight`` in
-``--weights`` (0: pooled targets of the title's own playlists only; see genrec.neighbour_targets) and
+``--weights`` (0: pooled targets of the title's own playlists only; see genrec.train.neighbour_targets) and
 each ``tiger.cooccurrence_weight`` in ``--walks`` (the co-occurrence walk on top; 0: none),
 popularity filling the rest, beside title kNN (the evaluation's, whose votes the neighbour targets use) and,
 for each walk weight, title kNN's own list after the walk (what ``tiger.retrieval_walk_weight`` gives a
@@ -31,15 +31,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genrec.baselines import PopularityBaseline, TrainingPlaylists, knn_tuned_on, normalise_title  # noqa: E402
+from genrec.evaluate.baselines import PopularityBaseline, TrainingPlaylists, knn_tuned_on, normalise_title  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
-from genrec.corpus import corpus_path, load_vocab, read_corpus  # noqa: E402
-from genrec.evaluation import TITLE_BUCKETS, split_playlists, tuned_title_knn  # noqa: E402
-from genrec.metrics import mean_over, per_playlist  # noqa: E402
-from genrec.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
+from genrec.corpus.build import corpus_path, load_vocab, read_corpus  # noqa: E402
+from genrec.evaluate.run import TITLE_BUCKETS, split_playlists, tuned_title_knn  # noqa: E402
+from genrec.evaluate.metrics import mean_over, per_playlist  # noqa: E402
+from genrec.train.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
                                       title_scores, walked_knn)
-from genrec.retrieval import vector_mix  # noqa: E402
-from genrec.title_vectors import TitleVectorEncoder  # noqa: E402
+from genrec.model.retrieval import vector_mix  # noqa: E402
+from genrec.model.title_vectors import TitleVectorEncoder  # noqa: E402
 
 
 def add_arguments(parser) -> None:

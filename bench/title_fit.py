@@ -35,14 +35,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genrec.baselines import PopularityBaseline, TrainingPlaylists, normalise_title  # noqa: E402
+from genrec.evaluate.baselines import PopularityBaseline, TrainingPlaylists, normalise_title  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
-from genrec.corpus import corpus_path, read_corpus, vocab_path  # noqa: E402
+from genrec.corpus.build import corpus_path, read_corpus, vocab_path  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
-from genrec.evaluation import decoding_settings, split_playlists, tuned_title_knn  # noqa: E402
-from genrec.generation import decode  # noqa: E402
-from genrec.model import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
-from genrec.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
+from genrec.evaluate.run import decoding_settings, split_playlists, tuned_title_knn  # noqa: E402
+from genrec.decode.decoding import decode  # noqa: E402
+from genrec.model.t5 import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
+from genrec.train.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
                                       title_scores)
 
 BUCKETS = (("1 playlist", 1, 1), ("2-9 playlists", 2, 9), ("10+ playlists", 10, math.inf))

@@ -19,13 +19,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genrec.baselines import read_hybrid, tuned_title_knn_of  # noqa: E402
+from genrec.evaluate.baselines import read_hybrid, tuned_title_knn_of  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
-from genrec.data import load_playlist_info  # noqa: E402
+from genrec.data.files import load_playlist_info  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
-from genrec.evaluation import split_playlists  # noqa: E402
-from genrec.generator import PlaylistGenerator, as_evaluated  # noqa: E402
-from genrec.metrics import mean_over, per_playlist  # noqa: E402
+from genrec.evaluate.run import split_playlists  # noqa: E402
+from genrec.serve.generator import PlaylistGenerator, as_evaluated  # noqa: E402
+from genrec.evaluate.metrics import mean_over, per_playlist  # noqa: E402
 from genrec.text import fold_script  # noqa: E402
 
 SCRIPTS = ("simplified", "traditional")

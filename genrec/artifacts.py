@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ArtifactError
+from genrec.errors import ArtifactError
 
 MANIFEST_SUFFIX = ".manifest.json"
 

@@ -20,7 +20,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 import config as config_module
 from config import Config
 
-from .errors import ConfigError, GenrecError
+from genrec.errors import ConfigError, GenrecError
 
 log = logging.getLogger("genrec")
 
@@ -103,7 +103,7 @@ def config_as_dict(cfg: Config, groups: Sequence[str] | None = None) -> dict:
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
     """Write the resolved config beside a run's artifacts, in the format --config reads back."""
-    from .artifacts import write_text
+    from genrec.artifacts import write_text
     write_text(path, yaml.safe_dump(config_as_dict(cfg), allow_unicode=True, sort_keys=False))
 
 

@@ -59,9 +59,9 @@ def shared_dataset(name: str) -> Path:
 
 
 def synonym_title_vectors(synonyms: dict[str, str], dim: int = 64):
-    """Fake title vectors (genrec.baselines.TitleVectors): one direction per normalised title, a synonym sharing
+    """Fake title vectors (genrec.evaluate.baselines.TitleVectors): one direction per normalised title, a synonym sharing
     the direction of the title it stands for."""
-    from genrec.baselines import normalise_title
+    from genrec.evaluate.baselines import normalise_title
 
     def vectors(titles):
         rows = np.zeros((len(titles), dim), dtype=np.float32)

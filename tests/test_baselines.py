@@ -10,11 +10,11 @@ import pytest
 from config import Config
 from conftest import synonym_title_vectors
 from genrec.artifacts import write_json, write_manifest
-from genrec.baselines import (KnnParams, PopularityBaseline, TitleKNN, TrainingPlaylists, char_text, fuse, hybrid_path,
+from genrec.evaluate.baselines import (KnnParams, PopularityBaseline, TitleKNN, TrainingPlaylists, char_text, fuse, hybrid_path,
                               load_hybrid, normalise_title, tune_fusion, tune_knn)
-from genrec.corpus import CorpusRow
+from genrec.corpus.build import CorpusRow
 from genrec.errors import ArtifactError, ConfigError
-from genrec.metrics import mean_over, per_playlist
+from genrec.evaluate.metrics import mean_over, per_playlist
 
 TITLES = ["Chill Vibes!!", "chill", "Worship 🙏", "🔥🔥", "gym", "Gym Hits", "road trip"]
 SONGS = [["a", "b", "c"], ["a", "d"], ["w1", "w2"], ["f1", "f2"], ["g1", "g2", "a"], ["g1", "g3"], ["r1", "a"]]

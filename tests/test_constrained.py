@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genrec.constrained import IdTrie, TrieLogitsProcessor
-from genrec.generation import DecodingSettings, decode, recommend
+from genrec.decode.constrained import IdTrie, TrieLogitsProcessor
+from genrec.decode.decoding import DecodingSettings, decode, recommend
 from tiny_tiger import TITLES, tiny_bundle
 
 

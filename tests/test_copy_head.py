@@ -5,8 +5,8 @@ import torch
 from transformers import T5Config
 
 from conftest import run_stage
-from genrec.copy_head import copy_targets
-from genrec.model import TigerT5
+from genrec.model.copy_head import copy_targets
+from genrec.model.t5 import TigerT5
 
 EOS = 1
 # Three retrieved songs of two-token IDs: two share the first token.

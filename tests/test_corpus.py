@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from conftest import TINY_DEMO, run_stage
-from genrec.corpus import CorpusRow, read_corpus, write_corpus
+from genrec.corpus.build import CorpusRow, read_corpus, write_corpus
 from genrec.errors import DataError
-from genrec.id_tokens import SemanticIdVocab
+from genrec.corpus.id_tokens import SemanticIdVocab
 from genrec.text import clean_title, fold_script
-from genrec.tokenizer import train_title_tokenizer
+from genrec.model.tokenizer import train_title_tokenizer
 
 
 @pytest.fixture(scope="module")

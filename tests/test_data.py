@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from config import DataConfig
-from genrec.data import load_playlists, load_song_info, load_song_vectors, restrict_to_catalogue
+from genrec.data.files import load_playlists, load_song_info, load_song_vectors, restrict_to_catalogue
 from genrec.errors import DataError
 
 

@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from conftest import run_stage
-from genrec.demo import generate_demo
+from genrec.data.demo import generate_demo
 
 
 def test_same_seed_same_data_other_seed_other_data():

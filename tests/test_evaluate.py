@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO, TINY_DEMO, TINY_MODEL, run_stage
 from conftest import TINY_EVAL as EVAL
-from genrec.generator import Song
+from genrec.serve.generator import Song
 
 SYSTEMS = {"model", "model_unconstrained", "hybrid", "popularity", "title_knn"}
 

@@ -13,8 +13,8 @@ import yaml
 from config import SplitConfig
 from genrec.cli import parse_config
 from genrec.errors import DataError
-from genrec.importers import read_csv_source, read_mpd
-from genrec.split import assign_splits
+from genrec.data.importers import read_csv_source, read_mpd
+from genrec.data.split import assign_splits
 from genrec.text import clean_title
 from tests.conftest import run_stage, shared_dataset
 

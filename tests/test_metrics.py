@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from genrec.metrics import (artist_r_precision, bleu4, coverage, duplicate_rate, id_f1, lcs_length, mean_over,
+from genrec.evaluate.metrics import (artist_r_precision, bleu4, coverage, duplicate_rate, id_f1, lcs_length, mean_over,
                             paired_difference, per_playlist, popularity_buckets, ranking_metrics, reordered_by,
                             rouge_l, sequence_metrics, share_in)
 

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import TINY_DEMO, run_stage
-from genrec.baselines import KnnParams, TitleKNN, TrainingPlaylists
-from genrec.evaluation import notes
-from genrec.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, neighbour_paths, own_counts, smoothed_scores,
+from genrec.evaluate.baselines import KnnParams, TitleKNN, TrainingPlaylists
+from genrec.evaluate.run import notes
+from genrec.train.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, neighbour_paths, own_counts, smoothed_scores,
                                       title_scores, walked_knn, walked_scores)
-from genrec.pooled_targets import pool_examples
+from genrec.train.pooled_targets import pool_examples
 
 PLAYLISTS = TrainingPlaylists(
     titles=["Rock", "rock!", "rock anthems", "classic rock", "sleep"],

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage
-from genrec.generation import expand_ids
-from genrec.id_tokens import SemanticIdVocab
+from genrec.decode.decoding import expand_ids
+from genrec.corpus.id_tokens import SemanticIdVocab
 
 FLAGS = [*TINY_DEMO, *TINY_MODEL, *TINY_EVAL, "--generate.num_songs", "5", "--generate.num_beams", "8"]
 

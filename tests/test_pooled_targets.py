@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-from genrec.pooled_targets import PooledCollator, pool_examples, pooled_loss
+from genrec.train.pooled_targets import PooledCollator, pool_examples, pooled_loss
 
 # Two titles; title A has song path (5, 7, 1) three times and (5, 8, 1) once; title B one pair.
 INPUTS = [[10, 11, 1]] * 4 + [[12, 1]]

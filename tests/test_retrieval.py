@@ -9,16 +9,16 @@ import torch
 from transformers import T5Config
 
 from conftest import TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage, synonym_title_vectors
-from genrec.baselines import TitleKNN, TrainingPlaylists
-from genrec.corpus import CorpusRow
+from genrec.evaluate.baselines import TitleKNN, TrainingPlaylists
+from genrec.corpus.build import CorpusRow
 from genrec.errors import ArtifactError, ConfigError
-from genrec.generation import DecodingSettings, decode
-from genrec.id_tokens import SemanticIdVocab
-from genrec.model import TITLE_VECTORS_FILE, TigerT5, load_tiger
-from genrec.pooled_targets import pool_examples
-from genrec.neighbour_targets import CooccurrenceWalk, walked_knn
-from genrec.retrieval import RETRIEVAL_FILE, RetrievalSetup, WalkParams, fold_of, load_retriever
-from genrec.title_vectors import encoder_text
+from genrec.decode.decoding import DecodingSettings, decode
+from genrec.corpus.id_tokens import SemanticIdVocab
+from genrec.model.t5 import TITLE_VECTORS_FILE, TigerT5, load_tiger
+from genrec.train.pooled_targets import pool_examples
+from genrec.train.neighbour_targets import CooccurrenceWalk, walked_knn
+from genrec.model.retrieval import RETRIEVAL_FILE, RetrievalSetup, WalkParams, fold_of, load_retriever
+from genrec.model.title_vectors import encoder_text
 
 TITLES = ["rock", "rock anthems", "classic rock", "chill", "chill vibes", "sleep"]
 

@@ -7,9 +7,9 @@ import pytest
 
 from config import SongRQKMeansConfig
 from conftest import run_stage
-from genrec import rq_kmeans
+from genrec.quantize import rq_kmeans
 from genrec.errors import ConfigError
-from genrec.quantizer_report import quantizer_report
+from genrec.quantize.report import quantizer_report
 
 
 def clustered_vectors(n=800, dim=8, seed=0):

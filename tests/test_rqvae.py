@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from config import Config, SongRQVAEConfig
-from genrec import rqvae, stage1
-from genrec.demo import generate_demo
+from genrec.quantize import rqvae
+from genrec.quantize import stage as stage1
+from genrec.data.demo import generate_demo
 from genrec.errors import ArtifactError
-from genrec.quantizer_report import level_usage_and_perplexity, report_path
-from genrec.semantic_ids import read_semantic_ids, semantic_ids_path
+from genrec.quantize.report import level_usage_and_perplexity, report_path
+from genrec.quantize.semantic_ids import read_semantic_ids, semantic_ids_path
 from conftest import run_stage
 
 CPU = torch.device("cpu")
@@ -55,7 +56,7 @@ def test_default_training_on_demo_data_does_not_collapse(demo_vectors):
 def test_collapse_is_detected_and_warned(small_vectors, caplog):
     # Random codebooks and no dead-code reset: the setting in which public ports put every song on one code.
     cfg = small_config(codebook_init="random", dead_code_epochs=0)
-    with caplog.at_level(logging.WARNING, logger="genrec.rqvae"):
+    with caplog.at_level(logging.WARNING, logger="genrec.quantize.rqvae"):
         trained = rqvae.train_rqvae(small_vectors, cfg, seed=42, device=CPU)
     assert trained.collapsed, "a collapsed run must be reported"
     usage, _ = level_usage_and_perplexity(trained.codes, cfg.vocab_size)

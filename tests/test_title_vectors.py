@@ -5,9 +5,9 @@ import torch
 
 from conftest import TINY_DEMO, TINY_MODEL, run_stage
 from genrec.errors import ConfigError
-from genrec.generation import DecodingSettings, decode
-from genrec.model import load_tiger
-from genrec.title_vectors import TitleVectorEncoder, encoder_folder
+from genrec.decode.decoding import DecodingSettings, decode
+from genrec.model.t5 import load_tiger
+from genrec.model.title_vectors import TitleVectorEncoder, encoder_folder
 
 
 def test_packaged_encoder_puts_related_titles_closer_than_unrelated_ones():

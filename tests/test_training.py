@@ -15,9 +15,9 @@ import torch
 
 from conftest import REPO, TINY_DEMO, run_stage
 from genrec.errors import ArtifactError
-from genrec.model import load_tiger
-from genrec.retrieval import RETRIEVAL_FILE
-from genrec.training import hide_titles, titles_merged_by_cutting
+from genrec.model.t5 import load_tiger
+from genrec.model.retrieval import RETRIEVAL_FILE
+from genrec.train.loop import hide_titles, titles_merged_by_cutting
 
 # A model of a few thousand parameters: seconds per run on 2 cores.
 TINY_MODEL = ["--tiger.d_model", "32", "--tiger.d_kv", "8", "--tiger.num_heads", "4", "--tiger.d_ff", "64",

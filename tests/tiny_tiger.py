@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-from genrec.id_tokens import SemanticIdVocab
-from genrec.tokenizer import add_id_tokens, train_title_tokenizer
+from genrec.corpus.id_tokens import SemanticIdVocab
+from genrec.model.tokenizer import add_id_tokens, train_title_tokenizer
 
 TITLES = ["summer beach", "late night drive", "worship", "夏日海边", "gym hits", "rainy day", "road trip 🚗"]
 

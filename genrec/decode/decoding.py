@@ -1,0 +1,199 @@
+"""Decoding titles into songs with a trained TIGER model: shared by the evaluation and the generator.
+
+Single mode (one ID per example): beam search with ``num_beams >= num_songs`` returns ``num_songs``
+sequences of one ID each, ranked by sequence score; under the trie every one is a real song and the
+beams are distinct token sequences, so the songs are distinct (suffix IDs) by construction.
+Sequence mode: one long sequence per title, the trie resetting at each song boundary and banning
+songs already generated; songs are ranked by their position.
+
+With ``collision_strategy=cluster`` an ID names a group of songs; :func:`expand_ids` picks one song
+per ID (the original's cluster expansion): the one most popular in training under beam search or
+greedy decoding, a popularity-weighted draw from a seeded ``rng`` when sampling. The evaluation and
+the generator both use it, so song-level metrics score what the generator shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+from transformers import LogitsProcessorList
+
+from genrec.decode.constrained import IdTrie, TrieLogitsProcessor
+from genrec.corpus.id_tokens import SemanticIdVocab
+from genrec.model.t5 import title_inputs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodingSettings:
+    """How titles are decoded; EvalConfig and GenerateConfig both map onto it."""
+
+    num_songs: int = 20
+    num_beams: int = 50
+    """Single mode: beam width (raised to num_songs). Sequence mode: beams over whole playlists."""
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    min_songs: int = 1
+    """Sequence mode: songs before </s> is allowed (the evaluation asks for num_songs)."""
+    unique: bool = True
+    """Sequence mode: never repeat a song within one playlist."""
+    batch_size: int = 16
+
+
+@dataclass
+class Decoded:
+    """One title's decoding: the ranked songs, and what the raw output held."""
+
+    songs: list[tuple[str, float]]
+    ids: list[tuple[str, ...]] = field(default_factory=list)
+    """Every generated ID, in rank order, valid or not, repeats included."""
+    invalid: int = 0
+    """Generated IDs (or trailing partial IDs) that name no song."""
+    duplicates: int = 0
+    """Valid IDs that repeat an earlier one of the same title."""
+    partial: int = 0
+    """Outputs that ended inside an ID (counted in ``invalid`` too)."""
+
+    @property
+    def generated(self) -> int:
+        """Everything the model emitted, counted in IDs (a trailing partial ID counts as one)."""
+        return len(self.ids) + self.partial
+
+
+def build_trie(bundle) -> IdTrie:
+    """The trie for a loaded model, cached on the bundle (building it walks the whole vocabulary once)."""
+    trie = getattr(bundle, "_id_trie", None)
+    if trie is None:
+        trie = IdTrie.from_vocab(bundle.vocab, bundle.tokenizer)
+        bundle._id_trie = trie
+    return trie
+
+
+def recommend(bundle, titles: Sequence[str], num_songs: int, settings: DecodingSettings | None = None,
+              constrained: bool = True, popularity: dict[str, int] | None = None,
+              progress: bool = False) -> list[list[tuple[str, float]]]:
+    """Ranked (song_id, score) lists, one per title; ``popularity`` orders cluster members."""
+    settings = settings or DecodingSettings()
+    settings = DecodingSettings(**{**settings.__dict__, "num_songs": num_songs})
+    return [d.songs for d in decode(bundle, titles, settings, constrained, popularity, progress)]
+
+
+def decode(bundle, titles: Sequence[str], settings: DecodingSettings, constrained: bool = True,
+           popularity: dict[str, int] | None = None, progress: bool = False,
+           rng: random.Random | None = None) -> list[Decoded]:
+    """Decode every title in batches; see the module docstring for the two target modes."""
+    results: list[Decoded] = []
+    batches = range(0, len(titles), settings.batch_size)
+    for start in tqdm(batches, desc="decoding", unit="batch", disable=not progress):
+        batch = list(titles[start:start + settings.batch_size])
+        results.extend(_decode_batch(bundle, batch, settings, constrained, popularity, rng))
+    return results
+
+
+def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constrained: bool,
+                  popularity: dict[str, int] | None, rng: random.Random | None) -> list[Decoded]:
+    model, tokenizer, vocab = bundle.model, bundle.tokenizer, bundle.vocab
+    single = bundle.target_mode == "single"
+    id_length = vocab.id_length
+    num_songs = min(settings.num_songs, len(vocab.by_tokens)) if single else settings.num_songs
+    encoded = title_inputs(model, tokenizer, titles, bundle.max_input_length, bundle.title_encoder, bundle.retriever)
+    kwargs = dict(max_new_tokens=id_length + 1 if single else num_songs * id_length + 1,
+                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                  return_dict_in_generate=True, output_scores=True)
+    if settings.do_sample:
+        kwargs.update(do_sample=True, num_beams=1, temperature=settings.temperature, top_p=settings.top_p)
+    else:
+        kwargs.update(do_sample=False, num_beams=max(settings.num_beams, num_songs if single else 1))
+    kwargs["num_return_sequences"] = num_songs if single else 1
+    if single and kwargs["num_beams"] > 1:
+        kwargs["length_penalty"] = 0.0  # rank by total log-probability
+    min_songs = 1 if single else min(settings.min_songs, num_songs)
+    if constrained:
+        processor = TrieLogitsProcessor(build_trie(bundle), tokenizer.eos_token_id, tokenizer.pad_token_id,
+                                        max_songs=1 if single else num_songs, min_songs=min_songs,
+                                        unique=settings.unique and not single)
+        kwargs["logits_processor"] = LogitsProcessorList([processor])
+    else:
+        kwargs["min_new_tokens"] = min_songs * id_length
+    with torch.no_grad():
+        out = model.generate(**encoded, **kwargs)
+    scores = _sequence_scores(model, out, kwargs)
+    per_title = kwargs["num_return_sequences"]
+    sequences = out.sequences[:, 1:].tolist()  # drop the decoder start token
+    results = []
+    for i in range(len(titles)):
+        rows = range(i * per_title, (i + 1) * per_title)
+        ranked = sorted(rows, key=lambda r: -scores[r]) if single else list(rows)
+        ids: list[tuple[str, ...]] = []
+        id_scores: list[float] = []
+        partials = 0
+        for r in ranked:
+            chunks, partial = split_ids(tokenizer, sequences[r], id_length)
+            partials += partial
+            for chunk in chunks:
+                ids.append(chunk)
+                # Sequence mode ranks by position; single mode by the beam's score.
+                id_scores.append(scores[r] if single else -float(len(ids)))
+        results.append(_collect(vocab, ids, id_scores, partials, num_songs, popularity, rng))
+    return results
+
+
+def _sequence_scores(model, out, kwargs) -> list[float]:
+    if getattr(out, "sequences_scores", None) is not None:
+        return out.sequences_scores.tolist()
+    transition = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+    transition = torch.nan_to_num(transition, neginf=0.0)
+    return transition.sum(dim=1).tolist()
+
+
+def split_ids(tokenizer, token_ids: list[int], id_length: int) -> tuple[list[tuple[str, ...]], int]:
+    """Generated tokens up to ``</s>``, cut into ID-sized chunks; the count of a trailing partial ID.
+
+    Only ``</s>`` ends the output (generate() pads after it); a pad the model emits itself is junk
+    and makes its chunk invalid.
+    """
+    kept = []
+    for token in token_ids:
+        if token == tokenizer.eos_token_id:
+            break
+        kept.append(token)
+    tokens = tokenizer.convert_ids_to_tokens(kept)
+    whole = len(tokens) - len(tokens) % id_length
+    chunks = [tuple(tokens[i:i + id_length]) for i in range(0, whole, id_length)]
+    return chunks, int(whole != len(tokens))
+
+
+def _collect(vocab: SemanticIdVocab, ids: list[tuple[str, ...]], scores: list[float], partial: int,
+             num_songs: int, popularity: dict[str, int] | None, rng: random.Random | None) -> Decoded:
+    seen_ids: set[tuple[str, ...]] = set()
+    invalid, duplicates = partial, 0
+    kept: list[tuple[tuple[str, ...], float]] = []
+    for tokens, score in zip(ids, scores):
+        if not vocab.songs_of(tokens):
+            invalid += 1
+        elif tokens in seen_ids:
+            duplicates += 1
+        else:
+            seen_ids.add(tokens)
+            kept.append((tokens, score))
+    return Decoded(expand_ids(vocab, kept, num_songs, popularity, rng), ids, invalid, duplicates, partial)
+
+
+def expand_ids(vocab: SemanticIdVocab, ids: list[tuple[tuple[str, ...], float]], num_songs: int,
+               popularity: dict[str, int] | None = None, rng: random.Random | None = None) -> list[tuple[str, float]]:
+    """One song per distinct ranked ID: its only song (suffix IDs) or one of its cluster (see module doc)."""
+    popularity = popularity or {}
+    songs: list[tuple[str, float]] = []
+    for tokens, score in ids[:num_songs]:
+        members = vocab.songs_of(tokens)
+        weights = [popularity.get(s, 0) + 1 for s in members]
+        song = rng.choices(members, weights)[0] if rng else members[weights.index(max(weights))]
+        songs.append((song, score))
+    return songs

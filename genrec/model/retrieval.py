@@ -1,0 +1,181 @@
+"""Retrieval augmentation: title kNN's top songs for a title, which the model reads or copies beside the title.
+
+Title kNN (genrec.evaluate.baselines) is strong on playlist data because titles repeat, while a small
+generative model struggles to memorise which of thousands of songs go with each title. With
+``tiger.retrieved_songs = M`` the model also gets kNN's top M songs for the title, to read (as encoder
+tokens, see ``TigerT5.input_embeddings``), to copy (genrec.model.copy_head) or both (``tiger.retrieval_use``),
+and learns which to keep, how to reorder them and what to add. With ``tiger.retrieval_walk_weight``
+the list is kNN's after one step of the co-occurrence walk over the same training playlists
+(genrec.train.neighbour_targets.walked_knn), which adds the songs kNN's songs share playlists with. With
+``tiger.retrieval_vector_weight`` w, kNN's title similarity mixes in the title encoder's cosine
+(``(1 - w) * TF-IDF + w * vectors``), so a title also finds playlists whose titles mean the same in other words.
+
+No leakage: a training example must not find its own playlist's songs among its inputs, or the model
+learns to copy lists that at test time do not hold the answer. Training playlists are split into
+``tiger.retrieval_folds`` folds by a hash of their id, and a title in fold f retrieves from a kNN
+fitted on the other folds only (cross-fitting). Validation, test and the generator retrieve from
+all training playlists. The kNN parameters are tuned on validation playlists, as the evaluated
+``title_knn`` baseline's are.
+
+``retrieval.json`` in the model folder records what inference needs, so a model folder generates on
+its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm", "vector_weight"}, "walk": {"weight", "songs"},
+"playlists": {"ids": [...], "titles": [...], "songs": [[song id, ...], ...]}}`` (the training playlists
+the index is fitted on; files without ``walk`` or ``vector_weight`` predate them and retrieve without them;
+a non-zero ``vector_weight`` needs the model's title encoder, whose vectors of those titles the model folder
+keeps beside it, genrec.model.t5.TITLE_VECTORS_FILE).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from transformers import PreTrainedTokenizerBase
+
+from genrec.artifacts import write_json
+from genrec.evaluate.baselines import KnnParams, TitleKNN, TitleVectors, TrainingPlaylists, knn_tuned_on
+from genrec.corpus.build import CorpusRow
+from genrec.errors import ArtifactError, ConfigError
+from genrec.corpus.id_tokens import SemanticIdVocab
+from genrec.train.neighbour_targets import CooccurrenceWalk, walked_knn
+from genrec.model.title_vectors import TitleVectorEncoder
+
+log = logging.getLogger(__name__)
+
+RETRIEVAL_FILE = "retrieval.json"
+
+
+def fold_of(playlist_id: str, folds: int) -> int:
+    """A playlist's cross-fitting fold: stable across runs and machines."""
+    return zlib.crc32(playlist_id.encode("utf-8")) % folds
+
+
+Retrieved = tuple[tuple[int, ...], ...]
+"""One title's retrieved songs: ``songs`` tuples of id_length ID token ids, best first."""
+
+
+@dataclass(frozen=True)
+class WalkParams:
+    """The co-occurrence walk on kNN's list (``tiger.retrieval_walk_weight``; weight 0: kNN's list as it is)."""
+    weight: float = 0.0
+    songs: int = 200
+
+
+class SongRetriever:
+    """Title -> the ID token ids of kNN's top ``songs`` songs (walked, with a walk weight).
+
+    Titles repeat (one row per (title, song) pair in single mode), so each distinct title's tuple is
+    built once and shared by its rows: with many retrieved songs, copies would take gigabytes.
+    """
+
+    def __init__(self, knn: TitleKNN, songs: int, token_ids: dict[str, tuple[int, ...]],
+                 walk: WalkParams = WalkParams()):
+        self.knn, self.songs, self.token_ids, self.walk = knn, songs, token_ids, walk
+        self.cooccurrence = CooccurrenceWalk(knn) if walk.weight else None
+
+    def rank(self, titles: Sequence[str]) -> list[list[str]]:
+        """The retrieved song ids per title, best first."""
+        if not titles:
+            return []
+        if self.cooccurrence is None:
+            return self.knn.recommend(titles, self.songs)
+        return walked_knn(self.knn, self.cooccurrence, titles, self.walk.weight, self.walk.songs, self.songs)
+
+    def __call__(self, titles: Sequence[str]) -> list[Retrieved]:
+        distinct = sorted(set(titles))
+        lists = {title: tuple(self.token_ids[song] for song in songs)
+                 for title, songs in zip(distinct, self.rank(distinct))}
+        return [lists[title] for title in titles]
+
+
+def vector_mix(weight: float, title_encoder: TitleVectorEncoder | None) -> tuple[float, TitleVectors | None]:
+    """The retriever's title-vector weight and vectors (``tiger.retrieval_vector_weight``): without a title
+    encoder, TF-IDF alone (0, None), so a preset that mixes in vectors still runs with the encoder off."""
+    if not (weight and title_encoder):
+        return 0.0, None
+    return weight, title_encoder.array
+
+
+def song_token_ids(vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase) -> dict[str, tuple[int, ...]]:
+    return {song: tuple(tokenizer.convert_tokens_to_ids(list(tokens))) for song, tokens in vocab.songs.items()}
+
+
+def check_enough_songs(playlists: TrainingPlaylists, songs: int) -> None:
+    """A kNN over these playlists must always fill ``songs`` slots (else a clear error)."""
+    distinct = len({song for ranked in playlists.songs for song in ranked})
+    if distinct < songs:
+        raise ConfigError(f"tiger.retrieved_songs={songs} is more than the {distinct} distinct songs of "
+                          f"{len(playlists.titles)} training playlists to retrieve from")
+
+
+def fitted_knn(playlists: TrainingPlaylists, params: KnnParams, songs: int,
+               title_vectors: TitleVectors | None = None) -> TitleKNN:
+    check_enough_songs(playlists, songs)
+    return TitleKNN(params, title_vectors).fit(playlists.titles, playlists.songs)
+
+
+class RetrievalSetup:
+    """What training needs: kNN parameters tuned on validation, full and cross-fitted retrieval."""
+
+    def __init__(self, train_rows: Sequence[CorpusRow], val_rows: Sequence[CorpusRow], songs: int, folds: int,
+                 vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase, tuning_cutoff: int,
+                 walk: WalkParams = WalkParams(), vector_weight: float = 0.0,
+                 title_vectors: TitleVectors | None = None):
+        self.playlists = TrainingPlaylists.from_corpus(train_rows)
+        self.songs, self.folds, self.walk, self.title_vectors = songs, folds, walk, title_vectors
+        self.token_ids = song_token_ids(vocab, tokenizer)
+        check_enough_songs(self.playlists, songs)
+        knn = knn_tuned_on(self.playlists, val_rows, tuning_cutoff, vector_weight, title_vectors)
+        self.params = knn.params
+        self.full = SongRetriever(knn, songs, self.token_ids, walk)
+
+    def cross_fitted(self, rows: Sequence[CorpusRow]) -> list[Retrieved]:
+        """Each training row's retrieved songs, from the training playlists outside its fold (the walk too)."""
+        row_folds = [fold_of(row.playlist_id, self.folds) for row in rows]
+        playlist_folds = [fold_of(pid, self.folds) for pid in self.playlists.ids]
+        out: list[Retrieved] = [() for _ in rows]
+        for fold in sorted(set(row_folds)):
+            others = [i for i, f in enumerate(playlist_folds) if f != fold]
+            if not others:
+                raise ConfigError(f"every training playlist falls in one of tiger.retrieval_folds={self.folds} "
+                                  "folds, leaving none to retrieve from: add playlists")
+            knn = fitted_knn(self.playlists.subset(others), self.params, self.songs, self.title_vectors)
+            members = [i for i, f in enumerate(row_folds) if f == fold]
+            retrieved = SongRetriever(knn, self.songs, self.token_ids, self.walk)([rows[i].input_text for i in members])
+            for i, songs in zip(members, retrieved):
+                out[i] = songs
+        log.info("retrieval: %d songs per title, kNN %s, walk %s, %d cross-fitting folds", self.songs, self.params,
+                 self.walk, self.folds)
+        return out
+
+    def save(self, folder: Path) -> None:
+        p = self.playlists
+        write_json(folder / RETRIEVAL_FILE, {"songs": self.songs, "title_knn": asdict(self.params),
+                                             "walk": asdict(self.walk),
+                                             "playlists": {"ids": p.ids, "titles": p.titles, "songs": p.songs}})
+
+
+def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase,
+                   title_vectors: TitleVectors | None = None) -> SongRetriever:
+    """The retriever a model folder was trained with, fitted on its recorded training playlists
+    (``title_vectors``: the model's title encoder, which a non-zero vector weight needs)."""
+    path = folder / RETRIEVAL_FILE
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        playlists = TrainingPlaylists(**payload["playlists"])
+        params, songs = KnnParams(**payload["title_knn"]), int(payload["songs"])
+        walk = WalkParams(**payload.get("walk", {}))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ArtifactError(f"{path} is missing or unreadable ({err}): rerun train_tiger.py") from None
+    unknown = {song for ranked in playlists.songs for song in ranked if song not in vocab.songs}
+    if unknown:
+        raise ArtifactError(f"{path} names {len(unknown)} songs without a semantic ID: rerun train_tiger.py")
+    if params.vector_weight and title_vectors is None:
+        raise ArtifactError(f"{path}: the retriever mixes in title vectors (vector_weight {params.vector_weight:g}) "
+                            "but the model has no title encoder: rerun train_tiger.py")
+    return SongRetriever(fitted_knn(playlists, params, songs, title_vectors), songs, song_token_ids(vocab, tokenizer),
+                         walk)

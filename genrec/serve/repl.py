@@ -1,0 +1,124 @@
+"""The interactive prompt (the original's REPL): type a title, get a numbered playlist.
+
+Line editing and history come from readline where the platform has it (history is kept in
+``logs/generate_history``). Commands start with ``:`` so that any title, even one that looks like a
+word such as "help", is still a title. ``exit``/``quit``, Ctrl-D and Ctrl-C leave cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from genrec.serve.generator import GenerateOptions, PlaylistGenerator, format_playlist, playlist_record
+from genrec.text import clean_title
+
+HELP = """Type a playlist title or a mood, e.g. "late night drive" or "夏日海边", and press Enter.
+输入歌单标题或心情（如「夏日海边」），按回车生成歌单。
+Commands / 命令:
+  :n 30          songs per playlist / 歌曲数量
+  :sample        sample songs (varied) / 随机采样
+  :beam          beam search (most likely songs) / 束搜索
+  :temp 0.8      sampling temperature / 采样温度
+  :top_p 0.9     nucleus sampling threshold / 核采样阈值
+  :seed 7        seed for reproducible playlists / 随机种子
+  :hybrid        toggle the evaluated hybrid (model + kNN) / 切换混合推荐
+  :json          toggle JSON output / 切换 JSON 输出
+  :settings      show the current settings / 查看当前设置
+  :help          this help / 帮助
+  exit, quit, Ctrl-D   leave / 退出"""
+
+PROMPT = "title / 歌单标题> "
+EXIT_WORDS = {"exit", "quit", ":q", ":quit", ":exit", "退出"}
+
+# command -> (field, parser, check, message when the check fails)
+SETTERS: dict[str, tuple[str, Callable, Callable, str]] = {
+    ":n": ("num_songs", int, lambda v: 1 <= v <= 500, "a whole number from 1 to 500"),
+    ":temp": ("temperature", float, lambda v: 0 < v <= 10, "a number above 0 (e.g. 0.8)"),
+    ":top_p": ("top_p", float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    ":seed": ("seed", int, lambda v: v >= 0, "a whole number >= 0"),
+}
+
+
+def enable_history(history_file: Path) -> None:
+    """Arrow-key editing and history across sessions, when readline is available."""
+    try:
+        import readline
+    except ImportError:  # Windows without pyreadline: plain input() still works.
+        return
+    import atexit
+
+    history_file.parent.mkdir(parents=True, exist_ok=True)
+    if history_file.exists():
+        readline.read_history_file(history_file)
+    readline.set_history_length(1000)
+    atexit.register(readline.write_history_file, history_file)
+
+
+def run_command(line: str, options: GenerateOptions, state: dict) -> tuple[GenerateOptions, str]:
+    """Apply a ``:command``; return the new options and what to tell the user."""
+    name, _, arg = line.partition(" ")
+    name, arg = name.lower(), arg.strip()
+    if name == ":help":
+        return options, HELP
+    if name == ":settings":
+        return options, describe(options, state)
+    if name == ":sample":
+        return replace(options, do_sample=True), "sampling on / 已切换为随机采样"
+    if name == ":beam":
+        return replace(options, do_sample=False), "beam search on / 已切换为束搜索"
+    if name == ":hybrid":
+        options = replace(options, hybrid=not options.hybrid)
+        return options, f"hybrid {'on' if options.hybrid else 'off'} / 混合推荐{'开' if options.hybrid else '关'}"
+    if name == ":json":
+        state["json"] = not state.get("json", False)
+        return options, f"JSON output {'on' if state['json'] else 'off'}"
+    if name in SETTERS:
+        field, parse, check, expected = SETTERS[name]
+        try:
+            value = parse(arg)
+        except ValueError:
+            value = None
+        if value is None or not check(value):
+            return options, f"{name} needs {expected} (got {arg!r}) / 参数无效"
+        return replace(options, **{field: value}), f"{field} = {value}"
+    return options, f"unknown command {name}; type :help / 未知命令，输入 :help 查看帮助"
+
+
+def describe(options: GenerateOptions, state: dict) -> str:
+    mode = f"sampling (temperature {options.temperature}, top_p {options.top_p})" if options.do_sample \
+        else f"beam search ({max(options.num_beams, options.num_songs)} beams)"
+    return (f"{options.num_songs} songs, {mode}, seed {options.seed}, hybrid {'on' if options.hybrid else 'off'}, "
+            f"JSON {'on' if state.get('json') else 'off'}")
+
+
+def repl(generator: PlaylistGenerator, history_file: Path, read: Callable[[str], str] = input,
+         write: Callable[[str], None] = print) -> None:
+    enable_history(history_file)
+    state: dict = {"json": False}
+    write("generate_playlist: type a title, :help for commands, exit to leave. / 输入标题生成歌单，:help 查看命令，exit 退出。")
+    while True:
+        try:
+            line = read(PROMPT)
+        except (EOFError, KeyboardInterrupt):
+            write("\nbye / 再见")
+            return
+        text = clean_title(line)
+        if not text:
+            continue
+        if text.lower() in EXIT_WORDS:
+            write("bye / 再见")
+            return
+        if text.startswith(":"):
+            generator.options, message = run_command(text, generator.options, state)
+            write(message)
+            continue
+        try:
+            songs = generator.generate([text])[0]
+        except KeyboardInterrupt:
+            write("(cancelled / 已取消)")
+            continue
+        write(json.dumps(playlist_record(text, songs), ensure_ascii=False) if state["json"]
+              else format_playlist(text, songs))
