@@ -1,37 +1,40 @@
-"""One configuration module for every stage of the pipeline.
+"""One configuration module for every stage of the pipeline: the option groups, their rules, reading and saving.
 
-Each group is a dataclass; every field can be set on the command line as ``--group.field value``
-or in a YAML/JSON file given with ``--config FILE`` (command line wins over file, file over
-defaults). ``python any_stage.py --help`` lists every field with its default and help text.
+Each group is a dataclass; every field can be set on the command line as ``--group.field value`` or in a
+YAML/JSON file given with ``--config FILE`` (command line wins over file, file over defaults). A script's
+``--help`` lists the groups that script reads; ``docs/options.md`` lists them all (``python
+-m genrec.options_doc`` writes it from this module).
 
-Importing this module has no side effects: it only defines dataclasses. Parsing and validation
-live in :mod:`genrec.cli`.
+Importing this module has no side effects: it defines the groups, the rules that :func:`validate` applies,
+the renamed and removed option names (:data:`RENAMED`, :data:`REMOVED`), and :func:`save_config` /
+:func:`load_config`, which write and read the resolved config kept beside a run's artifacts.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
 from dataclasses import dataclass, field
 
 
 @dataclass
 class RunConfig:
-    """Where artifacts go, and the seed every stage derives its randomness from."""
+    """Where artifacts go, the seed, the device."""
 
     output_dir: str = "outputs"
     """Folder for corpus files, semantic IDs, reports and evaluation results."""
     model_dir: str = "models"
-    """Folder for trained quantizers and the T5 model."""
-    log_dir: str = "logs"
-    """Folder for one log file per script."""
+    """Folder for trained quantizers and the T5 model (--model)."""
     seed: int = 42
-    """Seed for every random choice (sampling, initialisation, shuffling)."""
+    """Seed for every random choice (sampling, initialisation, shuffling) (--seed)."""
     device: str = "auto"
-    """'auto' (GPU when present), 'cpu' or 'cuda'."""
+    """'auto' (GPU when present, for training, decoding and faiss), 'cpu' or 'cuda'."""
 
 
 @dataclass
 class DataConfig:
-    """The four input files (CSV or TSV by extension, UTF-8 with or without BOM, .gz accepted)."""
+    """The four input files (CSV or TSV by extension, UTF-8 with or without BOM, .gz accepted) and their columns."""
 
     song_vector_file: str = "data/demo/song_vectors.csv"
     """Song vectors: header row, first column song id, then input_dim floats."""
@@ -44,17 +47,15 @@ class DataConfig:
     split_file: str = "data/demo/playlist_split.csv"
     """Playlist split written by prepare_data.py (playlist_id, split); a hash split is used when absent."""
     input_dim: int = 100
-    """Width of the song vectors."""
+    """Width of the song vectors (an import learns vectors of this width)."""
     playlist_id_column: str = "glid"
     """Playlist id column in the playlist info file."""
     title_column: str = "listname"
     """Title column in the playlist info file."""
     membership_playlist_column: str = "special_gid"
     """Playlist id column in the playlist-song file."""
-    membership_song_column: str = "mixsongid"
-    """Song id column in the playlist-song file."""
     song_id_column: str = "mixsongid"
-    """Song id column in the song info file."""
+    """Song id column in the playlist-song file and the song info file."""
     song_name_column: str = "songname"
     """Song name column in the song info file."""
     singer_column: str = "singername"
@@ -70,9 +71,7 @@ class SplitConfig:
     test_ratio: float = 0.01
     """Share of playlists held out for testing (raised to reach min_eval_playlists)."""
     min_eval_playlists: int = 300
-    """Val and test each get at least this many playlists when the data allows it."""
-    max_eval_ratio: float = 0.1
-    """Upper bound on each of val and test when raising them to min_eval_playlists."""
+    """Val and test each get at least this many playlists when the data allows it (at most a tenth each)."""
 
 
 @dataclass
@@ -80,224 +79,190 @@ class PrepareConfig:
     """Stage 0: where the four input files come from."""
 
     source: str = "demo"
-    """'demo' (generated), 'mpd' (Spotify MPD slice files) or 'csv' (the seed's CSV schema)."""
+    """'demo' (generated), 'mpd' (Spotify MPD slice files) or 'csv' (the input schema's tables) (--source)."""
     input: str = ""
-    """Input folder for --source mpd or csv."""
+    """Input folder for source mpd or csv (--input)."""
     output: str = "data/demo"
     """Folder that receives the four input files, the split and a config.yaml (for mpd/csv, left at
-    data/demo it becomes data/<input folder name>; artifacts then go to outputs/<name>, models/<name>)."""
+    data/demo it becomes data/<input folder name>; artifacts then go to outputs/<name>, models/<name>) (--output)."""
     demo_songs: int = 2000
     """Demo data: number of songs."""
     demo_playlists: int = 3000
     """Demo data: number of playlists."""
-    demo_tastes: int = 40
-    """Demo data: number of latent tastes that titles reveal and songs follow."""
     min_playlist_songs: int = 5
     """Import: playlists with fewer distinct songs are dropped."""
     min_song_playlists: int = 5
     """Import: songs in fewer training playlists leave the catalogue."""
-    item2vec_window: int = 10
-    """Item2vec: skip-gram window (songs either side)."""
-    item2vec_epochs: int = 10
-    """Item2vec: passes over the training playlists."""
-    item2vec_negative: int = 5
-    """Item2vec: negative samples per positive."""
-    item2vec_min_count: int = 1
-    """Item2vec: minimum occurrences for a song to get a vector (after the catalogue cut)."""
     item2vec_workers: int = 0
-    """Item2vec: training threads (0: all cores; 1 gives bit-identical vectors on every rerun)."""
+    """Import: item2vec training threads (0: all cores; 1 gives bit-identical vectors on every rerun)."""
 
 
 @dataclass
-class SongRQKMeansConfig:
-    """Stage 1, method B: residual k-means with faiss."""
+class IdsConfig:
+    """Stage 1: the shape of a semantic ID, whichever quantizer makes it."""
 
     levels: int = 3
-    """Number of residual levels (codes per semantic ID before disambiguation)."""
-    vocab_size: int = 32
-    """Codes per level (faiss wants about 39 songs per code)."""
+    """Residual levels: codes per semantic ID (a suffix token may follow to tell colliding songs apart)."""
+    codebook_size: int = 32
+    """Codes per level (RQ-KMeans: faiss wants about 39 songs per code)."""
+
+
+@dataclass
+class RQKMeansConfig:
+    """Stage 1, train_rq_kmeans.py: residual k-means with faiss."""
+
     niter: int = 25
     """k-means iterations per level."""
-    normalize: bool = False
-    """L2-normalise song vectors before quantising."""
     max_points_per_level: int = 0
-    """Train each level on at most this many points (0: all)."""
-    use_gpu: bool = True
-    """Use GPU faiss when it is installed and a GPU is present."""
+    """Train each level on at most this many songs, a seeded sample (0: all); every song is still encoded."""
 
 
 @dataclass
-class SongRQVAEConfig:
-    """Stage 1, method A: RQ-VAE (MLP encoder/decoder with residual vector quantisation)."""
+class RQVAEConfig:
+    """Stage 1, train_rqvae.py: an MLP autoencoder whose latent is quantised by residual codebooks."""
 
-    levels: int = 3
-    """Number of residual quantisation levels."""
-    vocab_size: int = 32
-    """Codes per level."""
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 128])
     """Encoder hidden layer widths (the decoder mirrors them)."""
     latent_dim: int = 32
     """Width of the quantised latent."""
-    commitment_cost: float = 0.25
-    """Weight of the commitment term."""
     learning_rate: float = 2e-3
     """AdamW learning rate."""
-    weight_decay: float = 1e-4
-    """AdamW weight decay (not applied to the codebooks)."""
     batch_size: int = 128
     """Songs per batch."""
     epochs: int = 200
     """Maximum training epochs."""
     patience: int = 30
     """Stop after this many epochs without validation improvement."""
-    dead_code_epochs: int = 2
-    """Re-seed a code from current residuals when it has been unused for this many epochs (0: never)."""
-    val_ratio: float = 0.1
-    """Share of songs held out to pick the best checkpoint."""
-    warmup_epochs: int = 10
-    """Plain autoencoder epochs before the codebooks are initialised (0: none)."""
-    codebook_init: str = "kmeans"
-    """'kmeans': residual k-means on the warmed-up latents; 'random': Gaussian codes (the collapsing ports' way)."""
-    kmeans_niter: int = 20
-    """k-means iterations per level for the codebook initialisation."""
 
 
 @dataclass
 class CorpusConfig:
-    """Stage 2: playlist titles to semantic-ID token targets."""
+    """Stage 2: playlist titles paired with semantic-ID token targets."""
 
     collision_strategy: str = "suffix"
     """'suffix': songs sharing a code tuple get an extra 0, 1, 2, ... token; 'cluster': they share one ID."""
     target_mode: str = "single"
-    """'single': one example per (title, song); 'sequence': one example per playlist, its songs' IDs in order."""
+    """'single': one target song per example (pooled per title); 'sequence': a playlist's songs' IDs in order."""
     max_target_length: int = 256
     """Sequence mode: target tokens per playlist, truncated at a song boundary."""
-    token_style: str = "level"
-    """'level': <a_12><b_3> (code carries its level); 'shared': <id_12><id_3> as in the original."""
     title_script: str = ""
     """Chinese titles: '' keeps them as written; 'simplified' or 'traditional' folds both scripts into one
     (OpenCC) in what the model, title kNN and the prompt read, so "夏日海边" finds "夏日海邊" playlists."""
 
 
 @dataclass
-class PlaylistTIGERConfig:
-    """Stage 3: the T5 model from title text to semantic-ID tokens."""
+class NetworkConfig:
+    """Stage 3: the T5's shape and what it reads besides the title's tokens."""
 
-    model_name: str = ""
-    """Local folder of a pretrained Hugging Face T5 to fine-tune; empty builds one from this config."""
+    pretrained: str = ""
+    """Local folder of a pretrained Hugging Face T5 to fine-tune; empty builds one from the fields below."""
     d_model: int = 128
-    """Model width (from-scratch model)."""
+    """Model width."""
     num_layers: int = 2
-    """Encoder layers (from-scratch model)."""
+    """Encoder layers."""
     num_decoder_layers: int = 2
-    """Decoder layers (from-scratch model)."""
+    """Decoder layers."""
     num_heads: int = 4
-    """Attention heads (from-scratch model)."""
+    """Attention heads."""
     d_kv: int = 32
-    """Size of each attention head (from-scratch model)."""
+    """Size of each attention head."""
     d_ff: int = 256
-    """Feed-forward width (from-scratch model)."""
+    """Feed-forward width."""
     dropout: float = 0.1
     """Dropout rate."""
     text_vocab_size: int = 2000
-    """Text tokenizer vocabulary trained from the training titles (from-scratch model)."""
+    """Text tokenizer vocabulary, trained from the training titles."""
     max_input_length: int = 32
     """Title tokens kept (longer titles are truncated and counted in the log)."""
+    title_encoder: str = ""
+    """Also feed each title's vector from a frozen sentence encoder: 'minilm' (packaged, offline, English) or a
+    local sentence-transformers folder; empty: title tokens only."""
+
+
+@dataclass
+class TrainConfig:
+    """Stage 3: the training loop (Hugging Face Seq2SeqTrainer; torchrun for several GPUs)."""
+
     batch_size: int = 256
     """Examples per device per step."""
     gradient_accumulation_steps: int = 1
-    """Steps accumulated before each optimizer update."""
+    """Steps accumulated before each optimizer update (a larger batch in the same memory)."""
     learning_rate: float = 2e-3
-    """Peak learning rate."""
-    weight_decay: float = 0.01
-    """AdamW weight decay."""
+    """Peak learning rate (AdamW, linear warm-up then decay)."""
     warmup_ratio: float = 0.05
     """Share of steps spent warming up the learning rate."""
-    max_grad_norm: float = 1.0
-    """Gradient clipping norm."""
     epochs: float = 30.0
-    """Training epochs (with pooled targets an epoch is one example per title and pairs_per_example pairs;
-    the demo default finishes in about a minute on a CPU; see presets/ for real data)."""
+    """Training epochs (an epoch is one pass over each title's pooled targets; see presets/ for real data)."""
     patience: int = 3
-    """Stop after this many evaluations without validation improvement."""
-    val_generation_sample: int = 64
-    """Validation playlists scored by a cheap generation metric each epoch."""
-    mixed_precision: str = "auto"
-    """'auto' (bf16/fp16 on GPU, none on CPU), 'no', 'fp16' or 'bf16'."""
-    resume: bool = False
-    """Continue from the last checkpoint in models/tiger_checkpoints."""
-    max_steps: int = 0
-    """Stop after this many optimizer steps (0: run tiger.epochs)."""
-    dataloader_workers: int = 0
-    """Processes that build training batches beside the training loop (0: the loop builds them). Each batch then
-    crosses processes, which can cost more than building it: measure with bench/batches.py first."""
-    max_minutes: float = 0.0
-    """Stop training after this many minutes of wall time (0: no limit), validating and keeping the best
-    checkpoint so far. A budget for a rented machine; where it stops depends on the machine's speed."""
+    """Stop after this many validations without a lower validation loss."""
     eval_steps: int = 0
     """Validate and checkpoint every this many optimizer steps (0: once per epoch)."""
     val_loss_examples: int = 20000
     """Validation loss uses at most this many (title, target) examples (a fixed seeded sample)."""
-    title_encoder: str = ""
-    """Also feed each title's vector from a frozen sentence encoder: 'minilm' (packaged, offline, English) or a
-    local sentence-transformers folder; empty: title tokens only."""
-    pooled_targets: bool = True
-    """Single mode: train on each distinct title's pooled song distribution (soft targets along sampled
-    ID paths): the same optimum as one example per (title, song) pair, in far fewer steps."""
-    pairs_per_example: int = 16
-    """Pooled targets: one training example per this many (title, song) pairs of a title (at least one), its ID path
-    sampled in proportion to the song's share of the title's target."""
+    mixed_precision: str = "auto"
+    """'auto' (bf16/fp16 on GPU, none on CPU), 'no', 'fp16' or 'bf16'."""
+    resume: bool = False
+    """Continue from the last checkpoint in <model_dir>/tiger_checkpoints."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0: run the epochs)."""
+    max_minutes: float = 0.0
+    """Stop after this many minutes of wall time (0: no limit), keeping the best checkpoint so far. Where it
+    stops depends on the machine's speed: use max_steps for a reproducible run."""
+
+
+@dataclass
+class TargetsConfig:
+    """Stage 3, single mode: what each title is taught to write (pooled soft targets per distinct title)."""
+
     paths_per_title: int = 0
-    """Pooled targets: instead of sampling paths, walk the ID paths of each title's this many top-scored target songs
-    once per epoch (its weight split evenly), so the deep ID levels of every song a title should recommend are
-    trained every epoch; an epoch grows to about titles x this many examples. 0: sample (pairs_per_example)."""
-    target_sharpening: float = 1.0
-    """Pooled targets: raise each song's count under a title to this power before taking shares (1: the exact
-    (title, song) objective; above 1 concentrates learning on the songs a title's playlists agree on)."""
+    """Walk the ID paths of each title's this many top-scored target songs once per epoch (its weight split
+    evenly), so every song a title should recommend is trained to its last ID level each epoch; 0: sample one
+    path per 16 (title, song) pairs in proportion to the songs' shares."""
+    sharpening: float = 1.0
+    """Raise each song's count under a title to this power before taking shares (1: the exact (title, song)
+    objective; above 1 concentrates learning on the songs a title's playlists agree on)."""
     neighbour_weight: float = 0.0
-    """Pooled targets: also credit each training title with title kNN's votes from playlists of other, similar
-    titles (kNN tuned on val, as the baseline), times this weight, beside its own playlists' song counts, so
-    rare and unseen titles get what similar titles share (genrec.train.neighbour_targets); 0: own playlists only.
-    Single mode with pooled targets only (ignored otherwise, with a warning)."""
-    neighbour_songs: int = 200
-    """With neighbour_weight / cooccurrence_weight: keep each title's top this many songs by neighbour vote, and
-    by walk score."""
+    """Also credit each training title with title kNN's votes from playlists of other, similar titles, times
+    this weight, so rare and unseen titles get what similar titles share (genrec.train.neighbour_targets);
+    0: own playlists only."""
     cooccurrence_weight: float = 0.0
-    """Pooled targets: also walk each training title's target scores one step song -> training playlist -> song
-    (genrec.train.neighbour_targets.CooccurrenceWalk) and add the walk's top songs, normalised, at this weight times the
-    title's total score, so a title also learns the songs its songs' playlists share; 0: off. Single mode with
-    pooled targets only (ignored otherwise, with a warning)."""
-    retrieved_songs: int = 0
-    """Retrieval-augmented input: also feed the model title kNN's top this many songs for the title (each one
-    encoder token: its ID tokens' embeddings summed, plus a rank embedding); 0: the title alone."""
-    retrieval_use: str = "input"
-    """With retrieved_songs, how the model uses them: "input" (encoder tokens), "copy" (a copy head lets the
-    decoder write them out ID token by ID token, genrec.model.copy_head; single mode only: a sequence-mode run sets
-    retrieval aside, with a warning), or "both"."""
-    copy_rank_prior: bool = False
-    """With retrieval_use copy or both: the copy head's attention over the retrieved songs also adds a learned
-    score per kNN rank, started at -log(1 + rank), so an untrained copy head already writes the list out in its
-    order and training learns departures from it (without it, the order is learnt through the rank embedding in
-    the attention keys). On MPD it did not help in two seeds: the trained model reorders its list as much as
-    without it (docs/mpd_experiments.md, "Ordering or choice")."""
-    retrieval_folds: int = 5
-    """With retrieved_songs: training playlists are split into this many folds and each fold's titles retrieve
-    from the other folds, so no training example sees its own songs among its inputs (as at test time)."""
-    retrieval_walk_weight: float = 0.0
-    """With retrieved_songs: retrieve title kNN's songs after one step of the co-occurrence walk at this weight
-    (its top neighbour_songs votes, plus this weight times their total spread over the songs they share training
-    playlists with; genrec.train.neighbour_targets.walked_knn), so the model reads and copies a list that also holds
+    """Also walk each title's target scores one step song -> training playlist -> song and add the walk's top
+    songs at this weight times the title's total score, so a title also learns what its songs' playlists
+    share; 0: off."""
+
+
+@dataclass
+class RetrievalConfig:
+    """Stage 3: give the model title kNN's songs for the title, which a copy head can write out."""
+
+    songs: int = 0
+    """Feed the model title kNN's top this many songs for the title, and let a copy head write them out ID
+    token by ID token (genrec.model.copy_head; single mode only); 0: the title alone."""
+    walk_weight: float = 0.0
+    """Retrieve kNN's songs after one step of the co-occurrence walk at this weight, so the list also holds
     what kNN's songs' playlists agree on; 0: kNN's list as it is."""
-    retrieval_vector_weight: float = 0.0
-    """With retrieved_songs: the retriever's title kNN scores title similarity as (1 - this) x TF-IDF cosine + this
-    x the title_encoder vectors' cosine, so a title also retrieves playlists whose titles say the same in other
-    words (with title_encoder; without one, a warning and TF-IDF alone); 0: TF-IDF alone, as the title_knn
-    baseline."""
+    vector_weight: float = 0.0
+    """The retriever scores title similarity as (1 - this) x TF-IDF cosine + this x the title_encoder vectors'
+    cosine (with network.title_encoder; without one, a warning and TF-IDF alone); 0: TF-IDF alone."""
     title_dropout: float = 0.0
-    """With retrieved_songs: in each training batch hide the title (its tokens and vector) from this share of the
-    examples, chosen at random, so the model also learns to write a playlist from its retrieved songs alone and
-    cannot settle for memorising training titles, which unseen titles cannot use; validation and inference
-    always read the title. 0: never hidden."""
+    """Hide the title (its tokens and vector) from this share of each training batch, so the model also learns
+    to write a playlist from its retrieved songs alone; validation and inference always read the title."""
+
+
+@dataclass
+class DecodeConfig:
+    """How titles are decoded into songs: the same settings for the evaluation, the generator and the benches."""
+
+    num_beams: int = 50
+    """Beam width (single mode; raised to the number of songs asked; sequence mode decodes greedily)."""
+    sample: bool = False
+    """Sample instead of beam search (results then depend on the seed)."""
+    temperature: float = 1.0
+    """Sampling temperature."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold."""
+    batch_size: int = 16
+    """Titles decoded per batch."""
 
 
 @dataclass
@@ -305,25 +270,11 @@ class EvalConfig:
     """Stage 4: measuring the model and the baselines on held-out playlists."""
 
     num_songs: int = 100
-    """Songs recommended per playlist."""
+    """Songs recommended per playlist (--num-songs in evaluate_tiger.py)."""
     k_values: list[int] = field(default_factory=lambda: [10, 50, 100])
     """Cut-offs for Recall@K and NDCG@K."""
-    num_beams: int = 100
-    """Single mode: beam width (raised to num_songs; the top num_songs distinct songs of the beam are returned)."""
-    sequence_num_beams: int = 1
-    """Sequence mode: beams over whole playlists (1: greedy)."""
-    do_sample: bool = False
-    """Sample instead of beam search / greedy (metrics then depend on the seed)."""
-    temperature: float = 1.0
-    """Sampling temperature."""
-    top_p: float = 1.0
-    """Nucleus sampling threshold."""
-    unique: bool = True
-    """Sequence mode: never generate a song twice in one playlist (the trie bans it)."""
     unconstrained: bool = True
     """Also decode without the trie (system model_unconstrained) to measure the share of invalid IDs."""
-    batch_size: int = 16
-    """Playlists decoded per batch."""
     max_playlists: int = 0
     """Evaluate at most this many test playlists (0: all)."""
     val_playlists: int = 500
@@ -336,28 +287,21 @@ class EvalConfig:
 
 @dataclass
 class GenerateConfig:
-    """Stage 5: turning a title into a playlist."""
+    """Stage 5: turning titles into playlists."""
 
     title: str = ""
-    """Generate for this one title and exit."""
+    """Generate for this one title and exit (--title)."""
     input: str = ""
-    """File with one title per line (batch mode)."""
+    """File with one title per line: batch mode (--input)."""
     output: str = ""
-    """JSON Lines file that receives the batch playlists."""
+    """JSON Lines file that receives the batch playlists (--output)."""
     json: bool = False
-    """Print machine-readable JSON."""
+    """Print machine-readable JSON (--json)."""
     num_songs: int = 20
-    """Songs per playlist."""
-    do_sample: bool = False
-    """Sample instead of beam search."""
-    temperature: float = 1.0
-    """Sampling temperature."""
-    top_p: float = 1.0
-    """Nucleus sampling threshold."""
-    num_beams: int = 50
-    """Beam width when not sampling."""
-    hybrid: bool = False
-    """Fuse the model's ranking with title kNN's or the model's retrieved list, as evaluated (system 'hybrid')."""
+    """Songs per playlist (--num-songs)."""
+    system: str = "model"
+    """'model': the T5's ranking; 'hybrid': fused with title kNN's or the model's retrieved list, as
+    evaluated (--system)."""
 
 
 @dataclass
@@ -368,46 +312,213 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
-    rqkmeans: SongRQKMeansConfig = field(default_factory=SongRQKMeansConfig)
-    rqvae: SongRQVAEConfig = field(default_factory=SongRQVAEConfig)
+    ids: IdsConfig = field(default_factory=IdsConfig)
+    rqkmeans: RQKMeansConfig = field(default_factory=RQKMeansConfig)
+    rqvae: RQVAEConfig = field(default_factory=RQVAEConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    tiger: PlaylistTIGERConfig = field(default_factory=PlaylistTIGERConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
 
 
-# Validation rules, kept beside the fields they govern. genrec.cli applies them after parsing.
+GROUPS = tuple(f.name for f in dataclasses.fields(Config))
+"""Group names, in the order --help and docs/options.md list them."""
+
+# Validation rules, kept beside the fields they govern; validate() applies them after parsing.
 CHOICES = {
     "run.device": ("auto", "cpu", "cuda"),
-    "rqvae.codebook_init": ("kmeans", "random"),
     "prepare.source": ("demo", "mpd", "csv"),
     "corpus.collision_strategy": ("suffix", "cluster"),
     "corpus.target_mode": ("single", "sequence"),
-    "corpus.token_style": ("level", "shared"),
     "corpus.title_script": ("", "simplified", "traditional"),
-    "tiger.mixed_precision": ("auto", "no", "fp16", "bf16"),
-    "tiger.retrieval_use": ("input", "copy", "both"),
+    "train.mixed_precision": ("auto", "no", "fp16", "bf16"),
+    "generate.system": ("model", "hybrid"),
 }
 """Fields that accept only the listed values."""
 
-MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "eval.val_playlists", "split.min_eval_playlists",
-               "tiger.max_steps", "tiger.eval_steps", "tiger.dataloader_workers", "tiger.val_generation_sample",
-               "tiger.retrieved_songs", "tiger.paths_per_title",
-               "prepare.item2vec_min_count", "prepare.item2vec_workers",
-               "rqvae.dead_code_epochs", "rqvae.warmup_epochs"}
+MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "eval.val_playlists",
+               "split.min_eval_playlists", "train.max_steps", "train.eval_steps", "retrieval.songs",
+               "targets.paths_per_title", "prepare.item2vec_workers"}
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
 
-UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "split.max_eval_ratio", "rqvae.val_ratio",
-                 "tiger.dropout", "tiger.title_dropout", "tiger.retrieval_vector_weight", "tiger.warmup_ratio",
-                 "generate.top_p", "eval.top_p"}
+UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "network.dropout", "retrieval.title_dropout",
+                 "retrieval.vector_weight", "train.warmup_ratio", "decode.top_p"}
 """Float fields that must lie in [0, 1]."""
 
-POSITIVE_FLOATS = {"rqvae.commitment_cost", "rqvae.learning_rate", "tiger.learning_rate", "tiger.epochs",
-                   "tiger.target_sharpening",
-                   "tiger.max_grad_norm", "generate.temperature",
-                   "eval.temperature"}
+POSITIVE_FLOATS = {"rqvae.learning_rate", "train.learning_rate", "train.epochs", "targets.sharpening",
+                   "decode.temperature"}
 """Float fields that must be greater than 0."""
 
-NON_NEGATIVE_FLOATS = {"rqvae.weight_decay", "tiger.weight_decay", "tiger.neighbour_weight",
-                       "tiger.cooccurrence_weight", "tiger.retrieval_walk_weight", "tiger.max_minutes"}
+NON_NEGATIVE_FLOATS = {"targets.neighbour_weight", "targets.cooccurrence_weight", "retrieval.walk_weight",
+                       "train.max_minutes"}
 """Float fields that must be at least 0."""
+
+_TIGER_MOVES = {
+    **{f: f"network.{f}" for f in ("d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff",
+                                   "dropout", "text_vocab_size", "max_input_length", "title_encoder")},
+    **{f: f"train.{f}" for f in ("batch_size", "gradient_accumulation_steps", "learning_rate", "warmup_ratio",
+                                 "epochs", "patience", "eval_steps", "val_loss_examples", "mixed_precision",
+                                 "resume", "max_steps", "max_minutes")},
+    "model_name": "network.pretrained", "paths_per_title": "targets.paths_per_title",
+    "target_sharpening": "targets.sharpening", "neighbour_weight": "targets.neighbour_weight",
+    "cooccurrence_weight": "targets.cooccurrence_weight", "retrieved_songs": "retrieval.songs",
+    "retrieval_walk_weight": "retrieval.walk_weight", "retrieval_vector_weight": "retrieval.vector_weight",
+    "title_dropout": "retrieval.title_dropout",
+}
+RENAMED = {
+    **{f"tiger.{old}": new for old, new in _TIGER_MOVES.items()},
+    "rqkmeans.levels": "ids.levels", "rqvae.levels": "ids.levels",
+    "rqkmeans.vocab_size": "ids.codebook_size", "rqvae.vocab_size": "ids.codebook_size",
+    "data.membership_song_column": "data.song_id_column",
+    "eval.num_beams": "decode.num_beams", "generate.num_beams": "decode.num_beams",
+    "eval.do_sample": "decode.sample", "generate.do_sample": "decode.sample",
+    "eval.temperature": "decode.temperature", "generate.temperature": "decode.temperature",
+    "eval.top_p": "decode.top_p", "generate.top_p": "decode.top_p", "eval.batch_size": "decode.batch_size",
+    "generate.hybrid": "generate.system (hybrid)",
+}
+"""Old option names (before the option groups were split) and the options that replaced them."""
+
+_LOST = "its other settings lost on validation (docs/experiments/)"
+_FIXED = "now a fixed setting, no preset changed it"
+REMOVED = {
+    "run.log_dir": "logs always go to logs/ in the working folder",
+    "split.max_eval_ratio": _FIXED,
+    "prepare.demo_tastes": _FIXED, "prepare.item2vec_window": _FIXED, "prepare.item2vec_epochs": _FIXED,
+    "prepare.item2vec_negative": _FIXED, "prepare.item2vec_min_count": _FIXED,
+    "rqkmeans.normalize": _FIXED, "rqkmeans.use_gpu": "GPU faiss is used where run.device allows a GPU",
+    "rqvae.commitment_cost": _FIXED, "rqvae.weight_decay": _FIXED, "rqvae.dead_code_epochs": _FIXED,
+    "rqvae.val_ratio": _FIXED, "rqvae.warmup_epochs": _FIXED, "rqvae.kmeans_niter": _FIXED,
+    "rqvae.codebook_init": "random codebooks collapsed; k-means initialisation is always used",
+    "corpus.token_style": _LOST,
+    "tiger.weight_decay": _FIXED, "tiger.max_grad_norm": _FIXED, "tiger.val_generation_sample": _FIXED,
+    "tiger.dataloader_workers": "building batches in worker processes was slower (docs/experiments/)",
+    "tiger.pooled_targets": "single mode always trains pooled targets",
+    "tiger.pairs_per_example": _FIXED, "tiger.neighbour_songs": _FIXED, "tiger.retrieval_folds": _FIXED,
+    "tiger.retrieval_use": "retrieved songs are always copied by the copy head; " + _LOST,
+    "tiger.copy_rank_prior": _LOST,
+    "eval.sequence_num_beams": "sequence mode decodes greedily", "eval.unique": "a playlist never repeats a song",
+}
+"""Options that no longer exist, and why."""
+
+
+class ConfigError(ValueError):
+    """A bad option value or name (genrec.errors.ConfigError is this class)."""
+
+
+def retired_option(name: str) -> str | None:
+    """The one-line error for an old option name ('group.field'), or None for a current one."""
+    if name in RENAMED:
+        return f"--{name} was renamed: use --{RENAMED[name]}"
+    if name in REMOVED:
+        return f"--{name} was removed ({REMOVED[name]})"
+    group = name.split(".")[0]
+    if group == "tiger":
+        return f"--{name}: the tiger group was split into network, train, targets and retrieval (docs/options.md)"
+    return None
+
+
+def check_retired(values: dict, where: str) -> None:
+    """Refuse old option names in a {group: {field: value}} mapping (a --config file), naming the new ones."""
+    for group, fields in values.items():
+        if not isinstance(fields, dict):
+            continue
+        for name in fields:
+            message = retired_option(f"{group}.{name}")
+            if message:
+                raise ConfigError(f"{where}: {message.replace('--', '', 1)}")
+
+
+def validate(cfg: Config) -> None:
+    """Apply the rules above; raise ConfigError naming the field and the rule."""
+    for group in GROUPS:
+        for f in dataclasses.fields(getattr(cfg, group)):
+            _check_field(f"{group}.{f.name}", getattr(getattr(cfg, group), f.name))
+    if cfg.split.val_ratio + cfg.split.test_ratio >= 1:
+        raise ConfigError("split.val_ratio + split.test_ratio must be below 1 "
+                          f"(got {cfg.split.val_ratio} + {cfg.split.test_ratio})")
+    if max(cfg.eval.k_values) > cfg.eval.num_songs:
+        raise ConfigError(f"eval.k_values {cfg.eval.k_values} go beyond eval.num_songs={cfg.eval.num_songs}")
+
+
+def _check_field(name: str, value) -> None:
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, CHOICES[name]))} (got {value!r})")
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        floor = 0 if name in MAY_BE_ZERO else 1
+        if value < floor:
+            raise ConfigError(f"{name} must be at least {floor} (got {value})")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number (got {value})")
+        if name in UNIT_INTERVAL and not 0 <= value <= 1:
+            raise ConfigError(f"{name} must be between 0 and 1 (got {value})")
+        if name in POSITIVE_FLOATS and value <= 0:
+            raise ConfigError(f"{name} must be greater than 0 (got {value})")
+        if name in NON_NEGATIVE_FLOATS and value < 0:
+            raise ConfigError(f"{name} must be at least 0 (got {value})")
+    elif isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        if min(value) < 1:
+            raise ConfigError(f"{name} values must be at least 1 (got {value})")
+
+
+def config_as_dict(cfg: Config, groups=None) -> dict:
+    """The config as {group: {field: value}}, all groups or the named ones (what manifests record)."""
+    full = dataclasses.asdict(cfg)
+    return full if groups is None else {g: full[g] for g in groups}
+
+
+def from_dict(values: dict) -> Config:
+    """A Config from {group: {field: value}}, missing groups and fields at their defaults."""
+    groups = {f.name: f.default_factory for f in dataclasses.fields(Config)}
+    return Config(**{name: factory(**values.get(name, {})) for name, factory in groups.items()})
+
+
+def save_config(cfg: Config, path: str | os.PathLike) -> None:
+    """Write the resolved config beside a run's artifacts, in the format --config reads back."""
+    import yaml
+    text = yaml.safe_dump(config_as_dict(cfg), allow_unicode=True, sort_keys=False)
+    staged = f"{path}.tmp"  # written whole, then renamed: a reader never sees half a file
+    with open(staged, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(staged, path)
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read a config saved by :func:`save_config` (or any --config file), refusing old option names."""
+    import yaml
+    with open(path, encoding="utf-8") as handle:
+        values = yaml.safe_load(handle) or {}
+    check_retired(values, str(path))
+    return from_dict(values)
+
+
+def field_docs() -> dict[str, tuple[str, list[tuple[str, str, object, str]]]]:
+    """{group: (the group's docstring, [(field, type, default, docstring), ...])}, read from this module's source
+    (the attribute docstrings under each field), for --help and docs/options.md."""
+    import ast
+    import inspect
+    import sys
+
+    tree = ast.parse(inspect.getsource(sys.modules[__name__]))
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    defaults = Config()
+    out = {}
+    for group_field in dataclasses.fields(Config):
+        group = getattr(defaults, group_field.name)
+        node = classes[type(group).__name__]
+        docs, last = {}, None
+        for stmt in node.body:
+            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                last = stmt.target.id
+            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and last:
+                docs[last] = " ".join(str(stmt.value.value).split())
+                last = None
+        rows = [(f.name, str(f.type), getattr(group, f.name), docs.get(f.name, "")) for f in dataclasses.fields(group)]
+        out[group_field.name] = (" ".join((type(group).__doc__ or "").split()), rows)
+    return out

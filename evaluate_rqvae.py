@@ -12,9 +12,12 @@ from genrec.cli import run_script
 from genrec.quantize.stage import evaluate_rqvae_stage
 
 
+GROUPS = ["run", "data"]
+
+
 def main(cfg, extras) -> None:
     evaluate_rqvae_stage(cfg)
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main, __doc__))
+    sys.exit(run_script(main, __doc__, groups=GROUPS))

@@ -14,9 +14,13 @@ from genrec.cli import run_script
 from genrec.evaluate.run import evaluate_tiger_stage
 
 
+GROUPS = ["run", "data", "decode", "eval"]
+SHORT_FLAGS = {"--model": "--run.model_dir", "--num-songs": "--eval.num_songs", "--seed": "--run.seed"}
+
+
 def main(cfg, extras) -> None:
     evaluate_tiger_stage(cfg)
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main, __doc__))
+    sys.exit(run_script(main, __doc__, short=SHORT_FLAGS, groups=GROUPS))

@@ -11,6 +11,9 @@ from genrec.cli import run_script
 from genrec.corpus.build import build_corpus
 
 
+GROUPS = ["run", "data", "split", "corpus"]
+
+
 def main(cfg, extras) -> None:
     report = build_corpus(cfg)
     print(json.dumps(report, ensure_ascii=False, indent=2))
@@ -18,4 +21,4 @@ def main(cfg, extras) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main, __doc__))
+    sys.exit(run_script(main, __doc__, groups=GROUPS))

@@ -6,12 +6,13 @@
     python run_pipeline.py --force                          # rerun every stage
 
 Stages whose artifacts are up to date with their inputs and config are skipped. Every other flag
-is passed to each stage unchanged.
+is passed to each stage unchanged: any option of any stage is accepted (each stage's --help lists its own
+groups; docs/options.md lists them all). Below, the groups every stage shares.
 """
 
 import sys
 
-from genrec.cli import run_script
+from genrec.cli import expand_short_flags, run_script
 from genrec.stages import METHODS, run_pipeline, strip_pipeline_flags
 
 
@@ -20,9 +21,14 @@ def pipeline_flags(parser) -> None:
     parser.add_argument("--force", action="store_true", help="Rerun every stage even if up to date.")
 
 
+GROUPS = ["run", "data", "prepare", "ids"]
+SHORT_FLAGS = {"--seed": "--run.seed"}
+
+
 def main(cfg, extras) -> None:
-    run_pipeline(cfg, strip_pipeline_flags(sys.argv[1:]), extras["method"], extras["force"])
+    run_pipeline(cfg, strip_pipeline_flags(expand_short_flags(sys.argv[1:], SHORT_FLAGS)), extras["method"],
+                 extras["force"])
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main, __doc__, extra=pipeline_flags))
+    sys.exit(run_script(main, __doc__, extra=pipeline_flags, short=SHORT_FLAGS, groups=GROUPS))

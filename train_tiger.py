@@ -3,7 +3,7 @@
     python train_tiger.py                                        # CPU or one GPU
     torchrun --nproc_per_node=2 train_tiger.py                   # DDP, one process per device (or CPU core)
     python train_tiger.py --config data/spotify_mpd/config.yaml --config presets/mpd_cpu.yaml
-    python train_tiger.py --tiger.resume true                    # continue after an interruption
+    python train_tiger.py --train.resume true                    # continue after an interruption
 """
 
 import json
@@ -11,6 +11,10 @@ import sys
 
 from genrec.cli import run_script
 from genrec.train.loop import train
+
+
+GROUPS = ["run", "corpus", "network", "train", "targets", "retrieval"]
+SHORT_FLAGS = {"--model": "--run.model_dir", "--seed": "--run.seed"}
 
 
 def main(cfg, extras) -> None:
@@ -26,4 +30,4 @@ def _is_main_process() -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main, __doc__))
+    sys.exit(run_script(main, __doc__, short=SHORT_FLAGS, groups=GROUPS))

@@ -4,10 +4,10 @@
     python bench/batches.py --config data/spotify_mpd/config.yaml --config presets/mpd_gpu.yaml --workers 2
 
 Builds the training set as train_tiger.py does (pooled targets, title vectors, neighbour targets) and
-times ``--batches`` batches (at most one epoch) of ``tiger.batch_size`` from a DataLoader with 0 workers and with
+times ``--batches`` batches (at most one epoch) of ``train.batch_size`` from a DataLoader with 0 workers and with
 ``--workers`` (after each loader's first batch, so worker start-up is not counted); no model runs. With
 0 workers a training step can never take less than this time per batch (on a GPU the step itself takes
-milliseconds); ``tiger.dataloader_workers`` is worth setting only where the workers' row is faster.
+milliseconds). Training builds batches in its own loop (no workers): this bench shows whether that is the cost.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO))
 
 from genrec.cli import run_script  # noqa: E402
 from genrec.model.tokenizer import build_tokenizer  # noqa: E402
-from genrec.train.loop import PadCollator, check_corpus, training_data  # noqa: E402
+from genrec.train.batches import PadCollator, training_data  # noqa: E402
+from genrec.train.loop import check_corpus  # noqa: E402
 
 
 def add_arguments(parser) -> None:
@@ -51,11 +52,11 @@ def main(cfg, extras) -> None:
     if workers < 1 or batches < 1:
         sys.exit("--workers and --batches must be at least 1")
     train_rows, val_rows, vocab, _ = check_corpus(cfg)
-    tokenizer = build_tokenizer(cfg.tiger.model_name, [r.input_text for r in train_rows], cfg.tiger.text_vocab_size,
+    tokenizer = build_tokenizer(cfg.network.pretrained, [r.input_text for r in train_rows], cfg.network.text_vocab_size,
                                 vocab)
     data = training_data(cfg, train_rows, val_rows, vocab, tokenizer)
     collate = PadCollator(tokenizer.pad_token_id)
-    size = cfg.tiger.batch_size
+    size = cfg.train.batch_size
     print(f"{len(data.train)} training examples ({type(data.train).__name__}), batch {size}, "
           f"{batches} batches per loader, {torch.get_num_threads()} torch threads")
     timed = {count: seconds_per_batch(data.train, collate, size, count, batches, cfg.run.seed) for count in (0, workers)}

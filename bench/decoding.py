@@ -6,7 +6,7 @@ Titles are the first ``--playlists`` test titles. Each setting is decoded once t
 ``--repeats`` times, constrained and plain interleaved, keeping the fastest of each (robust to other
 load on the machine); the ratio is constrained / unconstrained throughput in this same run (1.0 = no cost).
 Greedy: one song per title in single mode (beam search is how single mode returns several songs),
-a whole playlist in sequence mode. Beam: ``eval.num_beams`` (single) or ``eval.sequence_num_beams``
+a whole playlist in sequence mode. Beam: ``decode.num_beams`` (single) or ``eval.sequence_num_beams``
 beams for ``eval.num_songs`` songs, as the evaluation decodes.
 """
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from genrec.cli import run_script  # noqa: E402
 from genrec.corpus.build import corpus_path, read_corpus, vocab_path  # noqa: E402
-from genrec.evaluate.run import decoding_settings  # noqa: E402
+from genrec.decode.decoding import DecodingSettings  # noqa: E402
 from genrec.decode.decoding import decode  # noqa: E402
 from genrec.model.t5 import load_tiger, resolve_device, tiger_final_dir  # noqa: E402
 
@@ -57,7 +57,7 @@ def main(cfg, extras) -> None:
     device = resolve_device(cfg.run.device)
     bundle = load_tiger(tiger_final_dir(cfg), device, vocab_path(cfg))
     titles = [row.input_text for row in read_corpus(corpus_path(cfg, "test"))][:extras["playlists"]]
-    beam = decoding_settings(cfg.eval, bundle.target_mode)
+    beam = DecodingSettings.from_config(cfg.decode, cfg.eval.num_songs)
     single = bundle.target_mode == "single"
     greedy = replace(beam, num_beams=1, num_songs=1 if single else beam.num_songs)
     print(f"{len(titles)} titles, {bundle.target_mode} mode, {device}, {len(bundle.vocab.by_tokens)} IDs")

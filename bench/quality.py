@@ -1,7 +1,7 @@
 """Real-data quality benchmark: stages 1-4 in order, then the model-vs-baselines table per variant.
 
     python bench/quality.py --config data/spotify_mpd/config.yaml --config presets/mpd_cpu.yaml
-    python bench/quality.py --quantizers rq_kmeans --modes single -- --config ... --tiger.max_steps 2000
+    python bench/quality.py --quantizers rq_kmeans --modes single -- --config ... --train.max_steps 2000
     python bench/quality.py --stages semantic_ids corpus -- --config ...    # here; then on a GPU machine:
     python bench/quality.py --stages train evaluate -- --config ...         # reuses the fresh earlier artifacts
 

@@ -1,4 +1,4 @@
-"""How much a retrieval-augmented model (tiger.retrieved_songs) uses the songs it is given.
+"""How much a retrieval-augmented model (retrieval.songs) uses the songs it is given.
 
     python bench/retrieval_use.py [--config ...] [--playlists 60]     # after train_tiger.py
 
@@ -10,7 +10,7 @@ A model with a copy head (tiger.retrieval_use copy/both) also gets its mean gate
 level: the weight its own distribution gives to copying there.
 That baseline is measured on a model trained without retrieval: there the songs compared with are
 title kNN's top ``--songs`` (kNN tuned on validation as training tunes the retriever's). A model that
-retrieves after the co-occurrence walk (tiger.retrieval_walk_weight) is compared with its walked list.
+retrieves after the co-occurrence walk (retrieval.walk_weight) is compared with its walked list.
 A retrieval model also gets NDCG@M on those test playlists (their catalogue songs) of its ranking, of
 its list, of the list in the model's order and of the model's songs in the list's order: whether what
 it loses or gains over its list comes from how it orders the list's songs or from which songs it keeps
@@ -32,7 +32,7 @@ from genrec.evaluate.baselines import TrainingPlaylists, knn_tuned_on  # noqa: E
 from genrec.cli import run_script  # noqa: E402
 from genrec.corpus.build import corpus_path, read_corpus, vocab_path  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
-from genrec.evaluate.run import decoding_settings  # noqa: E402
+from genrec.decode.decoding import DecodingSettings  # noqa: E402
 from genrec.decode.decoding import decode  # noqa: E402
 from genrec.evaluate.metrics import ndcg_score, reordered_by  # noqa: E402
 from genrec.model.t5 import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
@@ -60,7 +60,7 @@ def main(cfg, extras) -> None:
                            max(cfg.eval.k_values))
         m, given_how = extras["songs"], "title kNN songs each, not given to this model (trained without retrieval)"
         given = knn.recommend(titles, m)
-    settings = replace(decoding_settings(cfg.eval, "single"), num_songs=m, num_beams=max(m, cfg.eval.num_beams))
+    settings = replace(DecodingSettings.from_config(cfg.decode, cfg.eval.num_songs), num_songs=m, num_beams=max(m, cfg.decode.num_beams))
     decoded = decode(bundle, titles, settings, progress=True)
     kept = [len({song for song, _ in d.songs} & set(k)) / m for d, k in zip(decoded, given)]
     first = [bool(d.songs) and d.songs[0][0] in k[:5] for d, k in zip(decoded, given)]

@@ -18,7 +18,7 @@ from sklearn.cluster import KMeans
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genrec import rq_kmeans  # noqa: E402
+from genrec.quantize import rq_kmeans  # noqa: E402
 from genrec.cli import parse_config  # noqa: E402
 from genrec.data.files import load_song_vectors  # noqa: E402
 from genrec.quantize.report import average_cosine  # noqa: E402
@@ -48,12 +48,12 @@ def main() -> None:
     cfg, _ = parse_config(rest, description=__doc__)
     vectors = synthetic(known.songs, cfg.data.input_dim, cfg.run.seed) if known.songs else \
         load_song_vectors(cfg.data).vectors
-    q = cfg.rqkmeans
+    q = rq_kmeans.RQKMeansSettings.from_config(cfg.ids, cfg.rqkmeans, cfg.run.device)
     print(f"{len(vectors)} vectors x {vectors.shape[1]} dims, {q.levels} levels x {q.vocab_size} codes, "
           f"{q.niter} iterations")
     start = time.perf_counter()
     codebooks = rq_kmeans.train_rq_kmeans(vectors, q, cfg.run.seed)
-    faiss_recon = rq_kmeans.decode(rq_kmeans.encode(vectors, codebooks, False), codebooks)
+    faiss_recon = rq_kmeans.decode(rq_kmeans.encode(vectors, codebooks), codebooks)
     faiss_seconds = time.perf_counter() - start
     start = time.perf_counter()
     sk_recon = sklearn_rq_kmeans(vectors, q.levels, q.vocab_size, q.niter, cfg.run.seed)

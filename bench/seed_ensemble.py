@@ -4,7 +4,7 @@
 
 The configured run (run.output_dir, run.model_dir) and every ``--also`` run (the same data and split,
 another seed) decode the test titles as evaluate_tiger.py's model does (constrained beam search,
-eval.num_songs songs, eval.num_beams beams). The ensemble ranks every song that any run returns by its
+eval.num_songs songs, decode.num_beams beams). The ensemble ranks every song that any run returns by its
 probability averaged over the runs (0 from a run whose top eval.num_songs leave it out). The script prints
 NDCG@K and R-precision of each run, of the ensemble, of the first run's retrieved list (a retrieval model)
 and of title kNN with the parameters evaluate_tiger.py tuned (hybrid.json), then every system minus the

@@ -5,15 +5,15 @@
 A single-mode model trained on pooled targets learns, for each training title, a distribution over
 songs; fitted perfectly, it ranks a seen title's songs by their target score. This prints, on the
 validation and test playlists (ground truth as evaluate_tiger.py scores it, songs outside the
-catalogue included), NDCG@K and R-precision of that ranking for each ``tiger.neighbour_weight`` in
+catalogue included), NDCG@K and R-precision of that ranking for each ``targets.neighbour_weight`` in
 ``--weights`` (0: pooled targets of the title's own playlists only; see genrec.train.neighbour_targets) and
-each ``tiger.cooccurrence_weight`` in ``--walks`` (the co-occurrence walk on top; 0: none),
+each ``targets.cooccurrence_weight`` in ``--walks`` (the co-occurrence walk on top; 0: none),
 popularity filling the rest, beside title kNN (the evaluation's, whose votes the neighbour targets use) and,
-for each walk weight, title kNN's own list after the walk (what ``tiger.retrieval_walk_weight`` gives a
+for each walk weight, title kNN's own list after the walk (what ``retrieval.walk_weight`` gives a
 retrieving model to read and copy; a non-learned system to compare a model with). Titles never seen in
 training have no own songs, so their rows show what the neighbours alone give. No training: seconds.
 ``--knn retrieval`` builds everything on the retriever's kNN instead (tuned on the val playlists'
-catalogue songs, mixing in title vectors at ``tiger.retrieval_vector_weight`` with ``tiger.title_encoder``):
+catalogue songs, mixing in title vectors at ``retrieval.vector_weight`` with ``network.title_encoder``):
 its walked row is then exactly the list a retrieving model reads (the evaluation's ``retrieved`` system).
 Run after prepare_corpus.py.
 Use it to choose the two weights on the validation rows; compare the trained model's
@@ -36,7 +36,7 @@ from genrec.cli import run_script  # noqa: E402
 from genrec.corpus.build import corpus_path, load_vocab, read_corpus  # noqa: E402
 from genrec.evaluate.run import TITLE_BUCKETS, split_playlists, tuned_title_knn  # noqa: E402
 from genrec.evaluate.metrics import mean_over, per_playlist  # noqa: E402
-from genrec.train.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
+from genrec.train.neighbour_targets import (NEIGHBOUR_SONGS, CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
                                       title_scores, walked_knn)
 from genrec.model.retrieval import vector_mix  # noqa: E402
 from genrec.model.title_vectors import TitleVectorEncoder  # noqa: E402
@@ -44,13 +44,13 @@ from genrec.model.title_vectors import TitleVectorEncoder  # noqa: E402
 
 def add_arguments(parser) -> None:
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0],
-                        help="tiger.neighbour_weight values to score")
+                        help="targets.neighbour_weight values to score")
     parser.add_argument("--walks", type=float, nargs="+", default=[0.0],
-                        help="tiger.cooccurrence_weight values to score with each neighbour weight")
+                        help="targets.cooccurrence_weight values to score with each neighbour weight")
     parser.add_argument("--knn", choices=("baseline", "retrieval"), default="baseline",
                         help="whose title kNN the votes, walks and targets use: the evaluated baseline's (tuned on the "
                              "val playlists' full ground truth; what training uses) or the retriever's (tuned on their "
-                             "catalogue songs, with tiger.retrieval_vector_weight; what a retrieving model reads)")
+                             "catalogue songs, with retrieval.vector_weight; what a retrieving model reads)")
 
 
 def report(name: str, rankings: list[list[str]], truths: list[list[str]], seen: np.ndarray, k: int) -> str:
@@ -71,7 +71,7 @@ def main(cfg, extras) -> None:
     if extras["knn"] == "baseline":
         knn, _ = tuned_title_knn(cfg, training, val, popularity)
     else:
-        weight, name = cfg.tiger.retrieval_vector_weight, cfg.tiger.title_encoder
+        weight, name = cfg.retrieval.vector_weight, cfg.network.title_encoder
         mix = vector_mix(weight, TitleVectorEncoder(name) if weight and name else None)  # as training retrieves
         knn = knn_tuned_on(training, read_corpus(corpus_path(cfg, "val")), k, *mix)
     print(f"title kNN ({extras['knn']}): {knn.params}")
@@ -90,10 +90,10 @@ def main(cfg, extras) -> None:
         print(report("title kNN", knn.recommend(playlists.titles, cfg.eval.num_songs),
                      playlists.truths, seen, k))
         for walked in filter(None, extras["walks"]):
-            rankings = walked_knn(knn, walk, playlists.titles, walked, cfg.tiger.neighbour_songs, cfg.eval.num_songs)
+            rankings = walked_knn(knn, walk, playlists.titles, walked, NEIGHBOUR_SONGS, cfg.eval.num_songs)
             print(report(f"title kNN, cooccurrence walk {walked:g}", rankings, playlists.truths, seen, k))
         for weight, walked in itertools.product(extras["weights"], extras["walks"]):
-            scores = title_scores(votes, playlists.titles, own, weight, cfg.tiger.neighbour_songs, walk, walked)
+            scores = title_scores(votes, playlists.titles, own, weight, NEIGHBOUR_SONGS, walk, walked)
             rankings = [target_ranking(s, popularity, cfg.eval.num_songs) for s in scores]
             name = f"targets, neighbour_weight {weight:g}" + (f", cooccurrence_weight {walked:g}" if walked else "")
             print(report(name, rankings, playlists.truths, seen, k))

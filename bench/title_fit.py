@@ -9,8 +9,8 @@ for every validation title seen in training, it prints the share of the title's 
 (at most eval.num_songs of them) that a top eval.num_songs ranking holds:
 
 - model: the trained model, decoded as the evaluation decodes;
-- targets: the ranking its pooled training targets imply (own playlists plus ``tiger.neighbour_weight``
-  times the neighbour votes, plus the ``tiger.cooccurrence_weight`` walk, as ``bench/target_ceiling.py``
+- targets: the ranking its pooled training targets imply (own playlists plus ``targets.neighbour_weight``
+  times the neighbour votes, plus the ``targets.cooccurrence_weight`` walk, as ``bench/target_ceiling.py``
   scores it), i.e. what it was taught;
 - title kNN (validation titles only: for a training title it would return the playlist itself).
 
@@ -39,10 +39,11 @@ from genrec.evaluate.baselines import PopularityBaseline, TrainingPlaylists, nor
 from genrec.cli import run_script  # noqa: E402
 from genrec.corpus.build import corpus_path, read_corpus, vocab_path  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
-from genrec.evaluate.run import decoding_settings, split_playlists, tuned_title_knn  # noqa: E402
+from genrec.decode.decoding import DecodingSettings  # noqa: E402
+from genrec.evaluate.run import split_playlists, tuned_title_knn  # noqa: E402
 from genrec.decode.decoding import decode  # noqa: E402
 from genrec.model.t5 import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
-from genrec.train.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
+from genrec.train.neighbour_targets import (NEIGHBOUR_SONGS, CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
                                       title_scores)
 
 BUCKETS = (("1 playlist", 1, 1), ("2-9 playlists", 2, 9), ("10+ playlists", 10, math.inf))
@@ -93,18 +94,18 @@ def main(cfg, extras) -> None:
     val = split_playlists(cfg, "val", bundle.vocab.songs).head(cfg.eval.val_playlists)
     knn, _ = tuned_title_knn(cfg, training, val, popularity)
     votes = NeighbourVotes(knn, training)
-    walk = CooccurrenceWalk(knn) if cfg.tiger.cooccurrence_weight else None
-    settings = decoding_settings(cfg.eval, "single")
+    walk = CooccurrenceWalk(knn) if cfg.targets.cooccurrence_weight else None
+    settings = DecodingSettings.from_config(cfg.decode, cfg.eval.num_songs)
 
     def recalls(titles: list[str], training_titles: bool) -> dict:
         own = own_counts(training, titles)
-        scores = title_scores(votes, titles, own, cfg.tiger.neighbour_weight, cfg.tiger.neighbour_songs,
-                              walk, cfg.tiger.cooccurrence_weight)
+        scores = title_scores(votes, titles, own, cfg.targets.neighbour_weight, NEIGHBOUR_SONGS,
+                              walk, cfg.targets.cooccurrence_weight)
         model = [[song for song, _ in d.songs] for d in decode(bundle, titles, settings, True, popularity.counts)]
         targets = [target_ranking(score, popularity, n) for score in scores]
         found = {"model": own_song_recall(model, own, n), "targets": own_song_recall(targets, own, n)}
         if training_titles:
-            found["levels"] = np.mean([level_log_probs(bundle, t, o, score, cfg.tiger.target_sharpening)
+            found["levels"] = np.mean([level_log_probs(bundle, t, o, score, cfg.targets.sharpening)
                                        for t, o, score in zip(titles, own, scores)], axis=0)
         else:
             found["title kNN"] = own_song_recall(knn.recommend(titles, n), own, n)
@@ -114,8 +115,8 @@ def main(cfg, extras) -> None:
     distinct = sorted({normalise_title(t): t for t in training.titles}.values())
     rng = random.Random(cfg.run.seed)
     print(f"Share of a title's own training songs (at most {n}) in the top {n} "
-          f"(tiger.neighbour_weight {cfg.tiger.neighbour_weight:g}, "
-          f"tiger.cooccurrence_weight {cfg.tiger.cooccurrence_weight:g}):\n")
+          f"(targets.neighbour_weight {cfg.targets.neighbour_weight:g}, "
+          f"targets.cooccurrence_weight {cfg.targets.cooccurrence_weight:g}):\n")
     print("| titles | bucket | count | model | targets | title kNN |\n|---|---|---|---|---|---|")
     levels = {}
     for name, low, high in BUCKETS:

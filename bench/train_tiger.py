@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-NO_VALIDATION = ["--tiger.val_generation_sample", "0", "--tiger.val_loss_examples", "64"]
+NO_VALIDATION = ["--train.val_loss_examples", "64"]
 
 
 def run(command: list[str], cwd: Path) -> None:
@@ -39,8 +39,8 @@ def build_corpus(folder: Path) -> None:
 def measure(folder: Path, launcher: list[str], extra: list[str], steps: int) -> dict:
     """Train ``steps`` steps (validation only at the very end) and read the summary it wrote."""
     start = time.perf_counter()
-    run([*launcher, str(REPO / "train_tiger.py"), *extra, *NO_VALIDATION, "--tiger.max_steps", str(steps),
-         "--tiger.eval_steps", str(steps)], folder)
+    run([*launcher, str(REPO / "train_tiger.py"), *extra, *NO_VALIDATION, "--train.max_steps", str(steps),
+         "--train.eval_steps", str(steps)], folder)
     manifest = json.loads((folder / "models/tiger_final/manifest.json").read_text(encoding="utf-8"))
     return dict(manifest["summary"], wall_seconds=time.perf_counter() - start)
 
@@ -61,7 +61,7 @@ def main() -> None:
             "demo defaults, torchrun 2 processes": (torchrun, []),
             "presets/mpd_cpu.yaml, 1 process": (python, ["--config", str(REPO / "presets/mpd_cpu.yaml")]),
             "presets/mpd_gpu.yaml, 1 process": (python, ["--config", str(REPO / "presets/mpd_gpu.yaml"),
-                                                         "--tiger.batch_size", "256"]),
+                                                         "--train.batch_size", "256"]),
         }
         results = {name: measure(folder, launcher, extra, opts.steps) for name, (launcher, extra) in runs.items()}
     baseline = results["demo defaults, 1 process"]["train_target_tokens_per_second"]

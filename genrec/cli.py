@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Callable, Sequence
+
+from argparse import ArgumentError, RawDescriptionHelpFormatter
 
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
@@ -24,92 +26,132 @@ from genrec.errors import ConfigError, GenrecError
 
 log = logging.getLogger("genrec")
 
+LOG_DIR = "logs"
+"""Every script logs to logs/<script>.log in the working folder."""
+
 set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
 
 def group_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(Config)]
+    return list(config_module.GROUPS)
 
 
-def build_parser(description: str, extra: Callable[[ArgumentParser], None] | None = None) -> ArgumentParser:
-    parser = ArgumentParser(description=description, exit_on_error=True, env_prefix=None)
+def build_parser(description: str, extra: Callable[[ArgumentParser], None] | None = None,
+                 groups: Sequence[str] | None = None) -> ArgumentParser:
+    """The parser of every group (what a script accepts), or of ``groups`` alone (what its --help shows)."""
+    parser = ArgumentParser(description=description, exit_on_error=False, env_prefix=None,
+                            formatter_class=RawDescriptionHelpFormatter)
     parser.add_argument("--config", action=ActionConfigFile,
                         help="YAML or JSON file of {group: {field: value}}; command-line flags override it.")
     if extra is not None:
         extra(parser)
     for field in dataclasses.fields(Config):
-        parser.add_class_arguments(field.default_factory, field.name)
+        if groups is None or field.name in groups:
+            parser.add_class_arguments(field.default_factory, field.name)
     return parser
 
 
+def expand_short_flags(argv: Sequence[str], short: dict[str, str]) -> list[str]:
+    """``--title X`` -> ``--generate.title X`` (per script); a flag mapped to 'group.field=value' takes no value."""
+    out = []
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        target = short.get(name) if arg.startswith("--") and "." not in name else None
+        if target is None:
+            out.append(arg)
+        elif "=" in target:
+            out.extend(target.split("=", 1))
+        else:
+            out.extend([target, value] if eq else [target])
+    return out
+
+
+def refuse_retired(argv: Sequence[str]) -> None:
+    """Old option names, on the command line or in a --config file, fail naming the option that replaced them."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--") and "." in arg:
+            message = config_module.retired_option(arg[2:].split("=")[0])
+            if message:
+                raise ConfigError(message)
+        if arg == "--config" and i + 1 < len(argv) or arg.startswith("--config="):
+            path = argv[i + 1] if arg == "--config" else arg.split("=", 1)[1]
+            values = _read_config_file(path)
+            config_module.check_retired(values, path)
+
+
+def _read_config_file(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle)
+    except OSError as err:
+        raise ConfigError(f"--config {path}: cannot read it ({err.strerror or err})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--config {path}: not valid YAML or JSON ({str(err).splitlines()[0]})") from None
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: expected {{group: {{field: value}}}}, got a {type(values).__name__}")
+    return values or {}
+
+
 def parse_config(argv: Sequence[str] | None = None, description: str = "",
-                 extra: Callable[[ArgumentParser], None] | None = None) -> tuple[Config, dict]:
-    """Parse ``argv`` into a validated Config; also return any script-specific extra arguments."""
-    parser = build_parser(description, extra)
-    namespace = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    values = namespace.as_dict()
-    groups = {name: getattr(Config, "__dataclass_fields__")[name].default_factory for name in group_names()}
-    cfg = Config(**{name: groups[name](**values[name]) for name in groups})
-    extras = {k: v for k, v in values.items() if k not in groups and k != "config" and k != "__path__"}
-    validate(cfg)
+                 extra: Callable[[ArgumentParser], None] | None = None,
+                 short: dict[str, str] | None = None, help_groups: Sequence[str] | None = None) -> tuple[Config, dict]:
+    """Parse ``argv`` into a validated Config; also return any script-specific extra arguments.
+
+    ``short`` maps a script's everyday flags to full option names; ``help_groups`` are the groups its --help
+    lists (every group is accepted, so one --config or run_pipeline.py's flags serve every stage).
+    """
+    argv = expand_short_flags(list(sys.argv[1:] if argv is None else argv), short or {})
+    if "-h" in argv or "--help" in argv:
+        print(format_help(description, short, help_groups, extra))
+        sys.exit(0)
+    try:
+        refuse_retired(argv)
+        namespace = build_parser(description, extra).parse_args(argv)
+        values = namespace.as_dict()
+        cfg = config_module.from_dict({name: values[name] for name in group_names()})
+        config_module.validate(cfg)
+    except ArgumentError as err:
+        raise ConfigError(_one_line(str(err))) from None
+    except config_module.ConfigError as err:
+        raise ConfigError(str(err)) from None
+    extras = {k: v for k, v in values.items() if k not in group_names() and k not in ("config", "__path__")}
     return cfg, extras
 
 
-def validate(cfg: Config) -> None:
-    """Apply the rules declared in config.py; raise ConfigError naming the field and the rule."""
-    for group in group_names():
-        for field in dataclasses.fields(getattr(cfg, group)):
-            _check_field(f"{group}.{field.name}", getattr(getattr(cfg, group), field.name))
-    if cfg.split.val_ratio + cfg.split.test_ratio >= 1:
-        raise ConfigError("split.val_ratio + split.test_ratio must be below 1 "
-                          f"(got {cfg.split.val_ratio} + {cfg.split.test_ratio})")
-    if cfg.tiger.retrieved_songs and cfg.tiger.retrieval_folds < 2:
-        raise ConfigError(f"tiger.retrieval_folds must be at least 2 with tiger.retrieved_songs "
-                          f"(got {cfg.tiger.retrieval_folds})")
-    if cfg.tiger.retrieval_use != "input" and not cfg.tiger.retrieved_songs:
-        raise ConfigError(f"tiger.retrieval_use={cfg.tiger.retrieval_use} copies retrieved songs one ID at a time: it "
-                          "needs tiger.retrieved_songs above 0 (got 0)")
-    if max(cfg.eval.k_values) > cfg.eval.num_songs:
-        raise ConfigError(f"eval.k_values {cfg.eval.k_values} go beyond eval.num_songs={cfg.eval.num_songs}")
+def format_help(description: str, short: dict[str, str] | None, groups: Sequence[str] | None,
+                extra: Callable[[ArgumentParser], None] | None, width: int = 120) -> str:
+    """The script's docstring, its own flags and short forms, then one entry per option of the groups it reads."""
+    lines = [description.strip(), "", "options:", "  --config FILE  YAML or JSON {group: {field: value}} (presets/, "
+             "data/<name>/config.yaml); repeatable, later files and command-line flags win"]
+    if extra is not None:
+        own = ArgumentParser(add_help=False)
+        extra(own)
+        for action in own._actions:
+            choices = f" {{{','.join(action.choices)}}}" if action.choices else ""
+            lines.append(f"  {'/'.join(action.option_strings)}{choices}  {action.help}")
+    for flag, target in (short or {}).items():
+        lines.append(f"  {flag:<12} short for --{target.lstrip('-').replace('=', ' ')}")
+    docs = config_module.field_docs()
+    for group in groups or config_module.GROUPS:
+        doc, rows = docs[group]
+        lines += ["", f"{group}: {doc}"]
+        for name, _, default, text in rows:
+            head = f"  --{group}.{name} {default!r}" if isinstance(default, str) else f"  --{group}.{name} {default}"
+            lines.extend(textwrap.wrap(text, width, initial_indent=f"{head:<40}", subsequent_indent=" " * 40)
+                         if len(head) < 40 else [head, *textwrap.wrap(text, width, initial_indent=" " * 6,
+                                                                      subsequent_indent=" " * 6)])
+    lines += ["", "Every other group is accepted too (docs/options.md lists all options)." if groups else ""]
+    return "\n".join(lines).rstrip()
 
 
-def _check_field(name: str, value) -> None:
-    if name in config_module.CHOICES and value not in config_module.CHOICES[name]:
-        raise ConfigError(f"{name} must be one of {', '.join(config_module.CHOICES[name])} (got {value!r})")
-    if isinstance(value, bool):
-        return
-    if isinstance(value, int):
-        floor = 0 if name in config_module.MAY_BE_ZERO else 1
-        if value < floor:
-            raise ConfigError(f"{name} must be at least {floor} (got {value})")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigError(f"{name} must be a finite number (got {value})")
-        if name in config_module.UNIT_INTERVAL and not 0 <= value <= 1:
-            raise ConfigError(f"{name} must be between 0 and 1 (got {value})")
-        if name in config_module.POSITIVE_FLOATS and value <= 0:
-            raise ConfigError(f"{name} must be greater than 0 (got {value})")
-        if name in config_module.NON_NEGATIVE_FLOATS and value < 0:
-            raise ConfigError(f"{name} must be at least 0 (got {value})")
-    elif isinstance(value, list) and value and all(isinstance(v, int) for v in value):
-        if min(value) < 1:
-            raise ConfigError(f"{name} values must be at least 1 (got {value})")
-
-
-def config_as_dict(cfg: Config, groups: Sequence[str] | None = None) -> dict:
-    full = dataclasses.asdict(cfg)
-    return full if groups is None else {g: full[g] for g in groups}
-
-
-def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    """Write the resolved config beside a run's artifacts, in the format --config reads back."""
-    from genrec.artifacts import write_text
-    write_text(path, yaml.safe_dump(config_as_dict(cfg), allow_unicode=True, sort_keys=False))
+def _one_line(message: str) -> str:
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return "; ".join(lines[:2]) if lines else "bad command line"
 
 
 def setup_logging(cfg: Config, script: str) -> Path:
     """Log INFO to the console and DEBUG to logs/<script>.log (appending, one file per script)."""
-    log_dir = Path(cfg.run.log_dir)
+    log_dir = Path(LOG_DIR)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{Path(script).stem}.log"
     root = logging.getLogger()
@@ -130,18 +172,19 @@ def setup_logging(cfg: Config, script: str) -> Path:
 
 def run_script(main: Callable[[Config, dict], int | None], description: str,
                extra: Callable[[ArgumentParser], None] | None = None,
-               argv: Sequence[str] | None = None) -> int:
+               argv: Sequence[str] | None = None, short: dict[str, str] | None = None,
+               groups: Sequence[str] | None = None) -> int:
     """Parse, log, run ``main(cfg, extras)``; turn a GenrecError into one line on stderr and exit 1."""
     script = Path(sys.argv[0]).name
     # Models are only ever read from local folders: never let a library reach for the Hugging Face hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        cfg, extras = parse_config(argv, description, extra)
+        cfg, extras = parse_config(argv, description, extra, short, groups)
         log_file = setup_logging(cfg, script)
         log.debug("command line: %s", " ".join(sys.argv))
         log.debug("log file: %s", log_file)
         return main(cfg, extras) or 0
-    except GenrecError as err:
+    except (GenrecError, config_module.ConfigError) as err:
         log.debug("failed", exc_info=True)
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,12 +1,14 @@
 """Errors that scripts report as one line and a non-zero exit, never as a traceback."""
 
+import config
+
 
 class GenrecError(Exception):
     """A problem the user can fix: bad input, bad config, a missing or stale artifact."""
 
 
-class ConfigError(GenrecError):
-    """A configuration value is out of range, unknown or inconsistent."""
+class ConfigError(GenrecError, config.ConfigError):
+    """A configuration value is out of range, unknown or inconsistent (config.validate raises the base class)."""
 
 
 class DataError(GenrecError):

@@ -18,7 +18,7 @@ from typing import Callable
 from config import Config
 
 from genrec.artifacts import require_fresh
-from genrec.cli import config_as_dict
+from config import config_as_dict
 from genrec.errors import ArtifactError, GenrecError
 from genrec.quantize.semantic_ids import semantic_ids_path
 

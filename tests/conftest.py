@@ -15,15 +15,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 
 # Small enough for 2 CPU cores, large enough for 16 codes per level (faiss wants ~39 points per code).
-TINY_DEMO = ["--prepare.demo_songs", "640", "--prepare.demo_playlists", "600", "--prepare.demo_tastes", "12",
-             "--rqkmeans.vocab_size", "16", "--rqvae.vocab_size", "16"]
+TINY_DEMO = ["--prepare.demo_songs", "640", "--prepare.demo_playlists", "600",
+             "--ids.codebook_size", "16"]
 
 # A one-layer T5 trained a few steps, and an evaluation on a few playlists: enough to exercise stages 3-5.
-TINY_MODEL = ["--tiger.max_steps", "3", "--tiger.d_model", "32", "--tiger.d_ff", "64", "--tiger.num_heads", "2",
-              "--tiger.d_kv", "16", "--tiger.num_layers", "1", "--tiger.num_decoder_layers", "1",
-              "--tiger.text_vocab_size", "300", "--tiger.val_generation_sample", "4", "--tiger.val_loss_examples", "200"]
+TINY_MODEL = ["--train.max_steps", "3", "--network.d_model", "32", "--network.d_ff", "64", "--network.num_heads", "2",
+              "--network.d_kv", "16", "--network.num_layers", "1", "--network.num_decoder_layers", "1",
+              "--network.text_vocab_size", "300", "--train.val_loss_examples", "200"]
 TINY_EVAL = ["--eval.max_playlists", "24", "--eval.num_songs", "10", "--eval.k_values", "[5,10]",
-             "--eval.num_beams", "10", "--eval.val_playlists", "16", "--eval.batch_size", "8"]
+             "--decode.num_beams", "10", "--eval.val_playlists", "16", "--decode.batch_size", "8"]
 
 
 def run_stage(script: str, *args: str, cwd: Path, check: bool = True, input: str | None = None,

@@ -63,7 +63,7 @@ def test_batched_beam_search_gives_distinct_valid_songs(strategy):
 def test_sequence_mode_never_repeats_and_fills_the_playlist(sample):
     bundle = tiny_bundle(target_mode="sequence")
     torch.manual_seed(0)
-    settings = DecodingSettings(num_songs=15, num_beams=2, do_sample=sample, top_p=0.9, min_songs=15, batch_size=4)
+    settings = DecodingSettings(num_songs=15, num_beams=2, sample=sample, top_p=0.9, batch_size=4)
     for d in decode(bundle, TITLES, settings):
         assert d.invalid == 0 and d.duplicates == 0
         assert len(d.ids) == len(set(d.ids)) == 15
@@ -71,7 +71,7 @@ def test_sequence_mode_never_repeats_and_fills_the_playlist(sample):
 
 def test_sequence_mode_stops_when_the_catalogue_is_used_up():
     bundle = tiny_bundle(target_mode="sequence", n_songs=6)
-    decoded = decode(bundle, TITLES[:2], DecodingSettings(num_songs=10, num_beams=1, min_songs=10))
+    decoded = decode(bundle, TITLES[:2], DecodingSettings(num_songs=10, num_beams=1))
     for d in decoded:
         assert sorted(s for s, _ in d.songs) == sorted(bundle.vocab.songs)  # every song once, then </s>
 
@@ -86,6 +86,6 @@ def test_unconstrained_decoding_reports_invalid_ids():
 def test_sampling_single_mode_and_recommend_wrapper():
     bundle = tiny_bundle()
     torch.manual_seed(1)
-    ranked = recommend(bundle, TITLES[:3], 5, DecodingSettings(do_sample=True, temperature=0.7))
+    ranked = recommend(bundle, TITLES[:3], 5, DecodingSettings(sample=True, temperature=0.7))
     for songs in ranked:
         assert songs and all(song in bundle.vocab.songs for song, _ in songs)

@@ -1,10 +1,8 @@
-"""The copy head (tiger.retrieval_use copy/both): a pointer over retrieved songs, ID token by ID token."""
+"""The copy head (retrieval.songs): a pointer over retrieved songs, ID token by ID token."""
 
-import pytest
 import torch
 from transformers import T5Config
 
-from conftest import run_stage
 from genrec.model.copy_head import copy_targets
 from genrec.model.t5 import TigerT5
 
@@ -13,11 +11,11 @@ EOS = 1
 RETRIEVED = torch.tensor([[[10, 20], [10, 21], [11, 22]]] * 2)
 
 
-def tiny_model(use: str, rank_prior: bool = False) -> TigerT5:
+def tiny_model(retrieved_songs: int = 3) -> TigerT5:
     torch.manual_seed(0)
     return TigerT5(T5Config(vocab_size=30, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_decoder_layers=1,
                             num_heads=2, decoder_start_token_id=0, eos_token_id=EOS, pad_token_id=0,
-                            retrieved_songs=3, retrieval_use=use, copy_rank_prior=rank_prior)).eval()
+                            retrieved_songs=retrieved_songs)).eval()
 
 
 def log_probs(model: TigerT5, decoder: torch.Tensor, retrieved: torch.Tensor = RETRIEVED) -> torch.Tensor:
@@ -36,9 +34,9 @@ def test_copy_targets_follow_the_written_prefix():
 
 
 def test_the_mixture_is_a_distribution_that_favours_matching_songs_next_tokens():
-    model = tiny_model("copy")
+    model = tiny_model()
     decoder = torch.tensor([[0, 10, 20], [0, 12, 22]])
-    plain = tiny_model("input")
+    plain = tiny_model(retrieved_songs=0)
     plain.load_state_dict(model.state_dict(), strict=False)  # same T5 weights, no copy head
     mixed = log_probs(model, decoder)
     assert torch.allclose(mixed.logsumexp(-1), torch.zeros(2, 3), atol=1e-5)
@@ -56,7 +54,7 @@ def test_the_mixture_is_a_distribution_that_favours_matching_songs_next_tokens()
 
 
 def test_the_copy_head_reads_the_retrieved_songs_and_their_order():
-    model = tiny_model("copy")
+    model = tiny_model()
     decoder = torch.tensor([[0, 10, 20], [0, 10, 20]])
     first, reordered = log_probs(model, decoder), log_probs(model, decoder, RETRIEVED.flip(1))
     assert not torch.allclose(first, reordered)
@@ -73,30 +71,20 @@ def song_log_probs(model: TigerT5, retrieved: torch.Tensor = RETRIEVED) -> torch
 
 
 def copying_without_query(model: TigerT5) -> TigerT5:
-    """The decoder's own distribution and the copy query set aside: the rank prior (if any) alone decides."""
+    """The decoder's own distribution and the copy query set aside: nothing tells the songs apart."""
     with torch.no_grad():
         model.copy_head.gate.bias.fill_(50.0)
         model.copy_head.query.weight.zero_()
     return model
 
 
-def test_the_rank_prior_makes_an_untrained_head_copy_the_list_in_its_order(tmp_path):
-    model = copying_without_query(tiny_model("copy", rank_prior=True))
-    for retrieved in (RETRIEVED, RETRIEVED.flip(1)):
-        shares = song_log_probs(model, retrieved).exp()
-        expected = 1.0 / torch.arange(1, 4, dtype=torch.float)  # exp(-log(1 + rank))
-        assert torch.allclose(shares, (expected / expected.sum()).expand_as(shares), atol=1e-4)
-    without = copying_without_query(tiny_model("copy"))
-    assert torch.allclose(song_log_probs(without).exp(), torch.full((2, 3), 1 / 3), atol=1e-4)  # no order at all
-    model.save_pretrained(tmp_path)
-    reloaded = TigerT5.from_pretrained(tmp_path).eval()
-    assert torch.equal(reloaded.copy_head.rank_prior, model.copy_head.rank_prior)
-    assert tiny_model("copy").copy_head.rank_prior is None
+def test_without_a_query_the_head_gives_every_retrieved_song_the_same_share():
+    shares = song_log_probs(copying_without_query(tiny_model())).exp()
+    assert torch.allclose(shares, torch.full((2, 3), 1 / 3), atol=1e-4)
 
 
-@pytest.mark.parametrize("use", ["copy", "both"])
-def test_labels_give_the_loss_of_the_mixture_and_cached_generation_matches_uncached(use):
-    model = tiny_model(use)
+def test_labels_give_the_loss_of_the_mixture_and_cached_generation_matches_uncached():
+    model = tiny_model()
     titles = torch.tensor([[3, 4, EOS], [5, EOS, 0]])
     mask = (titles > 0).long()
     labels = torch.tensor([[10, 21, EOS], [11, 22, EOS]])
@@ -108,9 +96,3 @@ def test_labels_give_the_loss_of_the_mixture_and_cached_generation_matches_uncac
                            return_dict_in_generate=True, use_cache=cache) for cache in (True, False)]
     assert torch.equal(runs[0].sequences, runs[1].sequences)
     assert torch.allclose(runs[0].sequences_scores, runs[1].sequences_scores, atol=1e-5)
-
-
-def test_copying_needs_retrieved_songs(workdir):
-    proc = run_stage("train_tiger.py", "--tiger.retrieval_use", "copy", cwd=workdir, check=False)
-    assert proc.returncode != 0 and "tiger.retrieval_use=copy copies retrieved songs" in proc.stderr
-    assert "Traceback" not in proc.stderr

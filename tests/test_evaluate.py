@@ -113,7 +113,7 @@ def test_prompts_in_either_script_get_the_same_playlist(trained, single_run):
     assert config["title_script"] == "traditional"
     (trained / "titles.txt").write_text("夏日海边\n夏日海邊\n90s rock classics\n", encoding="utf-8")
     run_stage("generate_playlist.py", *TINY_DEMO, "--generate.input", "titles.txt", "--generate.output", "out.jsonl",
-              "--generate.hybrid", "true", "--generate.num_songs", "10", "--generate.num_beams", "10", cwd=trained)
+              "--generate.system", "hybrid", "--generate.num_songs", "10", "--decode.num_beams", "10", cwd=trained)
     simplified, traditional, other = [json.loads(line) for line in
                                       (trained / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [simplified["title"], traditional["title"]] == ["夏日海边", "夏日海邊"]  # shown as typed

@@ -19,7 +19,7 @@ from genrec.text import clean_title
 from tests.conftest import run_stage, shared_dataset
 
 # Tiny vectors and few epochs: these tests check plumbing, not vector quality.
-FAST = ["--data.input_dim", "8", "--prepare.item2vec_epochs", "2", "--prepare.min_song_playlists", "1",
+FAST = ["--data.input_dim", "8", "--prepare.min_song_playlists", "1",
         "--split.min_eval_playlists", "0", "--split.val_ratio", "0.2", "--split.test_ratio", "0.2"]
 TASTES = [[f"rock{i}" for i in range(12)], [f"jazz{i}" for i in range(12)], [f"pop{i}" for i in range(12)]]
 
@@ -157,8 +157,8 @@ def write_csv_source(folder: Path, extra_rows: str = "") -> None:
 
 
 CSV_COLUMNS = ["--data.playlist_id_column", "pid", "--data.title_column", "title",
-               "--data.membership_playlist_column", "pid", "--data.membership_song_column", "song",
-               "--data.song_id_column", "song", "--data.song_name_column", "name", "--data.singer_column", "singer"]
+               "--data.membership_playlist_column", "pid", "--data.song_id_column", "song",
+               "--data.song_name_column", "name", "--data.singer_column", "singer"]
 
 
 def test_csv_import_keeps_ids_titles_and_counts_unknown_rows(workdir):
@@ -206,7 +206,7 @@ def test_csv_input_with_its_own_vectors_keeps_them_and_gets_the_split(workdir):
 def test_netease_import_keeps_chinese_titles_byte_for_byte(workdir):
     source = shared_dataset("netease")
     run_stage("prepare_data.py", "--prepare.source", "csv", "--prepare.input", str(source), "--prepare.output",
-              "data/netease", "--prepare.item2vec_epochs", "2", "--data.input_dim", "16", cwd=workdir)
+              "data/netease", "--data.input_dim", "16", cwd=workdir)
     report = json.loads((workdir / "outputs" / "netease" / "data_report.json").read_text(encoding="utf-8"))
     assert report["read"]["playlists"] == 634 and report["read"]["rows"] == 72343
     assert report["read"]["songs"] == 38553 and report["read"]["song_info"]

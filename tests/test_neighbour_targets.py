@@ -1,4 +1,4 @@
-"""Neighbour-smoothed targets (tiger.neighbour_weight, tiger.cooccurrence_weight): what similar titles' playlists
+"""Neighbour-smoothed targets (targets.neighbour_weight, targets.cooccurrence_weight): what similar titles' playlists
 and the songs' shared playlists add to a title's targets."""
 
 import re
@@ -127,8 +127,8 @@ def test_target_ceiling_bench_scores_each_weight_beside_title_knn(tiny_demo):
     for knn, vectors, encoder in (("baseline", 0.0, ""), ("retrieval", 0.0, ""), ("retrieval", 0.5, "minilm"),
                                   ("retrieval", 0.5, "")):
         out = run_stage("bench/target_ceiling.py", *TINY_DEMO, "--weights", "0", "1", "--walks", "0", "4",
-                        "--knn", knn, "--tiger.title_encoder", encoder,
-                        "--tiger.retrieval_vector_weight", str(vectors), cwd=tiny_demo).stdout
+                        "--knn", knn, "--network.title_encoder", encoder,
+                        "--retrieval.vector_weight", str(vectors), cwd=tiny_demo).stdout
         mixed = vectors if encoder else 0.0
         assert f"title kNN ({knn}): KnnParams(" in out and f"vector_weight={mixed})" in out
         for split in ("val", "test"):
@@ -153,5 +153,5 @@ def test_evaluation_notes_say_which_smoothed_targets_the_model_learnt(recorded, 
     bundle = SimpleNamespace(retriever=None, manifest={"summary": {"neighbour_targets": recorded}},
                              vocab=SimpleNamespace(collision_strategy="suffix"))
     said = " ".join(notes(bundle, {"partner": "title_knn", "weight": 0.5, "c": 60.0}))
-    assert f"tiger.cooccurrence_weight {32 if walks else 0}" in said and "tiger.neighbour_weight 0.5" in said
+    assert f"targets.cooccurrence_weight {32 if walks else 0}" in said and "targets.neighbour_weight 0.5" in said
     assert ("songs its songs share training playlists with" in said) == walks

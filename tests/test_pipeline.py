@@ -12,7 +12,7 @@ from conftest import TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage
 from genrec.decode.decoding import expand_ids
 from genrec.corpus.id_tokens import SemanticIdVocab
 
-FLAGS = [*TINY_DEMO, *TINY_MODEL, *TINY_EVAL, "--generate.num_songs", "5", "--generate.num_beams", "8"]
+FLAGS = [*TINY_DEMO, *TINY_MODEL, *TINY_EVAL, "--generate.num_songs", "5", "--decode.num_beams", "8"]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_second_run_skips_up_to_date_stages_and_force_reruns(pipeline):
     again = run_stage("run_pipeline.py", *FLAGS, cwd=work)
     for script in ("prepare_data.py", "train_rq_kmeans.py", "prepare_corpus.py", "train_tiger.py", "evaluate_tiger.py"):
         assert f"=== {script}: up to date" in again.stderr
-    changed = run_stage("run_pipeline.py", *FLAGS, "--eval.num_beams", "12", cwd=work)
+    changed = run_stage("run_pipeline.py", *FLAGS, "--decode.num_beams", "12", cwd=work)
     assert "=== train_tiger.py: up to date" in changed.stderr
     assert "=== evaluate_tiger.py done" in changed.stderr
 
@@ -110,12 +110,12 @@ def test_clear_errors_for_missing_model_and_bad_batch_options(tiny_demo):
     proc = run_stage("generate_playlist.py", "--generate.title", "x", cwd=tiny_demo, check=False)
     assert proc.returncode == 1 and "run train_tiger.py first" in proc.stderr
     proc = run_stage("generate_playlist.py", "--generate.input", "t.txt", cwd=tiny_demo, check=False)
-    assert proc.returncode == 1 and "needs both --generate.input" in proc.stderr
+    assert proc.returncode == 1 and "needs both --input" in proc.stderr
 
 
 def test_cluster_ids_show_one_song_each_most_popular_or_seeded_draw():
     codes = np.array([[0, 0], [0, 0], [0, 0], [1, 1]])
-    vocab = SemanticIdVocab.build(["a", "b", "c", "d"], codes, 2, "level", "cluster")
+    vocab = SemanticIdVocab.build(["a", "b", "c", "d"], codes, 2, "cluster")
     ranked = [(vocab.songs["a"], -0.1), (vocab.songs["d"], -0.5)]
     popularity = {"a": 1, "b": 9, "c": 3, "d": 2}
     assert expand_ids(vocab, ranked, 5, popularity) == [("b", -0.1), ("d", -0.5)]

@@ -94,7 +94,17 @@ def test_readme_command_parses(command):
     if script.startswith("bench/") or script.startswith("-m"):
         flags = drop_flags(flags, BENCH_EXTRAS)
     flags = drop_flags(flags, STAGE_EXTRAS.get(script, {}))
-    parse_config(without_dataset_configs(flags))
+    parse_config(without_dataset_configs(flags), short=script_short_flags(script))
+
+
+def script_short_flags(script: str) -> dict[str, str]:
+    """A stage script's everyday flags (--title, --input, ...); benches take the full names."""
+    if script.startswith("bench/") or not script.endswith(".py"):
+        return {}
+    spec = importlib.util.spec_from_file_location(script[:-3], REPO / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, "SHORT_FLAGS", {})
 
 
 def quality_bench():

@@ -1,4 +1,4 @@
-"""Retrieval-augmented input (tiger.retrieved_songs): no leakage in training, same retrieval at inference."""
+"""Retrieval-augmented input (retrieval.songs): no leakage in training, same retrieval at inference."""
 
 import json
 import re
@@ -34,7 +34,7 @@ class TokenIds:
 
 
 def catalogue(songs: list[str]) -> SemanticIdVocab:
-    return SemanticIdVocab(2, 64, "level", "suffix", {s: (f"<a_{i % 64}>", f"<b_{i // 64}>") for i, s in
+    return SemanticIdVocab(2, 64, "suffix", {s: (f"<a_{i % 64}>", f"<b_{i // 64}>") for i, s in
                                                       enumerate(songs)})
 
 
@@ -126,7 +126,7 @@ def test_folds_are_stable_and_cover_every_fold():
 
 def test_more_retrieved_songs_than_training_songs_is_a_clear_error():
     rows = [CorpusRow("pl0", "rock", "", ["a"]), CorpusRow("pl1", "pop", "", ["b"])]
-    with pytest.raises(ConfigError, match="retrieved_songs=6 is more than the 2 distinct songs"):
+    with pytest.raises(ConfigError, match="retrieval.songs=6 is more than the 2 distinct songs"):
         setup_for(rows)
 
 
@@ -138,41 +138,21 @@ def test_one_title_pools_separately_per_retrieved_list():
     assert sorted(pooled.weights) == [1.0, 2.0]
 
 
-def test_model_reads_retrieved_songs_as_tokens_before_the_title():
-    torch.manual_seed(0)
-    model = TigerT5(T5Config(vocab_size=32, d_model=8, d_kv=4, d_ff=16, num_layers=1, num_decoder_layers=1,
-                             num_heads=2, decoder_start_token_id=0, retrieved_songs=3)).eval()
-    titles, mask = torch.tensor([[20, 21, 1], [22, 1, 0]]), torch.tensor([[1, 1, 1], [1, 1, 0]])
-    retrieved = torch.tensor([[[5, 6], [7, 8], [9, 10]]] * 2)
-    embeds, full_mask = model.input_embeddings(titles, mask, retrieved_ids=retrieved)
-    table = model.get_input_embeddings().weight
-    assert embeds.shape == (2, 6, 8) and full_mask.tolist() == [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]]
-    assert torch.allclose(embeds[0, 1], table[7] + table[8] + model.rank_embedding.weight[1])
-    assert torch.equal(embeds[:, 3:], table[titles])
-    decoder = torch.zeros((2, 1), dtype=torch.long)
-    with torch.no_grad():
-        first = model(input_ids=titles, attention_mask=mask, retrieved_ids=retrieved, decoder_input_ids=decoder).logits
-        other = model(input_ids=titles, attention_mask=mask, retrieved_ids=retrieved.flip(1),
-                      decoder_input_ids=decoder).logits
-    assert not torch.allclose(first, other)  # the songs, and their order, reach the output
-
-
-# The copy model's retriever also mixes title vectors into kNN's similarity (tiger.retrieval_vector_weight).
-@pytest.mark.parametrize("use, walk, vectors", [("input", 0.0, []),
-                                                ("copy", 4.0, ["--tiger.title_encoder", "minilm",
-                                                               "--tiger.retrieval_vector_weight", "0.5"])])
-def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk, vectors):
+# The copy model's retriever also mixes title vectors into kNN's similarity (retrieval.vector_weight).
+@pytest.mark.parametrize("walk, vectors", [(0.0, []),
+                                           (4.0, ["--network.title_encoder", "minilm", "--retrieval.vector_weight", "0.5"])])
+def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, walk, vectors):
     for script in ("train_rq_kmeans.py", "prepare_corpus.py"):
         run_stage(script, *TINY_DEMO, cwd=tiny_demo)
-    run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--tiger.retrieved_songs", "5", "--tiger.retrieval_use", use,
-              "--tiger.retrieval_walk_weight", str(walk), *vectors, cwd=tiny_demo)
+    run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--retrieval.songs", "5",
+              "--retrieval.walk_weight", str(walk), *vectors, cwd=tiny_demo)
     final = tiny_demo / "models" / "tiger_final"
     recorded = json.loads((final / RETRIEVAL_FILE).read_text(encoding="utf-8"))
     assert recorded["songs"] == 5 and len(recorded["playlists"]["titles"]) > 100
     assert recorded["walk"]["weight"] == walk and recorded["title_knn"]["vector_weight"] == (0.5 if vectors else 0.0)
     bundle = load_tiger(final)
     assert bundle.retriever is not None
-    assert (bundle.model.copy_head is not None) == (use == "copy") and bundle.model.reads_retrieved == (use == "input")
+    assert bundle.model.copy_head is not None
     titles = ["late night drive", "夏日海边"]
     first = decode(bundle, titles, DecodingSettings(num_songs=5, num_beams=5))
     assert all(len(d.songs) == 5 and d.invalid == 0 for d in first)
@@ -180,10 +160,9 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk, ve
         [d.songs for d in first]
     printed = run_stage("evaluate_tiger.py", *TINY_DEMO, *TINY_EVAL, cwd=tiny_demo).stdout
     metrics = json.loads((tiny_demo / "outputs" / "evaluation_metrics.json").read_text(encoding="utf-8"))
-    said = {"input": "The model also reads title kNN's top 5 songs for each title (",
-            "copy": "The model may also copy title kNN's top 5 songs for each title, after the co-occurrence walk "
-                    "at weight 4"}
-    assert any(note.startswith(said[use]) for note in metrics["notes"])
+    said = "The model may also copy title kNN's top 5 songs for each title" + (
+        ", after the co-occurrence walk at weight 4" if walk else " (retrieval.songs)")
+    assert any(note.startswith(said) for note in metrics["notes"])
     assert any("title vectors' cosine into the TF-IDF similarity at weight 0.5" in note
                for note in metrics["notes"]) == bool(vectors)
     assert metrics["systems"]["model"]["invalid_rate"] == 0.0
@@ -199,11 +178,11 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk, ve
     assert added["model"]["ndcg@10"]["difference"] == pytest.approx(
         metrics["systems"]["model"]["ndcg@10"] - metrics["systems"]["retrieved"]["ndcg@10"])
     assert "NDCG@10 minus the retrieved list's" in printed and "NDCG@10 minus title kNN's" in printed
-    for hybrid in ("false", "true"):
-        out = run_stage("generate_playlist.py", "--generate.title", "beach party", "--generate.num_songs", "3",
-                        "--generate.hybrid", hybrid, cwd=tiny_demo)
+    for system in ("model", "hybrid"):
+        out = run_stage("generate_playlist.py", "--title", "beach party", "--num-songs", "3", "--system", system,
+                        cwd=tiny_demo)
         assert len(re.findall(r"^\s+\d+\. ", out.stdout, flags=re.M)) == 3
-    report = run_stage("bench/retrieval_use.py", *TINY_DEMO, "--playlists", "4", "--eval.num_beams", "10",
+    report = run_stage("bench/retrieval_use.py", *TINY_DEMO, "--playlists", "4", "--decode.num_beams", "10",
                        cwd=tiny_demo).stdout
     source = "walked title kNN's" if walk else "title kNN's"
     share = float(re.search(rf"top 5 songs in {source} top 5: ([\d.]+)", report).group(1))
@@ -212,7 +191,7 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk, ve
                              r"order) ([\d.]+)", report.split("NDCG@5: ")[1]))
     assert len(scores) == 4 and all(0.0 <= float(v) <= 1.0 for v in scores.values())
     gate = re.search(r"copy head's mean gate at the first ID level: ([\d.]+)", report)
-    assert (gate is not None) == (use == "copy") and (gate is None or 0.0 < float(gate.group(1)) < 1.0)
+    assert gate is not None and 0.0 < float(gate.group(1)) < 1.0
 
     vectors_file = final / TITLE_VECTORS_FILE
     assert vectors_file.is_file() == bool(vectors)
@@ -241,10 +220,3 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, use, walk, ve
     (final / RETRIEVAL_FILE).unlink()
     with pytest.raises(ArtifactError, match="retrieval.json is missing or unreadable"):
         load_tiger(final)
-
-
-def test_retrieval_needs_two_folds(workdir):
-    proc = run_stage("train_tiger.py", "--tiger.retrieved_songs", "5", "--tiger.retrieval_folds", "1",
-                     cwd=workdir, check=False)
-    assert proc.returncode != 0 and "tiger.retrieval_folds must be at least 2" in proc.stderr
-    assert "Traceback" not in proc.stderr

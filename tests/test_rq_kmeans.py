@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from config import SongRQKMeansConfig
 from conftest import run_stage
 from genrec.quantize import rq_kmeans
+from genrec.quantize.rq_kmeans import RQKMeansSettings
 from genrec.errors import ConfigError
 from genrec.quantize.report import quantizer_report
 
@@ -20,8 +20,8 @@ def clustered_vectors(n=800, dim=8, seed=0):
 
 def test_reconstruction_improves_with_each_level_and_ids_are_in_range():
     vectors = clustered_vectors()
-    codebooks = rq_kmeans.train_rq_kmeans(vectors, SongRQKMeansConfig(levels=3, vocab_size=16, niter=10), seed=0)
-    codes = rq_kmeans.encode(vectors, codebooks, normalize=False)
+    codebooks = rq_kmeans.train_rq_kmeans(vectors, RQKMeansSettings(levels=3, vocab_size=16, niter=10), seed=0)
+    codes = rq_kmeans.encode(vectors, codebooks)
     assert codes.shape == (len(vectors), 3)
     assert codes.min() >= 0 and codes.max() < 16
     errors = [np.mean((vectors - rq_kmeans.decode(codes[:, :level], codebooks[:level])) ** 2) for level in (1, 2, 3)]
@@ -30,13 +30,13 @@ def test_reconstruction_improves_with_each_level_and_ids_are_in_range():
 
 def test_same_seed_same_codebooks():
     vectors = clustered_vectors()
-    cfg = SongRQKMeansConfig(levels=2, vocab_size=8, niter=5)
+    cfg = RQKMeansSettings(levels=2, vocab_size=8, niter=5)
     np.testing.assert_array_equal(rq_kmeans.train_rq_kmeans(vectors, cfg, 3), rq_kmeans.train_rq_kmeans(vectors, cfg, 3))
 
 
 def test_too_few_songs_is_a_clear_error_not_a_faiss_crash():
     with pytest.raises(ConfigError, match="only 10 songs for 16 codes per level"):
-        rq_kmeans.train_rq_kmeans(clustered_vectors(n=10), SongRQKMeansConfig(vocab_size=16), seed=0)
+        rq_kmeans.train_rq_kmeans(clustered_vectors(n=10), RQKMeansSettings(levels=3, vocab_size=16), seed=0)
 
 
 def test_report_figures_on_a_hand_checkable_case():
@@ -54,7 +54,7 @@ def test_report_figures_on_a_hand_checkable_case():
 
 
 def test_scripts_end_to_end_with_overrides(tiny_demo):
-    run_stage("train_rq_kmeans.py", "--rqkmeans.levels", "2", "--rqkmeans.vocab_size", "8", cwd=tiny_demo)
+    run_stage("train_rq_kmeans.py", "--ids.levels", "2", "--ids.codebook_size", "8", cwd=tiny_demo)
     lines = (tiny_demo / "outputs" / "song_semantic_ids.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 640
     record = json.loads(lines[0])
@@ -71,7 +71,7 @@ def test_scripts_end_to_end_with_overrides(tiny_demo):
 
 
 def test_bad_input_fails_in_one_line_and_keeps_earlier_outputs(tiny_demo):
-    run_stage("train_rq_kmeans.py", *["--rqkmeans.vocab_size", "16"], cwd=tiny_demo)
+    run_stage("train_rq_kmeans.py", *["--ids.codebook_size", "16"], cwd=tiny_demo)
     ids_file = tiny_demo / "outputs" / "song_semantic_ids.jsonl"
     before = ids_file.read_bytes()
     vectors = tiny_demo / "data" / "demo" / "song_vectors.csv"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from config import Config, SongRQVAEConfig
+from config import Config
+from genrec.quantize.rqvae import RQVAESettings
 from genrec.quantize import rqvae
 from genrec.quantize import stage as stage1
 from genrec.data.demo import generate_demo
@@ -33,8 +34,8 @@ def small_vectors() -> np.ndarray:
     return generate_demo(n_songs=640, n_playlists=50, n_tastes=12).vectors.astype(np.float32)
 
 
-def small_config(**changes) -> SongRQVAEConfig:
-    return dataclasses.replace(SongRQVAEConfig(), vocab_size=16, hidden_sizes=[64], latent_dim=16, epochs=80,
+def small_config(**changes) -> RQVAESettings:
+    return dataclasses.replace(RQVAESettings(), vocab_size=16, hidden_sizes=[64], latent_dim=16, epochs=80,
                                **changes)
 
 
@@ -45,7 +46,7 @@ def assert_no_collapse(codes: np.ndarray, vocab_size: int) -> None:
 
 
 def test_default_training_on_demo_data_does_not_collapse(demo_vectors):
-    cfg = SongRQVAEConfig()
+    cfg = RQVAESettings()
     trained = rqvae.train_rqvae(demo_vectors, cfg, seed=42, device=CPU)
     assert trained.codes.shape == (len(demo_vectors), cfg.levels)
     assert trained.codes.min() >= 0 and trained.codes.max() < cfg.vocab_size
@@ -53,9 +54,18 @@ def test_default_training_on_demo_data_does_not_collapse(demo_vectors):
     assert trained.collapsed == []
 
 
-def test_collapse_is_detected_and_warned(small_vectors, caplog):
+@torch.no_grad()
+def random_codebooks(model, train, cfg, seed):
+    """Scaled Gaussian codes: the initialisation of the public ports that collapse (no longer an option)."""
+    latents = model.encoder(train)
+    model.codebooks.copy_(torch.randn(model.codebooks.shape, generator=torch.Generator().manual_seed(seed)) *
+                          latents.std())
+
+
+def test_collapse_is_detected_and_warned(small_vectors, caplog, monkeypatch):
     # Random codebooks and no dead-code reset: the setting in which public ports put every song on one code.
-    cfg = small_config(codebook_init="random", dead_code_epochs=0)
+    monkeypatch.setattr(rqvae, "init_codebooks", random_codebooks)
+    cfg = small_config(dead_code_epochs=0)
     with caplog.at_level(logging.WARNING, logger="genrec.quantize.rqvae"):
         trained = rqvae.train_rqvae(small_vectors, cfg, seed=42, device=CPU)
     assert trained.collapsed, "a collapsed run must be reported"
@@ -65,8 +75,9 @@ def test_collapse_is_detected_and_warned(small_vectors, caplog):
     assert trained.codes_reset == 0
 
 
-def test_dead_code_reset_rescues_the_collapsing_setting(small_vectors):
-    cfg = small_config(codebook_init="random", dead_code_epochs=1)
+def test_dead_code_reset_rescues_the_collapsing_setting(small_vectors, monkeypatch):
+    monkeypatch.setattr(rqvae, "init_codebooks", random_codebooks)
+    cfg = small_config(dead_code_epochs=1)
     trained = rqvae.train_rqvae(small_vectors, cfg, seed=42, device=CPU)
     assert trained.codes_reset > 0
     assert trained.collapsed == []
@@ -124,10 +135,11 @@ def test_train_and_evaluate_side_by_side_and_reload(tiny_demo):
     assert refused.returncode == 1 and "holds rqvae IDs" in refused.stderr
 
 
-def test_collapsed_run_is_recorded_in_the_manifests(tiny_demo):
-    cfg = Config()
-    cfg.rqvae = small_config(codebook_init="random", dead_code_epochs=0)
-    stage1.train_rqvae_stage(cfg)
+def test_collapsed_run_is_recorded_in_the_manifests(tiny_demo, monkeypatch):
+    monkeypatch.setattr(rqvae, "init_codebooks", random_codebooks)
+    monkeypatch.setattr(rqvae.RQVAESettings, "from_config", classmethod(lambda cls, ids, vae: small_config(
+        dead_code_epochs=0)))
+    stage1.train_rqvae_stage(Config())
     ids_manifest = json.loads((tiny_demo / "outputs/song_semantic_ids.jsonl.manifest.json").read_text())
     model_manifest = json.loads((tiny_demo / "models/rqvae/manifest.json").read_text())
     assert ids_manifest["summary"]["collapsed_levels"]
@@ -145,11 +157,10 @@ def test_bad_inputs_fail_with_one_line_and_keep_earlier_artifacts(tiny_demo):
 
     run_stage("train_rqvae.py", "--rqvae.epochs", "3", cwd=tiny_demo)
     ids = (tiny_demo / "outputs/song_semantic_ids.jsonl").read_bytes()
-    too_many = one_line_error(run_stage("train_rqvae.py", "--rqvae.vocab_size", "1000", cwd=tiny_demo, check=False))
-    assert "rqvae.vocab_size" in too_many
-    bad_choice = one_line_error(run_stage("train_rqvae.py", "--rqvae.codebook_init", "zeros", cwd=tiny_demo,
-                                          check=False))
-    assert "rqvae.codebook_init" in bad_choice
+    too_many = one_line_error(run_stage("train_rqvae.py", "--ids.codebook_size", "1000", cwd=tiny_demo, check=False))
+    assert "ids.codebook_size" in too_many
+    bad_value = one_line_error(run_stage("train_rqvae.py", "--rqvae.latent_dim", "0", cwd=tiny_demo, check=False))
+    assert "rqvae.latent_dim" in bad_value
     assert (tiny_demo / "outputs/song_semantic_ids.jsonl").read_bytes() == ids
 
     model_file = tiny_demo / "models/rqvae/model.pt"

@@ -1,4 +1,4 @@
-"""The optional sentence-vector view of titles (tiger.title_encoder): training, reloading, decoding."""
+"""The optional sentence-vector view of titles (network.title_encoder): training, reloading, decoding."""
 
 import pytest
 import torch
@@ -26,7 +26,7 @@ def test_a_folder_that_is_not_an_encoder_is_a_clear_error(tmp_path):
 def test_model_with_title_vectors_trains_reloads_and_decodes_real_songs(tiny_demo):
     for script in ("train_rq_kmeans.py", "prepare_corpus.py"):
         run_stage(script, *TINY_DEMO, cwd=tiny_demo)
-    run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--tiger.title_encoder", "minilm", cwd=tiny_demo)
+    run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--network.title_encoder", "minilm", cwd=tiny_demo)
     bundle = load_tiger(tiny_demo / "models" / "tiger_final")
     assert bundle.title_encoder is not None and bundle.model.title_projection is not None
     titles = ["late night drive", "夏日海边"]

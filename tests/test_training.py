@@ -17,13 +17,13 @@ from conftest import REPO, TINY_DEMO, run_stage
 from genrec.errors import ArtifactError
 from genrec.model.t5 import load_tiger
 from genrec.model.retrieval import RETRIEVAL_FILE
-from genrec.train.loop import hide_titles, titles_merged_by_cutting
+from genrec.train.batches import titles_merged_by_cutting
+from genrec.train.trainer import hide_titles
 
 # A model of a few thousand parameters: seconds per run on 2 cores.
-TINY_MODEL = ["--tiger.d_model", "32", "--tiger.d_kv", "8", "--tiger.num_heads", "4", "--tiger.d_ff", "64",
-              "--tiger.num_layers", "1", "--tiger.num_decoder_layers", "1", "--tiger.batch_size", "64",
-              "--tiger.text_vocab_size", "300", "--tiger.learning_rate", "0.01", "--tiger.val_loss_examples", "256",
-              "--tiger.val_generation_sample", "8"]
+TINY_MODEL = ["--network.d_model", "32", "--network.d_kv", "8", "--network.num_heads", "4", "--network.d_ff", "64",
+              "--network.num_layers", "1", "--network.num_decoder_layers", "1", "--train.batch_size", "64",
+              "--network.text_vocab_size", "300", "--train.learning_rate", "0.01", "--train.val_loss_examples", "256"]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def trained(corpus_dir, tmp_path_factory) -> Path:
     """One short single-mode training run, shared by the tests that only read its results."""
     folder = tmp_path_factory.mktemp("tiger_trained")
     shutil.copytree(corpus_dir, folder, dirs_exist_ok=True)
-    run_stage("train_tiger.py", *TINY_MODEL, "--tiger.max_steps", "30", "--tiger.eval_steps", "15", cwd=folder)
+    run_stage("train_tiger.py", *TINY_MODEL, "--train.max_steps", "30", "--train.eval_steps", "15", cwd=folder)
     return folder
 
 
@@ -65,8 +65,8 @@ def four_step_losses(work: Path, flag: str, values: tuple[str, ...], *other_flag
     """The training losses of a 4-step run (same seed) for each value of one flag."""
     losses = {}
     for value in values:
-        run_stage("train_tiger.py", *TINY_MODEL, *other_flags, flag, value, "--tiger.max_steps", "4",
-                  "--tiger.eval_steps", "2", cwd=work)
+        run_stage("train_tiger.py", *TINY_MODEL, *other_flags, flag, value, "--train.max_steps", "4",
+                  "--train.eval_steps", "2", cwd=work)
         losses[value] = train_losses(work / "models/tiger_checkpoints/checkpoint-4")
     return losses
 
@@ -94,10 +94,10 @@ def test_saved_model_reloads_with_identical_outputs(trained, monkeypatch):
 
 
 def test_resume_continues_at_the_right_step(work):
-    run_stage("train_tiger.py", *TINY_MODEL, "--tiger.max_steps", "6", "--tiger.eval_steps", "3", cwd=work)
+    run_stage("train_tiger.py", *TINY_MODEL, "--train.max_steps", "6", "--train.eval_steps", "3", cwd=work)
     assert (work / "models/tiger_checkpoints/checkpoint-6").is_dir()
-    run_stage("train_tiger.py", *TINY_MODEL, "--tiger.max_steps", "9", "--tiger.eval_steps", "3",
-              "--tiger.resume", "true", cwd=work)
+    run_stage("train_tiger.py", *TINY_MODEL, "--train.max_steps", "9", "--train.eval_steps", "3",
+              "--train.resume", "true", cwd=work)
     facts = summary(work)
     assert facts["resumed_from_step"] == 6 and facts["global_step"] == 9
 
@@ -105,9 +105,9 @@ def test_resume_continues_at_the_right_step(work):
 def test_sequence_mode_trains(work):
     run_stage("prepare_corpus.py", "--corpus.target_mode", "sequence", "--corpus.max_target_length", "41", cwd=work)
     # A preset's neighbour targets and copy head (single mode only) must not stop a sequence run.
-    proc = run_stage("train_tiger.py", *TINY_MODEL, "--corpus.target_mode", "sequence", "--tiger.max_steps", "4",
-                     "--tiger.neighbour_weight", "0.5", "--tiger.retrieved_songs", "5", "--tiger.retrieval_use", "copy",
-                     "--tiger.retrieval_walk_weight", "8", cwd=work)
+    proc = run_stage("train_tiger.py", *TINY_MODEL, "--corpus.target_mode", "sequence", "--train.max_steps", "4",
+                     "--targets.neighbour_weight", "0.5", "--retrieval.songs", "5",
+                     "--retrieval.walk_weight", "8", cwd=work)
     assert "neighbour_weight=0.5 shapes pooled single-mode targets only" in proc.stderr
     assert "this sequence-mode run trains without retrieval" in proc.stderr
     bundle = load_tiger(work / "models/tiger_final")
@@ -116,7 +116,7 @@ def test_sequence_mode_trains(work):
 
 
 def test_neighbour_targets_change_what_is_learnt_and_are_recorded(work):
-    losses = four_step_losses(work, "--tiger.neighbour_weight", ("0", "1"))
+    losses = four_step_losses(work, "--targets.neighbour_weight", ("0", "1"))
     assert losses["0"][0] != pytest.approx(losses["1"][0])  # same seed and batches, other targets
     recorded = summary(work)["neighbour_targets"]
     assert recorded["weight"] == 1.0 and recorded["songs"] == 200 and recorded["title_knn"]["k"] >= 1
@@ -124,7 +124,7 @@ def test_neighbour_targets_change_what_is_learnt_and_are_recorded(work):
 
 
 def test_cooccurrence_walk_alone_changes_what_is_learnt_and_is_recorded(work):
-    losses = four_step_losses(work, "--tiger.cooccurrence_weight", ("0", "4"))
+    losses = four_step_losses(work, "--targets.cooccurrence_weight", ("0", "4"))
     assert losses["0"][0] != pytest.approx(losses["4"][0])
     recorded = summary(work)["neighbour_targets"]
     assert recorded["weight"] == 0 and recorded["cooccurrence_weight"] == 4.0
@@ -151,17 +151,16 @@ def test_hide_titles_empties_a_random_share_of_titles_and_keeps_the_rest_of_each
 
 
 def test_title_dropout_changes_what_a_retrieval_model_learns_and_retrieval_options_warn_without_retrieval(work):
-    losses = four_step_losses(work, "--tiger.title_dropout", ("0", "0.5"), "--tiger.retrieved_songs", "5",
-                              "--tiger.retrieval_use", "copy")
+    losses = four_step_losses(work, "--retrieval.title_dropout", ("0", "0.5"), "--retrieval.songs", "5")
     assert losses["0"][0] != pytest.approx(losses["0.5"][0])  # same seed and batches, some titles hidden
-    proc = run_stage("train_tiger.py", *TINY_MODEL, "--tiger.title_dropout", "0.5", "--tiger.retrieval_vector_weight",
-                     "0.5", "--tiger.max_steps", "2", cwd=work)
-    assert "tiger.title_dropout=0.5 leaves a model its retrieved songs alone: ignored without" in proc.stderr
-    assert "tiger.retrieval_vector_weight=0.5 mixes title vectors into the retriever's kNN: ignored without" in \
+    proc = run_stage("train_tiger.py", *TINY_MODEL, "--retrieval.title_dropout", "0.5", "--retrieval.vector_weight",
+                     "0.5", "--train.max_steps", "2", cwd=work)
+    assert "retrieval.title_dropout=0.5 leaves a model its retrieved songs alone: ignored without" in proc.stderr
+    assert "retrieval.vector_weight=0.5 mixes title vectors into the retriever's kNN: ignored without" in \
         proc.stderr
-    proc = run_stage("train_tiger.py", *TINY_MODEL, "--tiger.retrieved_songs", "5", "--tiger.retrieval_vector_weight",
-                     "0.5", "--tiger.max_steps", "1", cwd=work)
-    assert "tiger.retrieval_vector_weight=0.5 needs tiger.title_encoder: the retriever's kNN uses TF-IDF alone" in \
+    proc = run_stage("train_tiger.py", *TINY_MODEL, "--retrieval.songs", "5", "--retrieval.vector_weight",
+                     "0.5", "--train.max_steps", "1", cwd=work)
+    assert "retrieval.vector_weight=0.5 needs network.title_encoder: the retriever's kNN uses TF-IDF alone" in \
         proc.stderr
     recorded = json.loads((work / "models" / "tiger_final" / RETRIEVAL_FILE).read_text(encoding="utf-8"))
     assert recorded["title_knn"]["vector_weight"] == 0.0
@@ -177,16 +176,16 @@ def torchrun_train(work: Path, *flags: str) -> dict:
 
 
 def test_torchrun_two_cpu_processes_train_one_model(work):
-    facts = torchrun_train(work, "--tiger.max_steps", "6")
+    facts = torchrun_train(work, "--train.max_steps", "6")
     assert facts["processes"] == 2 and facts["global_step"] == 6
     assert [p.name for p in (work / "models").iterdir() if p.name.startswith(".")] == []
     load_tiger(work / "models/tiger_final")
 
 
 def test_long_titles_are_truncated_not_fatal(work):
-    proc = run_stage("train_tiger.py", *TINY_MODEL, "--tiger.max_input_length", "3", "--tiger.max_steps", "2",
+    proc = run_stage("train_tiger.py", *TINY_MODEL, "--network.max_input_length", "3", "--train.max_steps", "2",
                      cwd=work)
-    assert "longer than tiger.max_input_length=3" in proc.stderr
+    assert "longer than network.max_input_length=3" in proc.stderr
     assert summary(work)["truncated_titles"] > 0
 
 
@@ -194,7 +193,7 @@ def test_pretrained_folder_that_is_not_t5_is_refused(work):
     fake = work / "not_t5"
     fake.mkdir()
     (fake / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
-    proc = run_stage("train_tiger.py", "--tiger.model_name", str(fake), cwd=work, check=False)
+    proc = run_stage("train_tiger.py", "--network.pretrained", str(fake), cwd=work, check=False)
     assert proc.returncode == 1 and "not a Hugging Face T5" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -214,22 +213,17 @@ def test_model_is_refused_once_the_corpus_ids_change(trained, tmp_path, monkeypa
 
 
 def test_time_budget_stops_training_and_keeps_a_validated_model(work):
-    proc = run_stage("train_tiger.py", *TINY_MODEL, "--tiger.max_minutes", "0.00001", "--tiger.max_steps", "50",
-                     "--tiger.eval_steps", "25", cwd=work)
-    assert "tiger.max_minutes=1e-05 reached at step 1" in proc.stderr
+    proc = run_stage("train_tiger.py", *TINY_MODEL, "--train.max_minutes", "0.00001", "--train.max_steps", "50",
+                     "--train.eval_steps", "25", cwd=work)
+    assert "train.max_minutes=1e-05 reached at step 1" in proc.stderr
     facts = summary(work)
     assert facts["global_step"] == 1 and facts["stopped_by_time_budget_at_step"] == 1
     assert facts["best_eval"]["eval_loss"] > 0  # the stop still validated, so a best checkpoint exists
     load_tiger(work / "models/tiger_final")
 
 
-def test_dataloader_workers_build_the_same_batches(work):
-    losses = four_step_losses(work, "--tiger.dataloader_workers", ("0", "2"))
-    assert losses["2"] == pytest.approx(losses["0"], rel=1e-5)
-
-
 def test_batch_assembly_bench_times_the_training_loader(work):
-    proc = run_stage("bench/batches.py", "--tiger.batch_size", "64", "--batches", "1000", "--workers", "1",
+    proc = run_stage("bench/batches.py", "--train.batch_size", "64", "--batches", "1000", "--workers", "1",
                      cwd=work)
     examples = int(proc.stdout.split(" training examples (PooledDataset)")[0].split()[-1])
     rows = [line.split() for line in proc.stdout.splitlines() if line.strip().endswith(tuple("0123456789"))
@@ -240,13 +234,13 @@ def test_batch_assembly_bench_times_the_training_loader(work):
 
 def test_time_budget_stop_under_torchrun_validates_saves_and_ends_both_processes(work):
     # The stop's extra validation and checkpoint are collective under DDP: a rank left behind would hang here.
-    facts = torchrun_train(work, "--tiger.max_minutes", "0.00001", "--tiger.max_steps", "50",
-                           "--tiger.eval_steps", "25")
+    facts = torchrun_train(work, "--train.max_minutes", "0.00001", "--train.max_steps", "50",
+                           "--train.eval_steps", "25")
     assert facts["processes"] == 2 and facts["global_step"] == 1 and facts["stopped_by_time_budget_at_step"] == 1
 
 
 def test_title_fit_bench_compares_the_model_with_what_it_was_taught(trained):
-    proc = run_stage("bench/title_fit.py", "--titles", "5", "--eval.num_beams", "10", cwd=trained)
+    proc = run_stage("bench/title_fit.py", "--titles", "5", "--decode.num_beams", "10", cwd=trained)
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in proc.stdout.splitlines()
             if line.startswith("| training") or line.startswith("| validation")]
     training = [r for r in rows if r[0] == "training"]
@@ -262,7 +256,7 @@ def test_title_fit_bench_compares_the_model_with_what_it_was_taught(trained):
 
 
 def test_retrieval_use_bench_measures_a_model_without_retrieval_against_knn(trained):
-    out = run_stage("bench/retrieval_use.py", "--playlists", "4", "--songs", "3", "--eval.num_beams", "10",
+    out = run_stage("bench/retrieval_use.py", "--playlists", "4", "--songs", "3", "--decode.num_beams", "10",
                     cwd=trained).stdout
     assert "3 title kNN songs each, not given to this model" in out
     shares = [float(x) for x in re.findall(r"title kNN's top \d+: ([\d.]+)", out)]

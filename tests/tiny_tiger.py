@@ -30,7 +30,7 @@ def tiny_vocab(n_songs: int = 60, levels: int = 2, vocab_size: int = 4, strategy
                seed: int = 0) -> SemanticIdVocab:
     """Songs s0..s{n-1} with random codes: few codes, so collisions (and suffixes) are plentiful."""
     codes = np.random.default_rng(seed).integers(0, vocab_size, size=(n_songs, levels))
-    return SemanticIdVocab.build([f"s{i}" for i in range(n_songs)], codes, vocab_size, "level", strategy)
+    return SemanticIdVocab.build([f"s{i}" for i in range(n_songs)], codes, vocab_size, strategy)
 
 
 def tiny_bundle(target_mode: str = "single", strategy: str = "suffix", n_songs: int = 60,

@@ -31,7 +31,7 @@ import numpy as np
 from config import Config
 
 from genrec.artifacts import atomic_path, require_fresh, write_manifest
-from genrec.cli import config_as_dict
+from config import config_as_dict
 from genrec.data.files import load_playlists
 from genrec.errors import ConfigError, DataError
 from genrec.corpus.id_tokens import VOCAB_FILE, SemanticIdVocab
@@ -101,7 +101,7 @@ def build_vocab(cfg: Config) -> tuple[SemanticIdVocab, Path]:
     manifest = require_fresh(ids_file, SEMANTIC_ID_STAGES)
     song_ids, codes = read_semantic_ids(ids_file)
     vocab_size = int(manifest.get("summary", {}).get("vocab_size", int(codes.max()) + 1))
-    vocab = SemanticIdVocab.build(song_ids, codes, vocab_size, cfg.corpus.token_style,
+    vocab = SemanticIdVocab.build(song_ids, codes, vocab_size,
                                   cfg.corpus.collision_strategy)
     return vocab, ids_file
 
@@ -163,7 +163,6 @@ def build_corpus(cfg: Config) -> dict:
     report = {
         "target_mode": cfg.corpus.target_mode,
         "collision_strategy": cfg.corpus.collision_strategy,
-        "token_style": cfg.corpus.token_style,
         "title_script": cfg.corpus.title_script,
         "id_length": vocab.id_length,
         "examples": {split: len(rows[split]) for split in SPLITS},
@@ -194,7 +193,7 @@ def write_outputs(cfg: Config, vocab: SemanticIdVocab, rows: dict[str, list[Corp
     settings = config_as_dict(cfg, ["data", "split", "corpus", "run"])
     path = vocab_path(cfg)
     vocab.save(path)
-    write_manifest(path, [ids_file], settings, {k: report[k] for k in ("collision_strategy", "token_style",
+    write_manifest(path, [ids_file], settings, {k: report[k] for k in ("collision_strategy",
                                                                        "id_length", "largest_collision_group")})
     data_files = [cfg.data.playlist_info_file, cfg.data.playlist_songs_file]
     if cfg.data.split_file and Path(cfg.data.split_file).exists():

@@ -1,8 +1,8 @@
 """Semantic IDs as T5 tokens: the one mapping between songs and token sequences every stage shares.
 
-A song with codes (12, 3, 200) becomes the tokens ``<a_12><b_3><c_200>`` (``token_style=level``:
-the letter is the level, since code 12 means different things at different levels) or
-``<id_12><id_3><id_200>`` (``token_style=shared``, the original's format).
+A song with codes (12, 3, 200) becomes the tokens ``<a_12><b_3><c_200>``: the letter is the level, since
+code 12 means different things at different levels (one token per code shared by all levels, the original's
+``<id_12>``, lost on validation: docs/experiments/).
 
 Collisions (songs whose code tuples are equal), by ``collision_strategy``:
 - ``suffix``: every song gets one more token, its rank inside its group (``<d_0>``, ``<d_1>``, ...),
@@ -10,7 +10,7 @@ Collisions (songs whose code tuples are equal), by ``collision_strategy``:
 - ``cluster``: songs keep the shared tuple; an ID then stands for a cluster of songs, and the
   generator picks among them (the original's "cluster expansion").
 
-Saved as ``semantic_id_vocab.json``: ``{"levels", "vocab_size", "token_style", "collision_strategy",
+Saved as ``semantic_id_vocab.json``: ``{"levels", "vocab_size", "collision_strategy",
 "songs": {song_id: [token, ...]}}``; the song order inside a collision group is the order of the
 semantic-ID file, so the mapping is deterministic.
 """
@@ -33,15 +33,14 @@ VOCAB_FILE = "semantic_id_vocab.json"
 TOKEN_PATTERN = re.compile(r"<[a-z]+_\d+>")
 
 
-def code_token(level: int, code: int, style: str) -> str:
-    return f"<{string.ascii_lowercase[level]}_{code}>" if style == "level" else f"<id_{code}>"
+def code_token(level: int, code: int) -> str:
+    return f"<{string.ascii_lowercase[level]}_{code}>"
 
 
 @dataclass
 class SemanticIdVocab:
     levels: int
     vocab_size: int
-    token_style: str
     collision_strategy: str
     songs: dict[str, tuple[str, ...]]
     by_tokens: dict[tuple[str, ...], list[str]] = field(init=False, repr=False)
@@ -54,18 +53,18 @@ class SemanticIdVocab:
         self.by_tokens = dict(groups)
 
     @classmethod
-    def build(cls, song_ids: list[str], codes: np.ndarray, vocab_size: int, token_style: str,
+    def build(cls, song_ids: list[str], codes: np.ndarray, vocab_size: int,
               collision_strategy: str) -> "SemanticIdVocab":
         levels = codes.shape[1]
         rank_in_group: dict[tuple[int, ...], int] = defaultdict(int)
         songs = {}
         for song, row in zip(song_ids, map(tuple, codes.tolist())):
-            tokens = [code_token(level, code, token_style) for level, code in enumerate(row)]
+            tokens = [code_token(level, code) for level, code in enumerate(row)]
             if collision_strategy == "suffix":
-                tokens.append(code_token(levels, rank_in_group[row], token_style))
+                tokens.append(code_token(levels, rank_in_group[row]))
                 rank_in_group[row] += 1
             songs[song] = tuple(tokens)
-        return cls(levels, vocab_size, token_style, collision_strategy, songs)
+        return cls(levels, vocab_size, collision_strategy, songs)
 
     @property
     def id_length(self) -> int:
@@ -94,7 +93,7 @@ class SemanticIdVocab:
         return max(map(len, self.by_tokens.values()))
 
     def save(self, path: str | Path) -> None:
-        write_json(path, {"levels": self.levels, "vocab_size": self.vocab_size, "token_style": self.token_style,
+        write_json(path, {"levels": self.levels, "vocab_size": self.vocab_size,
                           "collision_strategy": self.collision_strategy,
                           "songs": {song: list(tokens) for song, tokens in self.songs.items()}})
 
@@ -104,5 +103,4 @@ class SemanticIdVocab:
         if not path.exists():
             raise ArtifactError(f"{path} does not exist: run prepare_corpus.py first")
         payload = json.loads(path.read_text(encoding="utf-8"))
-        return cls(payload["levels"], payload["vocab_size"], payload["token_style"],
-                   payload["collision_strategy"], payload["songs"])
+        return cls(payload["levels"], payload["vocab_size"], payload["collision_strategy"], payload["songs"])

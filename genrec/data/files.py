@@ -149,15 +149,15 @@ def load_playlists(cfg: DataConfig, info_file: str | Path | None = None,
     """Join playlist info with playlist-song rows; rows naming unknown playlists are counted, not used."""
     ids, titles = load_playlist_info(cfg, info_file)
     path = Path(songs_file or cfg.playlist_songs_file)
-    rows = read_table(path, [cfg.membership_playlist_column, cfg.membership_song_column], "playlist-song")
+    rows = read_table(path, [cfg.membership_playlist_column, cfg.song_id_column], "playlist-song")
     check_ids(rows, cfg.membership_playlist_column, path, unique=False)
-    check_ids(rows, cfg.membership_song_column, path, unique=False)
+    check_ids(rows, cfg.song_id_column, path, unique=False)
     position = {pid: i for i, pid in enumerate(ids)}
     songs: list[list[str]] = [[] for _ in ids]
     seen: list[set[str]] = [set() for _ in ids]
     unknown = Counter()
     repeats = 0
-    for pid, sid in zip(rows[cfg.membership_playlist_column].str.strip(), rows[cfg.membership_song_column].str.strip()):
+    for pid, sid in zip(rows[cfg.membership_playlist_column].str.strip(), rows[cfg.song_id_column].str.strip()):
         i = position.get(pid)
         if i is None:
             unknown[pid] += 1

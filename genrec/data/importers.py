@@ -226,10 +226,10 @@ def read_csv_source(folder: str | Path, data_cfg: DataConfig) -> ImportedPlaylis
     playlist_ids, titles = load_playlist_info(cfg, info_path)
     suspects: dict[str, DataError] = {}
 
-    rows = read_table(songs_path, [cfg.membership_playlist_column, cfg.membership_song_column], "playlist-song")
+    rows = read_table(songs_path, [cfg.membership_playlist_column, cfg.song_id_column], "playlist-song")
     pids = _stripped_ids(rows, cfg.membership_playlist_column, songs_path)
-    songs = _stripped_ids(rows, cfg.membership_song_column, songs_path)
-    _note_whitespace_ids(songs, songs_path, cfg.membership_song_column, suspects)
+    songs = _stripped_ids(rows, cfg.song_id_column, songs_path)
+    _note_whitespace_ids(songs, songs_path, cfg.song_id_column, suspects)
     position = pd.Series(np.arange(len(playlist_ids)), index=playlist_ids)
     known = pids.isin(position.index).to_numpy()
     if not known.all():

@@ -48,23 +48,28 @@ class _EpochProgress(CallbackAny2Vec):
         self.bar.close()
 
 
+WINDOW = 10
+"""Skip-gram window (songs either side)."""
+EPOCHS = 10
+"""Passes over the training playlists."""
+NEGATIVE = 5
+"""Negative samples per positive."""
+
+
 def train_item2vec(playlists: list[np.ndarray], song_ids: list[str], dim: int, cfg: PrepareConfig,
                    seed: int) -> SongVectors:
-    """Vectors for the songs of ``playlists`` that reach ``item2vec_min_count`` occurrences.
+    """Vectors for the songs of ``playlists`` (every song of a kept playlist gets one).
 
     Bit-identical reruns need ``item2vec_workers=1``: with several threads, gensim's updates
     interleave differently from run to run (results stay statistically the same).
     """
     workers = cfg.item2vec_workers or os.cpu_count() or 1
     sentences = PlaylistSentences([p for p in playlists if len(p) > 1], song_ids)
-    log.info("item2vec: %d training playlists, dim %d, window %d, %d epochs, %d negatives, min_count %d, "
-             "%d workers", len(sentences.playlists), dim, cfg.item2vec_window, cfg.item2vec_epochs,
-             cfg.item2vec_negative, cfg.item2vec_min_count, workers)
-    model = Word2Vec(vector_size=dim, window=cfg.item2vec_window, min_count=max(cfg.item2vec_min_count, 1),
-                     sg=1, negative=cfg.item2vec_negative, workers=workers, seed=seed)
+    log.info("item2vec: %d training playlists, dim %d, window %d, %d epochs, %d negatives, %d workers",
+             len(sentences.playlists), dim, WINDOW, EPOCHS, NEGATIVE, workers)
+    model = Word2Vec(vector_size=dim, window=WINDOW, min_count=1, sg=1, negative=NEGATIVE, workers=workers, seed=seed)
     model.build_vocab(sentences)
-    model.train(sentences, total_examples=model.corpus_count, epochs=cfg.item2vec_epochs,
-                callbacks=[_EpochProgress(cfg.item2vec_epochs)])
+    model.train(sentences, total_examples=model.corpus_count, epochs=EPOCHS, callbacks=[_EpochProgress(EPOCHS)])
     # Keep the catalogue's own order, not gensim's frequency order.
     keyed = model.wv
     kept = [s for s in song_ids if s in keyed.key_to_index]

@@ -26,22 +26,28 @@ import numpy as np
 from config import Config, PrepareConfig
 
 from genrec.artifacts import write_json
-from genrec.cli import config_as_dict
+from config import config_as_dict
 from genrec.data.files import SongVectors
 from genrec.data.dataset import Dataset, write_dataset
 from genrec.data.demo import generate_demo
 from genrec.errors import ConfigError, DataError
 from genrec.data.importers import ImportedPlaylists, read_csv_source, read_mpd
+from genrec.data import item2vec
 from genrec.data.item2vec import format_quality, quality_check, train_item2vec
 from genrec.data.split import SPLITS, assign_splits
 from genrec.text import clean_title, script_counts
+
+DEMO_TASTES = 40
+"""Demo data: latent tastes (moods, genres, activities, eras) that titles reveal and songs follow (fewer for
+fewer than 50 songs a taste)."""
 
 log = logging.getLogger(__name__)
 
 
 def prepare_demo(cfg: Config) -> dict:
     p = cfg.prepare
-    demo = generate_demo(p.demo_songs, p.demo_playlists, p.demo_tastes, cfg.data.input_dim, cfg.run.seed)
+    tastes = min(DEMO_TASTES, max(4, p.demo_songs // 50))  # a small demo keeps enough songs per taste to learn
+    demo = generate_demo(p.demo_songs, p.demo_playlists, tastes, cfg.data.input_dim, cfg.run.seed)
     split = assign_splits(demo.playlist_ids, cfg.split, cfg.run.seed)
     report = {
         "source": "demo",
@@ -154,8 +160,8 @@ def song_vectors_for(data: ImportedPlaylists, split: list[str], cfg: Config, ste
     _restrict_songs(data, has_vector)
     steps.record("songs without an item2vec vector leave", data.songs, split)
     report["vectors"] = {"source": "item2vec (training playlists only)", "songs": len(vectors.ids),
-                         "dim": cfg.data.input_dim, "window": p.item2vec_window, "epochs": p.item2vec_epochs,
-                         "negative": p.item2vec_negative, "min_count": p.item2vec_min_count,
+                         "dim": cfg.data.input_dim, "window": item2vec.WINDOW, "epochs": item2vec.EPOCHS,
+                         "negative": item2vec.NEGATIVE, "min_count": 1,
                          "seconds": round(time.perf_counter() - started, 1)}
     return vectors
 

@@ -23,6 +23,8 @@ from genrec.errors import DataError
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+MAX_EVAL_RATIO = 0.1
+"""Val and test are each raised to split.min_eval_playlists, but never above this share of the playlists."""
 
 
 def unit_hash(playlist_id: str, seed: int) -> float:
@@ -33,7 +35,7 @@ def unit_hash(playlist_id: str, seed: int) -> float:
 
 def effective_ratios(n_playlists: int, cfg: SplitConfig) -> tuple[float, float]:
     """Raise val/test ratios so each holds ``min_eval_playlists`` where ``max_eval_ratio`` allows."""
-    floor = min(cfg.min_eval_playlists / max(n_playlists, 1), cfg.max_eval_ratio)
+    floor = min(cfg.min_eval_playlists / max(n_playlists, 1), MAX_EVAL_RATIO)
     val, test = max(cfg.val_ratio, floor), max(cfg.test_ratio, floor)
     if (val, test) != (cfg.val_ratio, cfg.test_ratio):
         log.info("split: %d playlists; val/test ratios raised from %.3g/%.3g to %.3g/%.3g so each holds "

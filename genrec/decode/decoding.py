@@ -23,6 +23,8 @@ import torch
 from tqdm import tqdm
 from transformers import LogitsProcessorList
 
+from config import DecodeConfig
+
 from genrec.decode.constrained import IdTrie, TrieLogitsProcessor
 from genrec.corpus.id_tokens import SemanticIdVocab
 from genrec.model.t5 import title_inputs
@@ -32,19 +34,23 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DecodingSettings:
-    """How titles are decoded; EvalConfig and GenerateConfig both map onto it."""
+    """How titles are decoded: the ``decode`` group (config.DecodeConfig) and the number of songs asked.
+
+    Single mode: beam search (num_beams, raised to num_songs) or sampling. Sequence mode: greedy or sampled
+    whole playlists, with </s> allowed only after num_songs songs and never a song twice.
+    """
 
     num_songs: int = 20
     num_beams: int = 50
-    """Single mode: beam width (raised to num_songs). Sequence mode: beams over whole playlists."""
-    do_sample: bool = False
+    sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
-    min_songs: int = 1
-    """Sequence mode: songs before </s> is allowed (the evaluation asks for num_songs)."""
-    unique: bool = True
-    """Sequence mode: never repeat a song within one playlist."""
     batch_size: int = 16
+
+    @classmethod
+    def from_config(cls, decode: DecodeConfig, num_songs: int) -> "DecodingSettings":
+        return cls(num_songs, max(decode.num_beams, num_songs), decode.sample, decode.temperature, decode.top_p,
+                   decode.batch_size)
 
 
 @dataclass
@@ -107,18 +113,18 @@ def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constra
     kwargs = dict(max_new_tokens=id_length + 1 if single else num_songs * id_length + 1,
                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                   return_dict_in_generate=True, output_scores=True)
-    if settings.do_sample:
+    if settings.sample:
         kwargs.update(do_sample=True, num_beams=1, temperature=settings.temperature, top_p=settings.top_p)
     else:
-        kwargs.update(do_sample=False, num_beams=max(settings.num_beams, num_songs if single else 1))
+        kwargs.update(do_sample=False, num_beams=max(settings.num_beams, num_songs) if single else 1)
     kwargs["num_return_sequences"] = num_songs if single else 1
     if single and kwargs["num_beams"] > 1:
         kwargs["length_penalty"] = 0.0  # rank by total log-probability
-    min_songs = 1 if single else min(settings.min_songs, num_songs)
+    min_songs = 1 if single else num_songs
     if constrained:
         processor = TrieLogitsProcessor(build_trie(bundle), tokenizer.eos_token_id, tokenizer.pad_token_id,
                                         max_songs=1 if single else num_songs, min_songs=min_songs,
-                                        unique=settings.unique and not single)
+                                        unique=not single)
         kwargs["logits_processor"] = LogitsProcessorList([processor])
     else:
         kwargs["min_new_tokens"] = min_songs * id_length

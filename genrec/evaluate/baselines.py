@@ -7,7 +7,7 @@
   ``k``, ``alpha`` and ``length_norm`` are chosen on the validation split (:func:`tune_knn`), never test.
   With ``vector_weight`` w (and a title-vector function), the similarity is ``(1 - w) * TF-IDF cosine
   + w * the title vectors' cosine``, so "gym" also finds "workout" (the evaluated baseline keeps w = 0,
-  TF-IDF alone; a retrieving model's list may use it, ``tiger.retrieval_vector_weight``).
+  TF-IDF alone; a retrieving model's list may use it, ``retrieval.vector_weight``).
 - :func:`fuse`: weighted reciprocal rank fusion of two rankings (``weight`` on the first,
   ``1 - weight`` on the second, ``1 / (c + rank)`` each); :func:`tune_fusion` picks the partner
   ranking fused with the model's (title kNN's, or the list a retrieval model reads), ``weight`` and
@@ -36,7 +36,7 @@ from sklearn.preprocessing import normalize
 from config import Config
 
 from genrec.artifacts import require_fresh, write_json, write_manifest
-from genrec.cli import config_as_dict
+from config import config_as_dict
 from genrec.corpus.build import CorpusRow
 from genrec.errors import ArtifactError, ConfigError
 from genrec.evaluate.metrics import ndcg_score
@@ -119,7 +119,7 @@ class TitleKNN:
         self.params = params or KnnParams()
         if self.params.vector_weight and title_vectors is None:
             raise ConfigError(f"title kNN with vector_weight={self.params.vector_weight:g} needs title vectors "
-                              "(tiger.title_encoder)")
+                              "(network.title_encoder)")
         self.title_vectors = title_vectors if self.params.vector_weight else None
 
     def fit(self, titles: Sequence[str], playlists: Sequence[Sequence[str]],
@@ -260,7 +260,7 @@ def save_hybrid(cfg: Config, knn_params: KnnParams, fusion: dict, inputs: list[P
     """Record the tuned kNN and fusion parameters, tied to the training corpus and model they were tuned for."""
     path = hybrid_path(cfg)
     write_json(path, {"title_knn": asdict(knn_params), "fusion": fusion})
-    write_manifest(path, inputs, config_as_dict(cfg, ["eval", "run"]))
+    write_manifest(path, inputs, config_as_dict(cfg, ["decode", "eval", "run"]))
 
 
 class Hybrid:

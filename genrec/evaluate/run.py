@@ -31,7 +31,7 @@ from config import Config, EvalConfig
 from genrec.artifacts import atomic_path, manifest_path, require_fresh, write_json, write_manifest, write_text
 from genrec.evaluate.baselines import (PopularityBaseline, TitleKNN, TrainingPlaylists, filled, fuse, normalise_title,
                         save_hybrid, tune_fusion, tune_knn)
-from genrec.cli import config_as_dict
+from config import config_as_dict
 from genrec.corpus.build import corpus_path, read_corpus, vocab_path
 from genrec.data.files import SongInfo, load_playlists, load_song_info
 from genrec.distributed import Shards, set_threads_for
@@ -67,13 +67,6 @@ class EvalPlaylists:
         if not n or n >= len(self.ids):
             return self
         return EvalPlaylists(self.ids[:n], self.titles[:n], self.truths[:n], self.source, self.report)
-
-
-def decoding_settings(ecfg: EvalConfig, target_mode: str) -> DecodingSettings:
-    return DecodingSettings(num_songs=ecfg.num_songs,
-                            num_beams=ecfg.num_beams if target_mode == "single" else ecfg.sequence_num_beams,
-                            do_sample=ecfg.do_sample, temperature=ecfg.temperature, top_p=ecfg.top_p,
-                            min_songs=ecfg.num_songs, unique=ecfg.unique, batch_size=ecfg.batch_size)
 
 
 def split_playlists(cfg: Config, split: str, catalogue: dict) -> EvalPlaylists:
@@ -159,7 +152,7 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     test = (external_playlists(cfg, catalogue, bundle.title_script) if ecfg.playlist_info_file
             else split_playlists(cfg, "test", catalogue)).head(ecfg.max_playlists)
     val = split_playlists(cfg, "val", catalogue).head(ecfg.val_playlists)
-    settings = decoding_settings(ecfg, bundle.target_mode)
+    settings = DecodingSettings.from_config(cfg.decode, ecfg.num_songs)
     log.info("evaluating on %d playlists of %s (%d process(es)); tuning on %d validation playlists",
              len(test.ids), test.source, shards.world, len(val.ids))
 
@@ -326,21 +319,19 @@ def notes(bundle: TigerBundle, fusion: dict) -> list[str]:
            "invalid_rate: generated IDs (and trailing partial IDs) naming no song, over all generated; "
            "duplicate_rate: valid IDs repeating an earlier one of the same playlist."]
     if bundle.retriever is not None:
-        how = {"input": "also reads", "copy": "may also copy", "both": "also reads, and may copy,"}[
-            getattr(bundle.model.config, "retrieval_use", "input")]
         walk = bundle.retriever.walk.weight
-        walked = f", after the co-occurrence walk at weight {walk:g} (tiger.retrieval_walk_weight)" if walk else ""
+        walked = f", after the co-occurrence walk at weight {walk:g} (retrieval.walk_weight)" if walk else ""
         vectors = bundle.retriever.knn.params.vector_weight
         mixed = (f" Its kNN mixes the title vectors' cosine into the TF-IDF similarity at weight {vectors:g} "
-                 "(tiger.retrieval_vector_weight); system 'title_knn' is TF-IDF alone." if vectors else "")
-        out.append(f"The model {how} title kNN's top {bundle.retriever.songs} songs for each title{walked} (tiger."
-                   "retrieved_songs, tiger.retrieval_use), retrieved from the training playlists only "
+                 "(retrieval.vector_weight); system 'title_knn' is TF-IDF alone." if vectors else "")
+        out.append(f"The model may also copy title kNN's top {bundle.retriever.songs} songs for each title{walked} "
+                   "(retrieval.songs), retrieved from the training playlists only "
                    f"(genrec.model.retrieval, genrec.model.copy_head); system 'retrieved' is that list on its own.{mixed}")
     neighbours = bundle.manifest.get("summary", {}).get("neighbour_targets")
     if neighbours:
         walk = neighbours.get("cooccurrence_weight", 0)
-        out.append("The model was trained on neighbour-smoothed targets (tiger.neighbour_weight "
-                   f"{neighbours['weight']:g}, tiger.cooccurrence_weight {walk:g}): each training title also learnt "
+        out.append("The model was trained on neighbour-smoothed targets (targets.neighbour_weight "
+                   f"{neighbours['weight']:g}, targets.cooccurrence_weight {walk:g}): each training title also learnt "
                    "title kNN's votes from similar titles' training playlists"
                    + (" and the songs its songs share training playlists with" if walk else "")
                    + " (genrec.train.neighbour_targets); at test time it reads the title alone.")
@@ -370,7 +361,7 @@ def write_outputs(cfg: Config, payload: dict, rankings: dict[str, list[list[str]
         inputs.append(corpus_path(cfg, "test"))
     write_text(out / RESULTS_FILE, side_by_side(test, rankings["model"], info, bundle.vocab.songs))
     write_json(out / METRICS_FILE, payload)
-    write_manifest(out / METRICS_FILE, inputs, config_as_dict(cfg, ["data", "corpus", "eval", "run"]),
+    write_manifest(out / METRICS_FILE, inputs, config_as_dict(cfg, ["data", "corpus", "decode", "eval", "run"]),
                    {"playlists": len(test.ids), "source": test.source})
     plot_recall(out / PLOT_FILE, rankings, test.truths, cfg.eval.num_songs)
 

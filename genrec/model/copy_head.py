@@ -1,7 +1,7 @@
-"""Copying retrieved songs ID token by ID token: a pointer over title kNN's songs (``tiger.retrieval_use``).
+"""Copying retrieved songs ID token by ID token: a pointer over title kNN's songs (``retrieval.songs``).
 
 A model that reads kNN's songs as encoder tokens (genrec.model.retrieval) must learn to write their ID tokens
-back out of summed embeddings; on MPD it learnt no use for them (docs/mpd_experiments.md, "Giving it kNN's
+back out of summed embeddings; on MPD it learnt no use for them (docs/experiments/mpd.md, "Giving it kNN's
 memory as input"). The copy head gives the decoder that path directly, as pointer-generator networks do for
 summarisation (See et al., 2017). At each decoder position it attends over the retrieved songs whose ID
 starts with the tokens written so far, and mixes their next tokens into the model's own distribution
@@ -10,10 +10,7 @@ with a learned gate:
     p(token) = (1 - g) * p_model(token) + g * sum_r a_r * [song r's next token == token]
 
 ``a_r``: a softmax over the matching songs of a query from the decoder state against a key made of the
-song's ID token embeddings (shared with the decoder) and its kNN rank, plus, with ``tiger.copy_rank_prior``,
-a learned score per rank started at -log(1 + rank): then an untrained head copies the list in its order
-(a_r falls with rank, and the levels' products give song r the share a_r of all songs), and the query
-learns departures from it; ``g``: a sigmoid of the decoder
+song's ID token embeddings (shared with the decoder) and its kNN rank; ``g``: a sigmoid of the decoder
 state, and 0 where no retrieved song matches. The model returns log p as its logits, so the losses,
 beam search, sampling and the trie processor work unchanged. Single mode only: decoder position j
 writes ID level j, and an ID's last level is followed by ``</s>``.
@@ -26,13 +23,11 @@ import torch.nn.functional as F
 
 
 class CopyHead(torch.nn.Module):
-    def __init__(self, d_model: int, songs: int, eos_token_id: int, rank_prior: bool = False):
+    def __init__(self, d_model: int, songs: int, eos_token_id: int):
         super().__init__()
         self.query = torch.nn.Linear(d_model, d_model, bias=False)
         self.key = torch.nn.Linear(d_model, d_model, bias=False)
         self.rank = torch.nn.Embedding(songs, d_model)
-        self.rank_prior = (torch.nn.Parameter(-torch.log1p(torch.arange(songs, dtype=torch.float)))
-                           if rank_prior else None)
         self.gate = torch.nn.Linear(d_model, 1)
         self.eos_token_id = eos_token_id
 
@@ -48,8 +43,6 @@ class CopyHead(torch.nn.Module):
         matches, next_tokens = matches[:, -positions:], next_tokens[:, -positions:]
         keys = self.key(token_embedding(retrieved).sum(dim=2) + self.rank.weight[:retrieved.shape[1]])
         scores = torch.einsum("btd,bsd->bts", self.query(states), keys).float() / keys.shape[-1] ** 0.5
-        if self.rank_prior is not None:
-            scores = scores + self.rank_prior[:retrieved.shape[1]]
         # A finite floor, not -inf: a position with no match gets a harmless uniform row (the model alone is kept).
         attention = scores.masked_fill(~matches, torch.finfo(scores.dtype).min).softmax(dim=-1)
         copied = torch.zeros_like(logits, dtype=torch.float).scatter_add_(-1, next_tokens, attention * matches)

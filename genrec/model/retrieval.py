@@ -1,18 +1,18 @@
-"""Retrieval augmentation: title kNN's top songs for a title, which the model reads or copies beside the title.
+"""Retrieval augmentation: title kNN's top songs for a title, which the model may copy beside writing its own.
 
 Title kNN (genrec.evaluate.baselines) is strong on playlist data because titles repeat, while a small
 generative model struggles to memorise which of thousands of songs go with each title. With
-``tiger.retrieved_songs = M`` the model also gets kNN's top M songs for the title, to read (as encoder
-tokens, see ``TigerT5.input_embeddings``), to copy (genrec.model.copy_head) or both (``tiger.retrieval_use``),
-and learns which to keep, how to reorder them and what to add. With ``tiger.retrieval_walk_weight``
+``retrieval.songs = M`` the model also gets kNN's top M songs for the title, which a copy head
+(genrec.model.copy_head) lets it write out ID token by ID token (reading them as encoder tokens instead
+learnt no use for them: docs/experiments/), and learns which to keep, how to reorder them and what to add. With ``retrieval.walk_weight``
 the list is kNN's after one step of the co-occurrence walk over the same training playlists
 (genrec.train.neighbour_targets.walked_knn), which adds the songs kNN's songs share playlists with. With
-``tiger.retrieval_vector_weight`` w, kNN's title similarity mixes in the title encoder's cosine
+``retrieval.vector_weight`` w, kNN's title similarity mixes in the title encoder's cosine
 (``(1 - w) * TF-IDF + w * vectors``), so a title also finds playlists whose titles mean the same in other words.
 
 No leakage: a training example must not find its own playlist's songs among its inputs, or the model
 learns to copy lists that at test time do not hold the answer. Training playlists are split into
-``tiger.retrieval_folds`` folds by a hash of their id, and a title in fold f retrieves from a kNN
+:data:`RETRIEVAL_FOLDS` folds by a hash of their id, and a title in fold f retrieves from a kNN
 fitted on the other folds only (cross-fitting). Validation, test and the generator retrieve from
 all training playlists. The kNN parameters are tuned on validation playlists, as the evaluated
 ``title_knn`` baseline's are.
@@ -46,6 +46,10 @@ from genrec.model.title_vectors import TitleVectorEncoder
 
 log = logging.getLogger(__name__)
 
+RETRIEVAL_FOLDS = 5
+"""Training playlists are split into this many folds for cross-fitted retrieval (each title retrieves from the
+others: more folds change nothing measurable, docs/experiments/)."""
+
 RETRIEVAL_FILE = "retrieval.json"
 
 
@@ -60,7 +64,7 @@ Retrieved = tuple[tuple[int, ...], ...]
 
 @dataclass(frozen=True)
 class WalkParams:
-    """The co-occurrence walk on kNN's list (``tiger.retrieval_walk_weight``; weight 0: kNN's list as it is)."""
+    """The co-occurrence walk on kNN's list (``retrieval.walk_weight``; weight 0: kNN's list as it is)."""
     weight: float = 0.0
     songs: int = 200
 
@@ -93,7 +97,7 @@ class SongRetriever:
 
 
 def vector_mix(weight: float, title_encoder: TitleVectorEncoder | None) -> tuple[float, TitleVectors | None]:
-    """The retriever's title-vector weight and vectors (``tiger.retrieval_vector_weight``): without a title
+    """The retriever's title-vector weight and vectors (``retrieval.vector_weight``): without a title
     encoder, TF-IDF alone (0, None), so a preset that mixes in vectors still runs with the encoder off."""
     if not (weight and title_encoder):
         return 0.0, None
@@ -108,7 +112,7 @@ def check_enough_songs(playlists: TrainingPlaylists, songs: int) -> None:
     """A kNN over these playlists must always fill ``songs`` slots (else a clear error)."""
     distinct = len({song for ranked in playlists.songs for song in ranked})
     if distinct < songs:
-        raise ConfigError(f"tiger.retrieved_songs={songs} is more than the {distinct} distinct songs of "
+        raise ConfigError(f"retrieval.songs={songs} is more than the {distinct} distinct songs of "
                           f"{len(playlists.titles)} training playlists to retrieve from")
 
 

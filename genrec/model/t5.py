@@ -2,7 +2,7 @@
 
 ``models/tiger_final/`` holds the weights and tokenizer (``from_pretrained`` loads both), a copy of
 the semantic-ID vocabulary the model was trained with, the config it was trained with
-(``config.yaml``, readable by ``--config``), ``manifest.json``, and with ``tiger.retrieved_songs``
+(``config.yaml``, readable by ``--config``), ``manifest.json``, and with ``retrieval.songs``
 ``retrieval.json`` (genrec.model.retrieval), and when the retriever mixes in title vectors ``retrieval_title_vectors.npz``
 (its training titles' vectors, genrec.model.title_vectors.TitleVectorEncoder.save, so loading does not encode them
 again; without it they are encoded). The decoder starts from the pad
@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Config, T5ForConditionalGeneration
 
-from config import Config, PlaylistTIGERConfig
+from config import Config, NetworkConfig
 
 from genrec.artifacts import atomic_path, build_manifest, read_manifest, sha256_of, write_json
-from genrec.cli import config_as_dict, save_config
+from config import config_as_dict, save_config
 from genrec.model.copy_head import CopyHead
 from genrec.errors import ArtifactError
 from genrec.corpus.id_tokens import VOCAB_FILE, SemanticIdVocab
@@ -54,15 +54,12 @@ def resolve_device(name: str) -> str:
 class TigerT5(T5ForConditionalGeneration):
     """T5 that may read more than the title's tokens; without the two config fields below, a plain T5.
 
-    - ``config.title_vector_dim``: one sentence vector per title (``tiger.title_encoder``,
+    - ``config.title_vector_dim``: one sentence vector per title (``network.title_encoder``,
       genrec.model.title_vectors), through a learned projection, as an extra encoder token.
-    - ``config.retrieved_songs``: title kNN's top songs (genrec.model.retrieval). With ``config.retrieval_use``
-      "input" or "both", one encoder token each: the sum of the song's ID token embeddings (shared with
-      the decoder) plus a learned embedding of its kNN rank. With "copy" or "both", a copy head
-      (genrec.model.copy_head) lets the decoder write them out token by token; the logits are then log-probabilities.
+    - ``config.retrieved_songs``: title kNN's top songs (genrec.model.retrieval), which a copy head
+      (genrec.model.copy_head) lets the decoder write out token by token; the logits are then log-probabilities.
 
-    Encoder input order: [title vector] [retrieved songs, best first] [title tokens] [padding], so the
-    extra tokens sit at fixed positions whatever the title's length.
+    Encoder input order: [title vector] [title tokens] [padding], so the title vector sits at a fixed position.
     """
 
     def __init__(self, config: T5Config):
@@ -70,25 +67,15 @@ class TigerT5(T5ForConditionalGeneration):
         dim = getattr(config, "title_vector_dim", None)
         self.title_projection = torch.nn.Linear(dim, config.d_model) if dim else None
         slots = getattr(config, "retrieved_songs", 0) or 0
-        use = getattr(config, "retrieval_use", "input")
-        self.reads_retrieved = bool(slots) and use in ("input", "both")
-        self.rank_embedding = torch.nn.Embedding(slots, config.d_model) if self.reads_retrieved else None
-        self.copy_head = (CopyHead(config.d_model, slots, config.eos_token_id,
-                                   getattr(config, "copy_rank_prior", False))
-                          if slots and use in ("copy", "both") else None)
+        self.copy_head = CopyHead(config.d_model, slots, config.eos_token_id) if slots else None
 
     def input_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                          title_vectors: torch.Tensor | None = None,
                          retrieved_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder input embeddings and mask with the extra tokens (see the class docstring) first; retrieved songs
-        become tokens only for a model that reads them (``reads_retrieved``)."""
-        embed = self.get_input_embeddings()
-        tokens = embed(input_ids)
+        """Encoder input embeddings and mask with the title vector (see the class docstring) first; retrieved
+        songs go to the copy head, not the encoder."""
+        tokens = self.get_input_embeddings()(input_ids)
         parts, masks = [tokens], [attention_mask]
-        if retrieved_ids is not None and self.reads_retrieved:  # (batch, songs, id_length) token ids
-            songs = embed(retrieved_ids).sum(dim=2) + self.rank_embedding.weight[:retrieved_ids.shape[1]]
-            parts.insert(0, songs)
-            masks.insert(0, attention_mask.new_ones(retrieved_ids.shape[:2]))
         if title_vectors is not None:
             parts.insert(0, self.title_projection(title_vectors.to(tokens.dtype)).unsqueeze(1))
             masks.insert(0, attention_mask.new_ones((attention_mask.shape[0], 1)))
@@ -126,17 +113,16 @@ class TigerT5(T5ForConditionalGeneration):
         return inputs
 
 
-def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
+def build_model(tcfg: NetworkConfig, retrieved_songs: int, tokenizer: PreTrainedTokenizerBase,
                 title_vector_dim: int | None = None, title_script: str = "") -> TigerT5:
     """A fresh T5 sized by the config, or the pretrained one with its embeddings grown for the ID tokens.
 
     ``title_script`` is the corpus's (genrec.text.fold_script), kept in the config so prompts are folded alike.
     """
     extra = dict(title_vector_dim=title_vector_dim, title_encoder=tcfg.title_encoder or None, title_script=title_script,
-                 retrieved_songs=tcfg.retrieved_songs, retrieval_use=tcfg.retrieval_use,
-                 copy_rank_prior=tcfg.copy_rank_prior)
-    if tcfg.model_name:
-        model = TigerT5.from_pretrained(check_pretrained_folder(tcfg.model_name), local_files_only=True, **extra)
+                 retrieved_songs=retrieved_songs)
+    if tcfg.pretrained:
+        model = TigerT5.from_pretrained(check_pretrained_folder(tcfg.pretrained), local_files_only=True, **extra)
         model.resize_token_embeddings(len(tokenizer))
     else:
         model = TigerT5(T5Config(
@@ -149,7 +135,7 @@ def build_model(tcfg: PlaylistTIGERConfig, tokenizer: PreTrainedTokenizerBase,
         target.eos_token_id = tokenizer.eos_token_id
         target.decoder_start_token_id = tokenizer.pad_token_id
     log.info("model: %.2fM parameters%s", model.num_parameters() / 1e6,
-             f" (from {tcfg.model_name})" if tcfg.model_name else "")
+             f" (from {tcfg.pretrained})" if tcfg.pretrained else "")
     return model
 
 
@@ -172,7 +158,7 @@ def save_final(final_dir: Path, model: TigerT5, tokenizer: PreTrainedTokenizerBa
         save_config(cfg, staged / "config.yaml")
         summary = dict(summary, corpus_vocab=str(vocab_file), vocab_sha256=sha256_of(vocab_file))
         # Only the groups that shape the model: changing evaluation or generation settings must not make it stale.
-        manifest = build_manifest(staged, inputs, config_as_dict(cfg, ["data", "corpus", "tiger", "run"]), summary)
+        manifest = build_manifest(staged, inputs, config_as_dict(cfg, ["data", "corpus", "network", "train", "targets", "retrieval", "run"]), summary)
         manifest["artifact"] = str(final_dir)
         write_json(staged / "manifest.json", manifest)
 

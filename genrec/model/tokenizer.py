@@ -53,10 +53,10 @@ def check_pretrained_folder(model_name: str) -> Path:
     """The local folder of a pretrained T5, or ConfigError saying what is wrong with it."""
     path = Path(model_name)
     if not path.is_dir():
-        raise ConfigError(f"tiger.model_name={model_name!r} is not a local folder (no downloads are made: "
+        raise ConfigError(f"network.pretrained={model_name!r} is not a local folder (no downloads are made: "
                           "download the model yourself, or leave it empty to train from scratch)")
     if not is_t5_folder(path):
-        raise ConfigError(f"tiger.model_name={model_name!r} is not a Hugging Face T5 folder "
+        raise ConfigError(f"network.pretrained={model_name!r} is not a Hugging Face T5 folder "
                           "(its config.json must say model_type t5 or mt5)")
     return path
 

@@ -14,7 +14,9 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from config import SongRQKMeansConfig
+from dataclasses import dataclass
+
+from config import IdsConfig, RQKMeansConfig
 
 from genrec.errors import ConfigError
 
@@ -23,16 +25,11 @@ log = logging.getLogger(__name__)
 FAISS_MIN_POINTS_PER_CENTROID = 39  # below this faiss warns that k-means is poorly determined
 
 
-def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
-def check_codebook_size(n_points: int, vocab_size: int, vocab_field: str = "rqkmeans.vocab_size") -> None:
+def check_codebook_size(n_points: int, vocab_size: int, vocab_field: str = "ids.codebook_size") -> None:
     """Fail clearly when k-means cannot run; warn when it runs on too little data to be reliable."""
     if n_points < vocab_size:
         raise ConfigError(f"only {n_points} songs for {vocab_size} codes per level: lower {vocab_field} "
@@ -45,13 +42,28 @@ def check_codebook_size(n_points: int, vocab_size: int, vocab_field: str = "rqkm
                     max(1, n_points // FAISS_MIN_POINTS_PER_CENTROID))
 
 
-def train_rq_kmeans(vectors: np.ndarray, cfg: SongRQKMeansConfig, seed: int,
-                    vocab_field: str = "rqkmeans.vocab_size") -> np.ndarray:
+@dataclass
+class RQKMeansSettings:
+    """What one RQ-KMeans fit needs: the ID shape (``ids`` group) and the ``rqkmeans`` group, resolved."""
+
+    levels: int
+    vocab_size: int
+    niter: int = 25
+    max_points_per_level: int = 0
+    use_gpu: bool = True
+
+    @classmethod
+    def from_config(cls, ids: IdsConfig, kmeans: RQKMeansConfig, device: str) -> "RQKMeansSettings":
+        return cls(ids.levels, ids.codebook_size, kmeans.niter, kmeans.max_points_per_level, device != "cpu")
+
+
+def train_rq_kmeans(vectors: np.ndarray, cfg: RQKMeansSettings, seed: int,
+                    vocab_field: str = "ids.codebook_size") -> np.ndarray:
     """Fit ``cfg.levels`` codebooks of ``cfg.vocab_size`` centroids on successive residuals.
 
     ``vocab_field`` names the setting to change in messages (RQ-VAE reuses this for its initialisation).
     """
-    data = np.ascontiguousarray(l2_normalize(vectors) if cfg.normalize else vectors, dtype=np.float32)
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = data.shape
     check_codebook_size(n, cfg.vocab_size, vocab_field)
     max_points = cfg.max_points_per_level or n
@@ -80,8 +92,8 @@ def assign(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return nearest[:, 0]
 
 
-def encode(vectors: np.ndarray, codebooks: np.ndarray, normalize: bool) -> np.ndarray:
-    residual = np.ascontiguousarray(l2_normalize(vectors) if normalize else vectors, dtype=np.float32).copy()
+def encode(vectors: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
+    residual = np.ascontiguousarray(vectors, dtype=np.float32).copy()
     codes = np.zeros((len(vectors), len(codebooks)), dtype=np.int64)
     for level, centroids in enumerate(codebooks):
         codes[:, level] = assign(residual, centroids)

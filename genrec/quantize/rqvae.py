@@ -25,7 +25,7 @@ import contextlib
 import copy
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from config import SongRQKMeansConfig, SongRQVAEConfig
+from config import IdsConfig, RQVAEConfig
 
 from genrec.quantize import rq_kmeans
 from genrec.errors import ArtifactError, ConfigError
@@ -142,7 +142,37 @@ def nearest_code(points: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return distances.argmin(dim=1)
 
 
-def build_model(input_dim: int, cfg: SongRQVAEConfig) -> RQVAE:
+@dataclass
+class RQVAESettings:
+    """What one RQ-VAE training needs: the ID shape (``ids`` group), the ``rqvae`` group, and fixed settings."""
+
+    levels: int = 3
+    vocab_size: int = 32
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 128])
+    latent_dim: int = 32
+    learning_rate: float = 2e-3
+    batch_size: int = 128
+    epochs: int = 200
+    patience: int = 30
+    commitment_cost: float = 0.25
+    weight_decay: float = 1e-4
+    """AdamW weight decay (not applied to the codebooks)."""
+    dead_code_epochs: int = 2
+    """Re-seed a code from current residuals when it has been unused for this many epochs (0: never)."""
+    val_ratio: float = 0.1
+    """Share of songs held out to pick the best checkpoint."""
+    warmup_epochs: int = 10
+    """Plain autoencoder epochs before the codebooks are initialised (0: none)."""
+    kmeans_niter: int = 20
+    """k-means iterations per level for the codebook initialisation."""
+
+    @classmethod
+    def from_config(cls, ids: IdsConfig, vae: RQVAEConfig) -> "RQVAESettings":
+        return cls(ids.levels, ids.codebook_size, list(vae.hidden_sizes), vae.latent_dim, vae.learning_rate,
+                   vae.batch_size, vae.epochs, vae.patience)
+
+
+def build_model(input_dim: int, cfg: RQVAESettings) -> RQVAE:
     return RQVAE(input_dim, cfg.hidden_sizes, cfg.latent_dim, cfg.levels, cfg.vocab_size, cfg.commitment_cost)
 
 
@@ -174,24 +204,24 @@ def split_songs(n_songs: int, val_ratio: float, seed: int) -> tuple[np.ndarray, 
     return order[n_val:], order[:n_val]
 
 
-def check_sizes(n_train: int, cfg: SongRQVAEConfig) -> None:
+def check_sizes(n_train: int, cfg: RQVAESettings) -> None:
     if n_train < cfg.vocab_size:
         raise ConfigError(f"only {n_train} training songs for {cfg.vocab_size} codes per level: lower "
-                          f"rqvae.vocab_size to at most {n_train} (or rqvae.val_ratio)")
+                          f"ids.codebook_size to at most {n_train} (or rqvae.val_ratio)")
     wanted = rq_kmeans.FAISS_MIN_POINTS_PER_CENTROID * cfg.vocab_size
     if n_train < wanted:
         log.warning("%d training songs for %d codes per level: the k-means initialisation wants about %d; "
-                    "consider rqvae.vocab_size=%d", n_train, cfg.vocab_size, wanted,
+                    "consider ids.codebook_size=%d", n_train, cfg.vocab_size, wanted,
                     max(1, n_train // rq_kmeans.FAISS_MIN_POINTS_PER_CENTROID))
 
 
-def train_rqvae(vectors: np.ndarray, cfg: SongRQVAEConfig, seed: int, device: torch.device) -> TrainedRQVAE:
+def train_rqvae(vectors: np.ndarray, cfg: RQVAESettings, seed: int, device: torch.device) -> TrainedRQVAE:
     """Train on ``vectors`` (n_songs, input_dim) and return the best checkpoint and every song's codes."""
     with single_cpu_thread(device):
         return _train_rqvae(vectors, cfg, seed, device)
 
 
-def _train_rqvae(vectors: np.ndarray, cfg: SongRQVAEConfig, seed: int, device: torch.device) -> TrainedRQVAE:
+def _train_rqvae(vectors: np.ndarray, cfg: RQVAESettings, seed: int, device: torch.device) -> TrainedRQVAE:
     train_idx, val_idx = split_songs(len(vectors), cfg.val_ratio, seed)
     check_sizes(len(train_idx), cfg)
     torch.manual_seed(seed)
@@ -239,7 +269,7 @@ def batches(n: int, batch_size: int, generator: torch.Generator):
     return order.split(batch_size)
 
 
-def warm_up(model: RQVAE, train: torch.Tensor, cfg: SongRQVAEConfig, generator: torch.Generator) -> None:
+def warm_up(model: RQVAE, train: torch.Tensor, cfg: RQVAESettings, generator: torch.Generator) -> None:
     """Plain autoencoder epochs (no quantiser), so k-means initialises codebooks on meaningful latents."""
     if not cfg.warmup_epochs:
         return
@@ -256,24 +286,18 @@ def warm_up(model: RQVAE, train: torch.Tensor, cfg: SongRQVAEConfig, generator: 
 
 
 @torch.no_grad()
-def init_codebooks(model: RQVAE, train: torch.Tensor, cfg: SongRQVAEConfig, seed: int) -> None:
-    """Residual k-means on the training songs' latents ('kmeans'), or scaled Gaussian codes ('random')."""
+def init_codebooks(model: RQVAE, train: torch.Tensor, cfg: RQVAESettings, seed: int) -> None:
+    """Residual k-means on the training songs' latents (random codes collapse: docs/experiments/)."""
     latents = model.encoder(train)
-    if cfg.codebook_init == "random":
-        # The untrained-port setting kept for comparison: it is what collapses without dead-code reset.
-        model.codebooks.copy_(torch.randn(model.codebooks.shape, generator=torch.Generator().manual_seed(seed))
-                              .to(latents.device) * latents.std())
-        return
-    kmeans_cfg = replace(SongRQKMeansConfig(), levels=cfg.levels, vocab_size=cfg.vocab_size, niter=cfg.kmeans_niter,
-                         normalize=False, use_gpu=latents.is_cuda)
-    codebooks = rq_kmeans.train_rq_kmeans(latents.cpu().numpy(), kmeans_cfg, seed, "rqvae.vocab_size")
+    kmeans_cfg = rq_kmeans.RQKMeansSettings(cfg.levels, cfg.vocab_size, cfg.kmeans_niter, use_gpu=latents.is_cuda)
+    codebooks = rq_kmeans.train_rq_kmeans(latents.cpu().numpy(), kmeans_cfg, seed, "ids.codebook_size")
     model.codebooks.copy_(torch.as_tensor(codebooks, device=latents.device))
 
 
 class Trainer:
     """One optimizer over the whole model; tracks for how many epochs each code has gone unused."""
 
-    def __init__(self, model: RQVAE, cfg: SongRQVAEConfig, generator: torch.Generator):
+    def __init__(self, model: RQVAE, cfg: RQVAESettings, generator: torch.Generator):
         self.model, self.batch_size, self.generator = model, cfg.batch_size, generator
         networks = list(model.encoder.parameters()) + list(model.decoder.parameters())
         self.optimizer = torch.optim.AdamW([{"params": networks, "weight_decay": cfg.weight_decay},

@@ -12,7 +12,7 @@ from config import Config
 from genrec.quantize import rq_kmeans
 from genrec.quantize import rqvae
 from genrec.artifacts import atomic_path, require_fresh, sha256_of, write_manifest
-from genrec.cli import config_as_dict, save_config
+from config import config_as_dict, save_config
 from genrec.data.files import load_song_vectors
 from genrec.errors import ArtifactError
 from genrec.quantize.report import format_report, quantizer_report, save_report, side_by_side
@@ -30,7 +30,7 @@ def save_semantic_ids(cfg: Config, method: str, song_ids: list[str], codes: np.n
     """Write song_semantic_ids.jsonl with a manifest naming the method and the model it came from."""
     path = semantic_ids_path(cfg.run.output_dir)
     write_semantic_ids(path, song_ids, codes)
-    write_manifest(path, [cfg.data.song_vector_file], config_as_dict(cfg, ["data", group, "run"]),
+    write_manifest(path, [cfg.data.song_vector_file], config_as_dict(cfg, ["data", "ids", group, "run"]),
                    {"method": method, "levels": int(codes.shape[1]), "vocab_size": int(vocab_size),
                     "songs": len(song_ids), "model": str(model_artifact), **(extra_summary or {})})
     save_config(cfg, Path(cfg.run.output_dir) / "song_semantic_ids.config.yaml")
@@ -39,14 +39,15 @@ def save_semantic_ids(cfg: Config, method: str, song_ids: list[str], codes: np.n
 
 def train_rq_kmeans_stage(cfg: Config) -> Path:
     songs = load_song_vectors(cfg.data)
-    codebooks = rq_kmeans.train_rq_kmeans(songs.vectors, cfg.rqkmeans, cfg.run.seed)
-    codes = rq_kmeans.encode(songs.vectors, codebooks, cfg.rqkmeans.normalize)
+    settings = rq_kmeans.RQKMeansSettings.from_config(cfg.ids, cfg.rqkmeans, cfg.run.device)
+    codebooks = rq_kmeans.train_rq_kmeans(songs.vectors, settings, cfg.run.seed)
+    codes = rq_kmeans.encode(songs.vectors, codebooks)
     model_path = rq_kmeans_codebook_path(cfg)
     with atomic_path(model_path) as tmp, open(tmp, "wb") as out:
         np.save(out, codebooks)
-    write_manifest(model_path, [cfg.data.song_vector_file], config_as_dict(cfg, ["data", "rqkmeans", "run"]),
-                   {"method": "rq_kmeans", "normalize": cfg.rqkmeans.normalize, "shape": list(codebooks.shape)})
-    return save_semantic_ids(cfg, "rq_kmeans", songs.ids, codes, cfg.rqkmeans.vocab_size, model_path, "rqkmeans")
+    write_manifest(model_path, [cfg.data.song_vector_file], config_as_dict(cfg, ["data", "ids", "rqkmeans", "run"]),
+                   {"method": "rq_kmeans", "shape": list(codebooks.shape)})
+    return save_semantic_ids(cfg, "rq_kmeans", songs.ids, codes, cfg.ids.codebook_size, model_path, "rqkmeans")
 
 
 def rqvae_model_dir(cfg: Config) -> Path:
@@ -55,17 +56,18 @@ def rqvae_model_dir(cfg: Config) -> Path:
 
 def train_rqvae_stage(cfg: Config) -> Path:
     songs = load_song_vectors(cfg.data)
-    trained = rqvae.train_rqvae(songs.vectors, cfg.rqvae, cfg.run.seed, rqvae.pick_device(cfg.run.device))
+    settings = rqvae.RQVAESettings.from_config(cfg.ids, cfg.rqvae)
+    trained = rqvae.train_rqvae(songs.vectors, settings, cfg.run.seed, rqvae.pick_device(cfg.run.device))
     model_dir = rqvae_model_dir(cfg)
     with atomic_path(model_dir) as tmp:
         tmp.mkdir()
         rqvae.save_model(trained.model, tmp / rqvae.MODEL_FILE)
     training = {"best_epoch": trained.best_epoch, "best_val_loss": trained.best_val_loss,
                 "codes_reset": trained.codes_reset, "collapsed_levels": trained.collapsed}
-    write_manifest(model_dir, [cfg.data.song_vector_file], config_as_dict(cfg, ["data", "rqvae", "run"]),
+    write_manifest(model_dir, [cfg.data.song_vector_file], config_as_dict(cfg, ["data", "ids", "rqvae", "run"]),
                    {"method": "rqvae", "model_sha256": sha256_of(model_dir / rqvae.MODEL_FILE),
                     "architecture": trained.model.architecture, **training})
-    return save_semantic_ids(cfg, "rqvae", songs.ids, trained.codes, cfg.rqvae.vocab_size, model_dir, "rqvae",
+    return save_semantic_ids(cfg, "rqvae", songs.ids, trained.codes, cfg.ids.codebook_size, model_dir, "rqvae",
                              {"collapsed_levels": trained.collapsed})
 
 
@@ -110,15 +112,13 @@ def evaluate_rq_kmeans_stage(cfg: Config) -> dict:
     songs = load_song_vectors(cfg.data)
     codes, _ = load_ids_for(cfg, "rq_kmeans", "train_rq_kmeans.py", songs.ids)
     model_path = rq_kmeans_codebook_path(cfg)
-    model_manifest = require_fresh(model_path, "train_rq_kmeans.py")
+    require_fresh(model_path, "train_rq_kmeans.py")
     codebooks = np.load(model_path)
     if codebooks.shape[0] != codes.shape[1]:
         raise ArtifactError(f"{model_path} has {codebooks.shape[0]} levels but the IDs have {codes.shape[1]}: "
                             "rerun train_rq_kmeans.py")
-    normalize = model_manifest["summary"]["normalize"]
-    vectors = rq_kmeans.l2_normalize(songs.vectors) if normalize else songs.vectors
     reconstructed = rq_kmeans.decode(codes, codebooks)
-    return evaluate_stage(cfg, "rq_kmeans", vectors, reconstructed, codes, codebooks.shape[1])
+    return evaluate_stage(cfg, "rq_kmeans", songs.vectors, reconstructed, codes, codebooks.shape[1])
 
 
 def evaluate_rqvae_stage(cfg: Config) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from config import Config, GenerateConfig
+from config import Config
 
 from genrec.artifacts import atomic_path
 from genrec.evaluate.baselines import Hybrid, PopularityBaseline, TrainingPlaylists, load_hybrid
@@ -42,19 +42,16 @@ class Song:
 
 @dataclass
 class GenerateOptions:
-    """What the prompt's commands change between titles."""
+    """What the prompt's commands change between titles: the decoding settings, the seed and the system."""
 
-    num_songs: int
-    do_sample: bool
-    temperature: float
-    top_p: float
-    num_beams: int
+    decoding: DecodingSettings
     seed: int
-    hybrid: bool
+    system: str
 
     @classmethod
-    def from_config(cls, gcfg: GenerateConfig, seed: int) -> "GenerateOptions":
-        return cls(gcfg.num_songs, gcfg.do_sample, gcfg.temperature, gcfg.top_p, gcfg.num_beams, seed, gcfg.hybrid)
+    def from_config(cls, cfg: Config) -> "GenerateOptions":
+        return cls(DecodingSettings.from_config(cfg.decode, cfg.generate.num_songs), cfg.run.seed,
+                   cfg.generate.system)
 
 
 class PlaylistGenerator:
@@ -62,8 +59,7 @@ class PlaylistGenerator:
         self.cfg = cfg
         self.bundle = load_tiger(tiger_final_dir(cfg), resolve_device(cfg.run.device))
         self.info = load_song_info(cfg.data)
-        self.options = GenerateOptions.from_config(cfg.generate, cfg.run.seed)
-        self.batch_size = cfg.eval.batch_size
+        self.options = GenerateOptions.from_config(cfg)
         self._training: TrainingPlaylists | None = None
         self._hybrid: Hybrid | None = None
         log.info("model %s loaded (%s mode, %d songs)", tiger_final_dir(cfg), self.bundle.target_mode,
@@ -81,12 +77,6 @@ class PlaylistGenerator:
             self._hybrid = load_hybrid(self.cfg, self.training, retriever.rank if retriever else None)
         return self._hybrid
 
-    def settings(self) -> DecodingSettings:
-        o = self.options
-        return DecodingSettings(num_songs=o.num_songs, num_beams=max(o.num_beams, o.num_songs), do_sample=o.do_sample,
-                                temperature=o.temperature, top_p=o.top_p, min_songs=o.num_songs,
-                                batch_size=self.batch_size)
-
     def generate(self, titles: list[str], progress: bool = False) -> list[list[Song]]:
         """One playlist per title; the same options and seed always give the same playlists."""
         cleaned = self.bundle.model_titles([clean_title(t) for t in titles])
@@ -95,12 +85,13 @@ class PlaylistGenerator:
         popularity = None
         if vocab.collision_strategy == "cluster":
             popularity = PopularityBaseline(self.training().songs).counts
-        rng = random.Random(self.options.seed) if self.options.do_sample else None
-        decoded = decode(self.bundle, cleaned, self.settings(), constrained=True, popularity=popularity,
+        settings = self.options.decoding
+        rng = random.Random(self.options.seed) if settings.sample else None
+        decoded = decode(self.bundle, cleaned, settings, constrained=True, popularity=popularity,
                          progress=progress, rng=rng)
         rankings = [d.songs for d in decoded]
-        if self.options.hybrid:
-            fused = self.hybrid().rank(cleaned, [[song for song, _ in r] for r in rankings], self.options.num_songs)
+        if self.options.system == "hybrid":
+            fused = self.hybrid().rank(cleaned, [[song for song, _ in r] for r in rankings], settings.num_songs)
             rankings = [[(song, 0.0) for song in songs] for songs in fused]
         return [[self._song(song, score) for song, score in ranking] for ranking in rankings]
 
@@ -112,9 +103,8 @@ class PlaylistGenerator:
 
 def as_evaluated(cfg: Config) -> Config:
     """``cfg`` with the generator decoding as evaluate_tiger.py's model system does: the model's own ranking
-    (generate.hybrid off), eval.num_songs songs and eval.num_beams beams, so a bench can compare with its figures."""
-    return replace(cfg, generate=replace(cfg.generate, num_songs=cfg.eval.num_songs, num_beams=cfg.eval.num_beams,
-                                         hybrid=False))
+    (generate.system model) and eval.num_songs songs, so a bench can compare with its figures."""
+    return replace(cfg, generate=replace(cfg.generate, num_songs=cfg.eval.num_songs, system="model"))
 
 
 def format_playlist(title: str, songs: list[Song]) -> str:

@@ -66,12 +66,13 @@ def run_command(line: str, options: GenerateOptions, state: dict) -> tuple[Gener
     if name == ":settings":
         return options, describe(options, state)
     if name == ":sample":
-        return replace(options, do_sample=True), "sampling on / 已切换为随机采样"
+        return with_setting(options, "sample", True), "sampling on / 已切换为随机采样"
     if name == ":beam":
-        return replace(options, do_sample=False), "beam search on / 已切换为束搜索"
+        return with_setting(options, "sample", False), "beam search on / 已切换为束搜索"
     if name == ":hybrid":
-        options = replace(options, hybrid=not options.hybrid)
-        return options, f"hybrid {'on' if options.hybrid else 'off'} / 混合推荐{'开' if options.hybrid else '关'}"
+        options = replace(options, system="model" if options.system == "hybrid" else "hybrid")
+        on = options.system == "hybrid"
+        return options, f"hybrid {'on' if on else 'off'} / 混合推荐{'开' if on else '关'}"
     if name == ":json":
         state["json"] = not state.get("json", False)
         return options, f"JSON output {'on' if state['json'] else 'off'}"
@@ -83,14 +84,22 @@ def run_command(line: str, options: GenerateOptions, state: dict) -> tuple[Gener
             value = None
         if value is None or not check(value):
             return options, f"{name} needs {expected} (got {arg!r}) / 参数无效"
-        return replace(options, **{field: value}), f"{field} = {value}"
+        return with_setting(options, field, value), f"{field} = {value}"
     return options, f"unknown command {name}; type :help / 未知命令，输入 :help 查看帮助"
 
 
+def with_setting(options: GenerateOptions, field: str, value) -> GenerateOptions:
+    """The options with one field changed: the seed, or one of the decoding settings."""
+    if field == "seed":
+        return replace(options, seed=value)
+    return replace(options, decoding=replace(options.decoding, **{field: value}))
+
+
 def describe(options: GenerateOptions, state: dict) -> str:
-    mode = f"sampling (temperature {options.temperature}, top_p {options.top_p})" if options.do_sample \
-        else f"beam search ({max(options.num_beams, options.num_songs)} beams)"
-    return (f"{options.num_songs} songs, {mode}, seed {options.seed}, hybrid {'on' if options.hybrid else 'off'}, "
+    d = options.decoding
+    mode = f"sampling (temperature {d.temperature}, top_p {d.top_p})" if d.sample \
+        else f"beam search ({max(d.num_beams, d.num_songs)} beams)"
+    return (f"{d.num_songs} songs, {mode}, seed {options.seed}, hybrid {'on' if options.system == 'hybrid' else 'off'}, "
             f"JSON {'on' if state.get('json') else 'off'}")
 
 

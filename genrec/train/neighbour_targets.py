@@ -5,30 +5,30 @@ fitted them perfectly would rank a title's songs by their count among the traini
 that title, popularity after. On MPD that ranking scores what the trained model scores (NDCG@100
 0.074 against the model's 0.0745; ``bench/target_ceiling.py``) and far below title kNN (0.091), which
 also votes with the playlists of the most similar titles: the model fits its targets, the targets are
-the limit. With ``tiger.neighbour_weight = beta`` a training title's score for a song becomes
+the limit. With ``targets.neighbour_weight = beta`` a training title's score for a song becomes
 
     (its count among the title's own playlists) + beta * (title kNN's vote from the k most similar
     training playlists with another normalised title: similarity ** alpha / length ** length_norm each)
 
 with the kNN of the ``title_knn`` baseline (same fit, parameters tuned on the validation playlists
-as evaluate_tiger.py tunes them), and the top ``tiger.neighbour_songs`` neighbour songs kept per title. ``tiger.target_sharpening`` then
+as evaluate_tiger.py tunes them), and the top :data:`NEIGHBOUR_SONGS` neighbour songs kept per title. ``targets.sharpening`` then
 applies to the whole score. A title keeps its weight in the loss (its own pair count): the
 neighbours change what it is taught, not how much.
 
 Neighbours never include the title's own playlists, so the weights do not count them twice; at test
 time nothing is retrieved: the model carries what it learnt.
 
-With ``tiger.cooccurrence_weight = gamma`` the title's scores (own counts + beta * votes, total Z)
+With ``targets.cooccurrence_weight = gamma`` the title's scores (own counts + beta * votes, total Z)
 then take one step of a song -> playlist -> song random walk over the training playlists
 (:class:`CooccurrenceWalk`; the P^3 walk of Cooper et al. 2014): each scored song spreads its score
 evenly over the training playlists that hold it, and each playlist splits what it got evenly among
 its songs (what returns to the song it came from is dropped). A song's walk score thus grows with
 how many of the title's songs share playlists with it, short playlists counting more than long
-ones. The walk's top ``tiger.neighbour_songs`` songs are added
+ones. The walk's top :data:`NEIGHBOUR_SONGS` songs are added
 at ``gamma * Z * (their share of the walk)``, so gamma is the walk's weight against the title's own
 scores. Titles then also learn the songs their songs' playlists agree on, which neither the
 title's own playlists nor title kNN lists (on the MPD subset this lifts the target ceiling above
-title kNN on both splits; docs/mpd_experiments.md).
+title kNN on both splits; docs/experiments/mpd.md).
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ from scipy import sparse
 from genrec.evaluate.baselines import PopularityBaseline, TitleKNN, TrainingPlaylists, normalise_title
 
 log = logging.getLogger(__name__)
+
+NEIGHBOUR_SONGS = 200
+"""Songs kept per title from the neighbour votes and from the co-occurrence walk (targets and retrieval)."""
 
 
 class NeighbourVotes:

@@ -6,7 +6,7 @@ and every pair of one title shares the encoder input, so the loss pools into, fo
 title and each ID prefix, a cross-entropy against the distribution of next tokens among that
 title's songs. An example here is one ID path sampled in proportion to its count, with that
 distribution as a soft target at every position: an unbiased, much lower-variance estimate of the
-pairs' gradient. Each title gets one example per ``pairs_per_example`` of its pairs (at least one),
+pairs' gradient. Each title gets one example per :data:`PAIRS_PER_EXAMPLE` of its pairs (at least one),
 weighted so that titles keep their share of the original loss.
 
 Validation keeps the plain pairs, so validation loss means the same with or without pooling.
@@ -40,6 +40,10 @@ class PooledExamples:
 
     def __len__(self) -> int:
         return len(self.inputs)
+
+
+PAIRS_PER_EXAMPLE = 16
+"""Sampled paths: one training example per this many (title, song) pairs of a title (at least one)."""
 
 
 def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_example: int, seed: int,

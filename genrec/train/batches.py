@@ -1,0 +1,216 @@
+"""The examples the T5 trains on: titles and targets tokenized once, padded per batch, pooled per title.
+
+Examples are tokenized once up front and padded per batch (titles are short, targets of single mode
+are one ID plus </s>), with no dataloader workers: on a CPU the model step is the cost, not input.
+In single mode the (title, song) pairs become pooled examples (genrec.train.pooled_targets), shaped by the
+``targets`` group (neighbour votes and the co-occurrence walk, genrec.train.neighbour_targets); with
+``retrieval.songs`` every example also carries title kNN's songs for its title (genrec.model.retrieval).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+from dataclasses import asdict, dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from config import Config
+
+from genrec.corpus.build import CorpusRow
+from genrec.corpus.id_tokens import TOKEN_PATTERN, SemanticIdVocab
+from genrec.evaluate.baselines import TrainingPlaylists
+from genrec.evaluate.run import split_playlists, tuned_title_knn
+from genrec.model.retrieval import (RETRIEVAL_FOLDS, Retrieved, RetrievalSetup, WalkParams, song_token_ids,
+                                    vector_mix)
+from genrec.model.title_vectors import TitleVectorEncoder
+from genrec.train.neighbour_targets import NEIGHBOUR_SONGS, CooccurrenceWalk, NeighbourVotes, neighbour_paths
+from genrec.train.pooled_targets import (PAIRS_PER_EXAMPLE, PooledCollator, PooledDataset, pool_examples,
+                                         with_extra_inputs)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Encoded:
+    """Token ids of examples, ready for the collator."""
+
+    inputs: list[list[int]]
+    labels: list[list[int]]
+    truncated_titles: int
+    vectors: list[torch.Tensor] | None = None
+    """Title vectors (genrec.model.title_vectors) when the model reads them."""
+    retrieved: list[Retrieved] | None = None
+    """Retrieved songs' ID token ids (genrec.model.retrieval) when the model reads them."""
+
+    def target_tokens(self) -> int:
+        return sum(map(len, self.labels))
+
+
+class ExampleDataset(torch.utils.data.Dataset):
+    def __init__(self, encoded: Encoded):
+        self.encoded = encoded
+
+    def __len__(self) -> int:
+        return len(self.encoded.inputs)
+
+    def __getitem__(self, i: int) -> dict:
+        item = {"input_ids": self.encoded.inputs[i], "labels": self.encoded.labels[i]}
+        if self.encoded.vectors is not None:
+            item["title_vector"] = self.encoded.vectors[i]
+        if self.encoded.retrieved is not None:
+            item["retrieved_ids"] = self.encoded.retrieved[i]
+        return item
+
+
+class PadCollator:
+    """Pad each batch to its own longest title and target (labels padded with -100, ignored by the loss).
+
+    Batches of pooled examples (training in single mode, see genrec.train.pooled_targets) go to their own collator.
+    """
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+        self.pooled = PooledCollator(pad_id)
+
+    def __call__(self, batch: list[dict]) -> dict:
+        if "targets" in batch[0]:
+            return self.pooled(batch)
+        return with_extra_inputs({"input_ids": pad([b["input_ids"] for b in batch], self.pad_id),
+                                   "attention_mask": pad([[1] * len(b["input_ids"]) for b in batch], 0),
+                                   "labels": pad([b["labels"] for b in batch], -100)}, batch)
+
+
+def pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    out = torch.full((len(rows), max(map(len, rows))), value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
+
+
+def encode_titles(tokenizer: PreTrainedTokenizerBase, titles: list[str], max_length: int) -> tuple[dict, int]:
+    """Token ids per distinct title, cut to max_length with </s> kept last; and how many were cut."""
+    unique = sorted(set(titles))
+    ids = tokenizer(unique)["input_ids"] if unique else []
+    cut = sum(len(row) > max_length for row in ids)
+    return {t: row if len(row) <= max_length else row[:max_length - 1] + [tokenizer.eos_token_id]
+            for t, row in zip(unique, ids)}, cut
+
+
+def titles_merged_by_cutting(tokenizer: PreTrainedTokenizerBase, titles: list[str], max_length: int) -> int:
+    """How many distinct titles cutting to max_length makes identical to another title (folding aside)."""
+    full, _ = encode_titles(tokenizer, titles, sys.maxsize)
+    cut, _ = encode_titles(tokenizer, titles, max_length)
+    return len(set(map(tuple, full.values()))) - len(set(map(tuple, cut.values())))
+
+
+def encode(pairs: list[tuple[str, str]], tokenizer: PreTrainedTokenizerBase, max_input_length: int,
+           title_encoder: TitleVectorEncoder | None = None,
+           retrieved: list[Retrieved] | None = None) -> Encoded:
+    """(title, target token string) pairs to ids (and title vectors; ``retrieved`` is passed through, one per
+    pair); target tokens map one-to-one, then </s>."""
+    titles, cut = encode_titles(tokenizer, [title for title, _ in pairs], max_input_length)
+    token_ids: dict[str, int] = {}
+    labels = []
+    for _, target in pairs:
+        row = [token_ids.setdefault(t, tokenizer.convert_tokens_to_ids(t)) for t in TOKEN_PATTERN.findall(target)]
+        labels.append(row + [tokenizer.eos_token_id])
+    vectors = title_encoder.vectors([title for title, _ in pairs]) if title_encoder else None
+    return Encoded([titles[title] for title, _ in pairs], labels, cut, vectors, retrieved)
+
+
+def training_pairs(rows: list[CorpusRow]) -> list[tuple[str, str]]:
+    return [(row.input_text, row.target_text) for row in rows]
+
+
+def validation_pairs(rows: list[CorpusRow], vocab: SemanticIdVocab, target_mode: str, limit: int,
+                     seed: int) -> list[tuple[str, str]]:
+    """The val examples in the shape training sees; a seeded sample of at most ``limit``."""
+    if target_mode == "single":
+        pairs = [(row.input_text, "".join(vocab.songs[s])) for row in rows for s in row.song_ids]
+    else:
+        pairs = training_pairs(rows)
+    if len(pairs) > limit:
+        pairs = random.Random(seed).sample(pairs, limit)
+    return pairs
+
+
+def neighbour_extra(cfg: Config, train_rows: list[CorpusRow], tokenizer: PreTrainedTokenizerBase,
+                    vocab: SemanticIdVocab) -> tuple[dict, dict]:
+    """Neighbour songs to add to each training title's pooled counts (genrec.train.neighbour_targets) from the kNN
+    that evaluate_tiger.py reports as ``title_knn`` (same fit, same tuning on val), and how it was set."""
+    targets = cfg.targets
+    playlists = TrainingPlaylists.from_corpus(train_rows)
+    val = split_playlists(cfg, "val", vocab.songs).head(cfg.eval.val_playlists)
+    knn, _ = tuned_title_knn(cfg, playlists, val)
+    title_ids, _ = encode_titles(tokenizer, playlists.titles, cfg.network.max_input_length)
+    song_paths = {song: (*ids, tokenizer.eos_token_id) for song, ids in song_token_ids(vocab, tokenizer).items()}
+    walk = CooccurrenceWalk(knn) if targets.cooccurrence_weight else None
+    extra = neighbour_paths(NeighbourVotes(knn, playlists), title_ids, song_paths, targets.neighbour_weight,
+                            NEIGHBOUR_SONGS, walk, targets.cooccurrence_weight)
+    return extra, {"weight": targets.neighbour_weight, "songs": NEIGHBOUR_SONGS,
+                   "cooccurrence_weight": targets.cooccurrence_weight, "title_knn": asdict(knn.params)}
+
+
+@dataclass
+class TrainingData:
+    train: torch.utils.data.Dataset  # pooled examples in single mode, one example per playlist in sequence mode
+    val: ExampleDataset
+    encoded: Encoded  # the training pairs as encoded, before pooling
+    title_encoder: TitleVectorEncoder | None
+    retrieval: RetrievalSetup | None
+    neighbour_setup: dict | None
+
+
+def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[CorpusRow], vocab: SemanticIdVocab,
+                  tokenizer: PreTrainedTokenizerBase) -> TrainingData:
+    """The training and validation sets as the Trainer sees them (title vectors, retrieval, pooled targets)."""
+    net, targets, ret, mode = cfg.network, cfg.targets, cfg.retrieval, cfg.corpus.target_mode
+    title_encoder = TitleVectorEncoder(net.title_encoder) if net.title_encoder else None
+    if ret.songs and ret.vector_weight and not title_encoder:
+        # A preset that mixes in vectors must still run where the title encoder is turned off (non-English titles).
+        log.warning("retrieval.vector_weight=%g needs network.title_encoder: the retriever's kNN uses TF-IDF alone",
+                    ret.vector_weight)
+    retrieval = (RetrievalSetup(train_rows, val_rows, ret.songs, RETRIEVAL_FOLDS, vocab, tokenizer,
+                                max(cfg.eval.k_values), WalkParams(ret.walk_weight, NEIGHBOUR_SONGS),
+                                *vector_mix(ret.vector_weight, title_encoder))
+                 if ret.songs else None)
+    for name, what in (("walk_weight", "walks the retrieved songs"),
+                       ("vector_weight", "mixes title vectors into the retriever's kNN"),
+                       ("title_dropout", "leaves a model its retrieved songs alone")):
+        if getattr(ret, name) and not ret.songs:
+            log.warning("retrieval.%s=%g %s: ignored without retrieval.songs", name, getattr(ret, name), what)
+    val_pairs = validation_pairs(val_rows, vocab, mode, cfg.train.val_loss_examples, cfg.run.seed)
+    train_set = encode(training_pairs(train_rows), tokenizer, net.max_input_length, title_encoder,
+                       retrieval.cross_fitted(train_rows) if retrieval else None)
+    val_set = encode(val_pairs, tokenizer, net.max_input_length, title_encoder,
+                     retrieval.full([title for title, _ in val_pairs]) if retrieval else None)
+    if train_set.truncated_titles:
+        log.warning("%d distinct training titles are longer than network.max_input_length=%d tokens and were cut",
+                    train_set.truncated_titles, net.max_input_length)
+    train_data: torch.utils.data.Dataset = ExampleDataset(train_set)
+    pooled_mode = mode == "single"
+    merged = train_set.truncated_titles and titles_merged_by_cutting(
+        tokenizer, [row.input_text for row in train_rows], net.max_input_length)
+    smoothed = targets.neighbour_weight or targets.cooccurrence_weight
+    if merged and pooled_mode and (title_encoder or smoothed):
+        # Pooled examples key title vectors and neighbour targets by the title's token ids.
+        log.warning("%d distinct training titles were cut to another title's tokens and share its title vector and "
+                    "neighbour targets: raise network.max_input_length to keep them apart", merged)
+    # The targets group shapes pooled targets only; a preset that sets it must still run sequence mode.
+    for name in ("neighbour_weight", "cooccurrence_weight", "paths_per_title"):
+        if getattr(targets, name) and not pooled_mode:
+            log.warning("targets.%s=%g shapes pooled single-mode targets only: ignored here", name,
+                        getattr(targets, name))
+    neighbours, neighbour_setup = (neighbour_extra(cfg, train_rows, tokenizer, vocab)
+                                   if smoothed and pooled_mode else (None, None))
+    if pooled_mode:
+        pooled = pool_examples(train_set.inputs, train_set.labels, PAIRS_PER_EXAMPLE, cfg.run.seed,
+                               train_set.vectors, train_set.retrieved, targets.sharpening, neighbours,
+                               targets.paths_per_title)
+        log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
+                 pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
+        train_data = PooledDataset(pooled)
+    return TrainingData(train_data, ExampleDataset(val_set), train_set, title_encoder, retrieval, neighbour_setup)
