@@ -14,10 +14,10 @@ import textwrap
 from pathlib import Path
 from typing import Callable, Sequence
 
-from argparse import ArgumentError, RawDescriptionHelpFormatter
+from argparse import ArgumentError
 
 import yaml
-from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+from jsonargparse import ActionConfigFile, ArgumentParser
 
 import config as config_module
 from config import Config
@@ -29,25 +29,16 @@ log = logging.getLogger("genrec")
 LOG_DIR = "logs"
 """Every script logs to logs/<script>.log in the working folder."""
 
-set_parsing_settings(docstring_parse_attribute_docstrings=True)
-
-
-def group_names() -> list[str]:
-    return list(config_module.GROUPS)
-
-
-def build_parser(description: str, extra: Callable[[ArgumentParser], None] | None = None,
-                 groups: Sequence[str] | None = None) -> ArgumentParser:
-    """The parser of every group (what a script accepts), or of ``groups`` alone (what its --help shows)."""
-    parser = ArgumentParser(description=description, exit_on_error=False, env_prefix=None,
-                            formatter_class=RawDescriptionHelpFormatter)
+def build_parser(description: str, extra: Callable[[ArgumentParser], None] | None = None) -> ArgumentParser:
+    """The parser of every group: a script accepts them all, so one --config or run_pipeline.py's flags serve every
+    stage (its --help, :func:`format_help`, lists only the groups it reads)."""
+    parser = ArgumentParser(description=description, exit_on_error=False, env_prefix=None)
     parser.add_argument("--config", action=ActionConfigFile,
                         help="YAML or JSON file of {group: {field: value}}; command-line flags override it.")
     if extra is not None:
         extra(parser)
     for field in dataclasses.fields(Config):
-        if groups is None or field.name in groups:
-            parser.add_class_arguments(field.default_factory, field.name)
+        parser.add_class_arguments(field.default_factory, field.name)
     return parser
 
 
@@ -108,13 +99,13 @@ def parse_config(argv: Sequence[str] | None = None, description: str = "",
         refuse_retired(argv)
         namespace = build_parser(description, extra).parse_args(argv)
         values = namespace.as_dict()
-        cfg = config_module.from_dict({name: values[name] for name in group_names()})
+        cfg = config_module.from_dict({name: values[name] for name in config_module.GROUPS})
         config_module.validate(cfg)
     except ArgumentError as err:
         raise ConfigError(_one_line(str(err))) from None
     except config_module.ConfigError as err:
         raise ConfigError(str(err)) from None
-    extras = {k: v for k, v in values.items() if k not in group_names() and k not in ("config", "__path__")}
+    extras = {k: v for k, v in values.items() if k not in config_module.GROUPS and k not in ("config", "__path__")}
     return cfg, extras
 
 

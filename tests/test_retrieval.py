@@ -5,8 +5,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
-from transformers import T5Config
 
 from conftest import TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage, synonym_title_vectors
 from genrec.evaluate.baselines import TitleKNN, TrainingPlaylists
@@ -14,7 +12,7 @@ from genrec.corpus.build import CorpusRow
 from genrec.errors import ArtifactError, ConfigError
 from genrec.decode.decoding import DecodingSettings, decode
 from genrec.corpus.id_tokens import SemanticIdVocab
-from genrec.model.t5 import TITLE_VECTORS_FILE, TigerT5, load_tiger
+from genrec.model.t5 import TITLE_VECTORS_FILE, load_tiger
 from genrec.train.pooled_targets import pool_examples
 from genrec.train.neighbour_targets import CooccurrenceWalk, walked_knn
 from genrec.model.retrieval import RETRIEVAL_FILE, RetrievalSetup, WalkParams, fold_of, load_retriever

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 import torch
@@ -33,24 +33,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class DecodingSettings:
-    """How titles are decoded: the ``decode`` group (config.DecodeConfig) and the number of songs asked.
+class DecodingSettings(DecodeConfig):
+    """How titles are decoded: the ``decode`` group and the number of songs asked.
 
     Single mode: beam search (num_beams, raised to num_songs) or sampling. Sequence mode: greedy or sampled
     whole playlists, with </s> allowed only after num_songs songs and never a song twice.
     """
 
     num_songs: int = 20
-    num_beams: int = 50
-    sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    batch_size: int = 16
 
     @classmethod
     def from_config(cls, decode: DecodeConfig, num_songs: int) -> "DecodingSettings":
-        return cls(num_songs, max(decode.num_beams, num_songs), decode.sample, decode.temperature, decode.top_p,
-                   decode.batch_size)
+        return cls(**{**asdict(decode), "num_beams": max(decode.num_beams, num_songs)}, num_songs=num_songs)
 
 
 @dataclass
@@ -87,7 +81,7 @@ def recommend(bundle, titles: Sequence[str], num_songs: int, settings: DecodingS
               progress: bool = False) -> list[list[tuple[str, float]]]:
     """Ranked (song_id, score) lists, one per title; ``popularity`` orders cluster members."""
     settings = settings or DecodingSettings()
-    settings = DecodingSettings(**{**settings.__dict__, "num_songs": num_songs})
+    settings = replace(settings, num_songs=num_songs)
     return [d.songs for d in decode(bundle, titles, settings, constrained, popularity, progress)]
 
 

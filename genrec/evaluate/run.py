@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from config import Config, EvalConfig
+from config import Config
 
 from genrec.artifacts import atomic_path, manifest_path, require_fresh, write_json, write_manifest, write_text
 from genrec.evaluate.baselines import (PopularityBaseline, TitleKNN, TrainingPlaylists, filled, fuse, normalise_title,

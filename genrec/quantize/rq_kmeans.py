@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from config import IdsConfig, RQKMeansConfig
 
@@ -43,18 +43,17 @@ def check_codebook_size(n_points: int, vocab_size: int, vocab_field: str = "ids.
 
 
 @dataclass
-class RQKMeansSettings:
-    """What one RQ-KMeans fit needs: the ID shape (``ids`` group) and the ``rqkmeans`` group, resolved."""
+class RQKMeansSettings(RQKMeansConfig):
+    """What one RQ-KMeans fit needs: the ``rqkmeans`` group, the ID shape (``ids`` group) and where to run."""
 
-    levels: int
-    vocab_size: int
-    niter: int = 25
-    max_points_per_level: int = 0
+    levels: int = 3
+    vocab_size: int = 32
     use_gpu: bool = True
+    """GPU faiss when it is installed and a GPU is present."""
 
     @classmethod
     def from_config(cls, ids: IdsConfig, kmeans: RQKMeansConfig, device: str) -> "RQKMeansSettings":
-        return cls(ids.levels, ids.codebook_size, kmeans.niter, kmeans.max_points_per_level, device != "cpu")
+        return cls(**asdict(kmeans), levels=ids.levels, vocab_size=ids.codebook_size, use_gpu=device != "cpu")
 
 
 def train_rq_kmeans(vectors: np.ndarray, cfg: RQKMeansSettings, seed: int,

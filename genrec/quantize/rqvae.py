@@ -25,7 +25,7 @@ import contextlib
 import copy
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -143,17 +143,11 @@ def nearest_code(points: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class RQVAESettings:
-    """What one RQ-VAE training needs: the ID shape (``ids`` group), the ``rqvae`` group, and fixed settings."""
+class RQVAESettings(RQVAEConfig):
+    """What one RQ-VAE training needs: the ``rqvae`` group, the ID shape (``ids`` group) and fixed settings."""
 
     levels: int = 3
     vocab_size: int = 32
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 128])
-    latent_dim: int = 32
-    learning_rate: float = 2e-3
-    batch_size: int = 128
-    epochs: int = 200
-    patience: int = 30
     commitment_cost: float = 0.25
     weight_decay: float = 1e-4
     """AdamW weight decay (not applied to the codebooks)."""
@@ -168,8 +162,7 @@ class RQVAESettings:
 
     @classmethod
     def from_config(cls, ids: IdsConfig, vae: RQVAEConfig) -> "RQVAESettings":
-        return cls(ids.levels, ids.codebook_size, list(vae.hidden_sizes), vae.latent_dim, vae.learning_rate,
-                   vae.batch_size, vae.epochs, vae.patience)
+        return cls(**asdict(vae), levels=ids.levels, vocab_size=ids.codebook_size)
 
 
 def build_model(input_dim: int, cfg: RQVAESettings) -> RQVAE:
@@ -289,7 +282,8 @@ def warm_up(model: RQVAE, train: torch.Tensor, cfg: RQVAESettings, generator: to
 def init_codebooks(model: RQVAE, train: torch.Tensor, cfg: RQVAESettings, seed: int) -> None:
     """Residual k-means on the training songs' latents (random codes collapse: docs/experiments/)."""
     latents = model.encoder(train)
-    kmeans_cfg = rq_kmeans.RQKMeansSettings(cfg.levels, cfg.vocab_size, cfg.kmeans_niter, use_gpu=latents.is_cuda)
+    kmeans_cfg = rq_kmeans.RQKMeansSettings(levels=cfg.levels, vocab_size=cfg.vocab_size, niter=cfg.kmeans_niter,
+                                            use_gpu=latents.is_cuda)
     codebooks = rq_kmeans.train_rq_kmeans(latents.cpu().numpy(), kmeans_cfg, seed, "ids.codebook_size")
     model.codebooks.copy_(torch.as_tensor(codebooks, device=latents.device))
 
