@@ -50,8 +50,9 @@ def expand_short_flags(argv: Sequence[str], short: dict[str, str]) -> list[str]:
         target = short.get(name) if arg.startswith("--") and "." not in name else None
         if target is None:
             out.append(arg)
-        elif "=" in target:
-            out.extend(target.split("=", 1))
+        elif "=" in target:  # a switch: --json, or --json=false
+            flag, implied = target.split("=", 1)
+            out.extend([flag, value if eq else implied])
         else:
             out.extend([target, value] if eq else [target])
     return out

@@ -114,6 +114,8 @@ def test_short_flags_expand_to_the_scripts_options():
     short = {"--title": "--generate.title", "--json": "--generate.json=true", "--num-songs": "--generate.num_songs"}
     cfg, _ = parse_config(["--title", "夏日海边", "--json", "--num-songs=7"], short=short)
     assert (cfg.generate.title, cfg.generate.json, cfg.generate.num_songs) == ("夏日海边", True, 7)
+    cfg, _ = parse_config(["--json=false"], short=short)
+    assert cfg.generate.json is False
     with pytest.raises(ConfigError):
         parse_config(["--title", "x"])  # not a short form where the script does not declare it
 
