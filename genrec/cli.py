@@ -137,8 +137,10 @@ def format_help(description: str, short: dict[str, str] | None, groups: Sequence
 
 
 def _one_line(message: str) -> str:
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return "; ".join(lines[:2]) if lines else "bad command line"
+    lines = [line.strip() for line in message.splitlines() if line.strip()][:2]
+    if not lines:
+        return "bad command line"
+    return lines[0] + (("" if lines[0].endswith(":") else ";") + " " + lines[1] if len(lines) > 1 else "")
 
 
 def setup_logging(cfg: Config, script: str) -> Path:
