@@ -28,7 +28,9 @@ from config import Config  # noqa: E402
 from genrec.evaluate.baselines import PopularityBaseline, read_hybrid, tuned_title_knn_of  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
-from genrec.evaluate.run import EvalPlaylists, format_comparison, partner_rankings, split_playlists, versus  # noqa: E402
+from genrec.evaluate.playlists import EvalPlaylists, split_playlists  # noqa: E402
+from genrec.evaluate.report import format_comparison, versus  # noqa: E402
+from genrec.evaluate.systems import partner_rankings  # noqa: E402
 from genrec.serve.generator import PlaylistGenerator, Song, as_evaluated  # noqa: E402
 from genrec.evaluate.metrics import mean_over, per_playlist  # noqa: E402
 

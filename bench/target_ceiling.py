@@ -34,7 +34,9 @@ sys.path.insert(0, str(REPO))
 from genrec.evaluate.baselines import PopularityBaseline, TrainingPlaylists, knn_tuned_on, normalise_title  # noqa: E402
 from genrec.cli import run_script  # noqa: E402
 from genrec.corpus.build import corpus_path, load_vocab, read_corpus  # noqa: E402
-from genrec.evaluate.run import TITLE_BUCKETS, split_playlists, tuned_title_knn  # noqa: E402
+from genrec.evaluate.playlists import split_playlists  # noqa: E402
+from genrec.evaluate.report import TITLE_BUCKETS  # noqa: E402
+from genrec.evaluate.systems import tuned_title_knn  # noqa: E402
 from genrec.evaluate.metrics import mean_over, per_playlist  # noqa: E402
 from genrec.train.neighbour_targets import (NEIGHBOUR_SONGS, CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402
                                       title_scores, walked_knn)

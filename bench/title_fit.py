@@ -40,7 +40,8 @@ from genrec.cli import run_script  # noqa: E402
 from genrec.corpus.build import corpus_path, read_corpus, vocab_path  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
 from genrec.decode.decoding import DecodingSettings  # noqa: E402
-from genrec.evaluate.run import split_playlists, tuned_title_knn  # noqa: E402
+from genrec.evaluate.playlists import split_playlists  # noqa: E402
+from genrec.evaluate.systems import tuned_title_knn  # noqa: E402
 from genrec.decode.decoding import decode  # noqa: E402
 from genrec.model.t5 import load_tiger, resolve_device, tiger_final_dir, title_inputs  # noqa: E402
 from genrec.train.neighbour_targets import (NEIGHBOUR_SONGS, CooccurrenceWalk, NeighbourVotes, own_counts, target_ranking,  # noqa: E402

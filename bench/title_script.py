@@ -23,7 +23,7 @@ from genrec.evaluate.baselines import read_hybrid, tuned_title_knn_of  # noqa: E
 from genrec.cli import run_script  # noqa: E402
 from genrec.data.files import load_playlist_info  # noqa: E402
 from genrec.errors import ConfigError  # noqa: E402
-from genrec.evaluate.run import split_playlists  # noqa: E402
+from genrec.evaluate.playlists import split_playlists  # noqa: E402
 from genrec.serve.generator import PlaylistGenerator, as_evaluated  # noqa: E402
 from genrec.evaluate.metrics import mean_over, per_playlist  # noqa: E402
 from genrec.text import fold_script  # noqa: E402

@@ -29,6 +29,7 @@ log = logging.getLogger("genrec")
 LOG_DIR = "logs"
 """Every script logs to logs/<script>.log in the working folder."""
 
+
 def build_parser(description: str, extra: Callable[[ArgumentParser], None] | None = None) -> ArgumentParser:
     """The parser of every group: a script accepts them all, so one --config or run_pipeline.py's flags serve every
     stage (its --help, :func:`format_help`, lists only the groups it reads)."""

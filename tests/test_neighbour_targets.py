@@ -9,7 +9,7 @@ import pytest
 
 from conftest import TINY_DEMO, run_stage
 from genrec.evaluate.baselines import KnnParams, TitleKNN, TrainingPlaylists
-from genrec.evaluate.run import notes
+from genrec.evaluate.report import notes
 from genrec.train.neighbour_targets import (CooccurrenceWalk, NeighbourVotes, neighbour_paths, own_counts, smoothed_scores,
                                       title_scores, walked_knn, walked_scores)
 from genrec.train.pooled_targets import pool_examples

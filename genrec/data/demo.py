@@ -1,6 +1,6 @@
 """The built-in demo dataset: generated, deterministic from a seed, and learnable.
 
-How it is made (README "Demo data" repeats this):
+How it is made (docs/experiments/demo.md repeats this):
 - ``n_tastes`` latent tastes (moods, genres, activities, eras), each with English and Chinese
   title phrases ("深夜emo", "90s rock classics", "周末健身房").
 - Singers belong to one taste; each song has a singer, a name built from word lists, and a

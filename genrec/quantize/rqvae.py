@@ -63,8 +63,8 @@ def single_cpu_thread(device: torch.device):
     """Run torch on one CPU thread, restoring the setting afterwards.
 
     The batches of this small MLP are too small to gain from intra-op threads, and on a shared
-    machine the spinning OpenMP threads cost far more: 7 s with one thread against 250 s with two
-    for the demo training on a busy 2-core box. GPU runs are left alone.
+    machine the spinning OpenMP threads cost far more than they give (docs/experiments/quantizers.md).
+    GPU runs are left alone.
     """
     if device.type != "cpu":
         yield

@@ -22,7 +22,8 @@ from config import Config
 from genrec.corpus.build import CorpusRow
 from genrec.corpus.id_tokens import TOKEN_PATTERN, SemanticIdVocab
 from genrec.evaluate.baselines import TrainingPlaylists
-from genrec.evaluate.run import split_playlists, tuned_title_knn
+from genrec.evaluate.playlists import split_playlists
+from genrec.evaluate.systems import tuned_title_knn
 from genrec.model.retrieval import (RETRIEVAL_FOLDS, Retrieved, RetrievalSetup, WalkParams, song_token_ids,
                                     vector_mix)
 from genrec.model.title_vectors import TitleVectorEncoder

@@ -2,17 +2,17 @@
 
 Pooled targets (genrec.train.pooled_targets) teach a title the songs of its own playlists. A model that
 fitted them perfectly would rank a title's songs by their count among the training playlists with
-that title, popularity after. On MPD that ranking scores what the trained model scores (NDCG@100
-0.074 against the model's 0.0745; ``bench/target_ceiling.py``) and far below title kNN (0.091), which
-also votes with the playlists of the most similar titles: the model fits its targets, the targets are
-the limit. With ``targets.neighbour_weight = beta`` a training title's score for a song becomes
+that title, popularity after. On MPD that ranking scores about what the trained model scores, and
+below title kNN, which also votes with the playlists of the most similar titles
+(``bench/target_ceiling.py``, figures in docs/results.md): the model fits its targets, the targets
+are the limit. With ``targets.neighbour_weight = beta`` a training title's score for a song becomes
 
     (its count among the title's own playlists) + beta * (title kNN's vote from the k most similar
     training playlists with another normalised title: similarity ** alpha / length ** length_norm each)
 
 with the kNN of the ``title_knn`` baseline (same fit, parameters tuned on the validation playlists
-as evaluate_tiger.py tunes them), and the top :data:`NEIGHBOUR_SONGS` neighbour songs kept per title. ``targets.sharpening`` then
-applies to the whole score. A title keeps its weight in the loss (its own pair count): the
+as evaluate_tiger.py tunes them), and the top :data:`NEIGHBOUR_SONGS` neighbour songs kept per title. ``targets.sharpening``
+then applies to the whole score. A title keeps its weight in the loss (its own pair count): the
 neighbours change what it is taught, not how much.
 
 Neighbours never include the title's own playlists, so the weights do not count them twice; at test
@@ -24,8 +24,7 @@ then take one step of a song -> playlist -> song random walk over the training p
 evenly over the training playlists that hold it, and each playlist splits what it got evenly among
 its songs (what returns to the song it came from is dropped). A song's walk score thus grows with
 how many of the title's songs share playlists with it, short playlists counting more than long
-ones. The walk's top :data:`NEIGHBOUR_SONGS` songs are added
-at ``gamma * Z * (their share of the walk)``, so gamma is the walk's weight against the title's own
+ones. The walk's top :data:`NEIGHBOUR_SONGS` songs are added at ``gamma * Z * (their share of the walk)``, so gamma is the walk's weight against the title's own
 scores. Titles then also learn the songs their songs' playlists agree on, which neither the
 title's own playlists nor title kNN lists (on the MPD subset this lifts the target ceiling above
 title kNN on both splits; docs/experiments/mpd.md).

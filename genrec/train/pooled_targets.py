@@ -1,7 +1,7 @@
 """Pooled soft targets for single mode: the same objective as one example per (title, song), far cheaper.
 
 Single mode's loss is, for every (title, song) pair, the negative log-likelihood of the song's ID
-tokens. Titles repeat (on MPD 5,425 training playlists have 3,214 distinct titles, ~62 songs each),
+tokens. Titles repeat (on MPD most titles are shared by several playlists, docs/experiments/),
 and every pair of one title shares the encoder input, so the loss pools into, for each distinct
 title and each ID prefix, a cross-entropy against the distribution of next tokens among that
 title's songs. An example here is one ID path sampled in proportion to its count, with that
@@ -65,8 +65,8 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
     top-scored songs once, its weight split evenly among them. Soft targets are unchanged (so is the
     optimum); what changes is which prefixes get trained. A path's deepest tokens are learnt only
     when the path is walked, and sampled in proportion to its share an input's lesser songs are
-    walked less than once in a whole training run (on MPD a title seen once has ~260 target songs
-    and got 4 samples an epoch), so the model learnt their first ID level and guessed the rest.
+    walked less than once in a whole training run (docs/experiments/mpd.md, "What the model does not
+    learn"), so the model learnt their first ID level and guessed the rest.
     """
     keys = [(tuple(title), retrieved[i] if retrieved is not None else ()) for i, title in enumerate(inputs)]
     by_input: dict[tuple, Counter] = defaultdict(Counter)
