@@ -299,9 +299,10 @@ class GenerateConfig:
     """Print machine-readable JSON (--json)."""
     num_songs: int = 20
     """Songs per playlist (--num-songs)."""
-    system: str = "model"
-    """'model': the T5's ranking; 'hybrid': fused with title kNN's or the model's retrieved list, as
-    evaluated (--system)."""
+    system: str = ""
+    """'' (the bundle's default: the best system on the validation split), 'model' (the T5's ranking), 'hybrid'
+    (fused with title kNN's or the retrieved list, as evaluated), 'retrieved' (a retrieval model's list) or 'knn'
+    (title kNN) (--system)."""
 
 
 @dataclass
@@ -336,7 +337,7 @@ CHOICES = {
     "corpus.target_mode": ("single", "sequence"),
     "corpus.title_script": ("", "simplified", "traditional"),
     "train.mixed_precision": ("auto", "no", "fp16", "bf16"),
-    "generate.system": ("model", "hybrid"),
+    "generate.system": ("", "model", "hybrid", "retrieved", "knn"),
 }
 """Fields that accept only the listed values."""
 

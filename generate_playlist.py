@@ -1,35 +1,47 @@
-"""Stage 5: turn a playlist title into a playlist of real songs.
+"""Turn a playlist title into a playlist of real songs, from a model bundle (export_bundle.py writes one).
 
     python generate_playlist.py                                   # interactive prompt (:help for commands)
     python generate_playlist.py --title "late night drive"
     python generate_playlist.py --title "夏日海边" --json --num-songs 30
     python generate_playlist.py --input titles.txt --output playlists.jsonl
-    python generate_playlist.py --model models/spotify_mpd --system hybrid --title "summer"
+    python generate_playlist.py --model models/spotify_mpd --system knn --title "summer"
+
+--model takes a bundle folder, or a model folder holding one in bundle/. The system served by default is the one
+that scored best on the validation split; --system picks another. Decoding settings and the seed are the bundle's
+(those it was evaluated with) unless given here.
 """
 
 import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from config import DecodeConfig, RunConfig
 from genrec.cli import LOG_DIR, run_script
 from genrec.errors import ConfigError
-from genrec.serve.generator import PlaylistGenerator, generate_file, one_title
+from genrec.serve.generator import PlaylistGenerator, check_options, generate_file, one_title
 from genrec.serve.repl import repl
 
 
 GROUPS = ["run", "decode", "generate"]
 SHORT_FLAGS = {"--title": "--generate.title", "--input": "--generate.input", "--output": "--generate.output",
-         "--num-songs": "--generate.num_songs", "--json": "--generate.json=true", "--system": "--generate.system",
-         "--model": "--run.model_dir", "--seed": "--run.seed"}
+               "--num-songs": "--generate.num_songs", "--json": "--generate.json=true",
+               "--system": "--generate.system", "--model": "--run.model_dir", "--seed": "--run.seed"}
 
 
 def main(cfg, extras) -> None:
-    g = cfg.generate
+    g, d = cfg.generate, cfg.decode
     if bool(g.input) != bool(g.output):
         raise ConfigError("batch mode needs both --input (titles, one per line) and --output (a .jsonl file)")
-    generator = PlaylistGenerator(cfg)
+    generator = PlaylistGenerator.load(cfg.run.model_dir, cfg.run.device)
+    # The bundle's decoding settings and seed (those it was evaluated with) hold unless set here.
+    given = {name: value for name, value in {**asdict(d), "seed": cfg.run.seed}.items()
+             if value != {**asdict(DecodeConfig()), "seed": RunConfig().seed}[name]}
+    generator.batch_size = given.pop("batch_size", generator.batch_size)
+    generator.options = check_options(replace(generator.options, num_songs=g.num_songs, system=g.system, **given),
+                                      generator.systems)
     if g.input:
-        count = generate_file(generator, g.input, g.output)
-        print(f"{count} playlists written to {g.output}")
+        count, seconds = generate_file(generator, g.input, g.output)
+        print(f"{count} playlists written to {g.output} ({count / max(seconds, 1e-9):.1f} titles/s)")
     elif g.title:
         print(one_title(generator, g.title, g.json))
     else:

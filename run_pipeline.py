@@ -1,4 +1,4 @@
-"""The whole pipeline, stage 0 to stage 4, then one sample playlist.
+"""The whole pipeline, stage 0 to stage 5 (the bundle), then one sample playlist.
 
     python run_pipeline.py                                  # demo data, RQ-KMeans, a few CPU minutes
     python run_pipeline.py --method rqvae                   # RQ-VAE semantic IDs instead

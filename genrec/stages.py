@@ -48,6 +48,7 @@ def stages_for(quantizer: str) -> list[Stage]:
         Stage("prepare_corpus.py", lambda c: Path(c.run.output_dir) / "train.tsv"),
         Stage("train_tiger.py", lambda c: Path(c.run.model_dir) / "tiger_final"),
         Stage("evaluate_tiger.py", lambda c: Path(c.run.output_dir) / "evaluation_metrics.json"),
+        Stage("export_bundle.py", lambda c: Path(c.run.model_dir) / "bundle"),
     ]
 
 

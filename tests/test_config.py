@@ -41,7 +41,7 @@ def test_file_overrides_defaults_and_command_line_overrides_file(tmp_path):
     (["--targets.neighbour_weight", "-1"], "targets.neighbour_weight must be at least 0"),
     (["--targets.cooccurrence_weight", "-0.5"], "targets.cooccurrence_weight must be at least 0"),
     (["--retrieval.walk_weight", "-1"], "retrieval.walk_weight must be at least 0"),
-    (["--generate.system", "best"], "generate.system must be one of 'model', 'hybrid'"),
+    (["--generate.system", "best"], "generate.system must be one of '', 'model', 'hybrid', 'retrieved', 'knn'"),
     (["--train.max_minutes", "-0.5"], "train.max_minutes must be at least 0"),
     (["--decode.top_p", "nan"], "decode.top_p"),
 ])

@@ -28,7 +28,8 @@ def playlist_lines(text: str) -> list[str]:
 
 def test_pipeline_runs_every_stage_and_ends_with_a_playlist(pipeline):
     work, first = pipeline
-    for script in ("prepare_data.py", "train_rq_kmeans.py", "prepare_corpus.py", "train_tiger.py", "evaluate_tiger.py"):
+    for script in ("prepare_data.py", "train_rq_kmeans.py", "prepare_corpus.py", "train_tiger.py", "evaluate_tiger.py",
+                   "export_bundle.py"):
         assert f"=== {script} done" in first.stderr
     assert "title_knn" in first.stdout
     assert len(playlist_lines(first.stdout)) == 5
@@ -38,17 +39,19 @@ def test_pipeline_runs_every_stage_and_ends_with_a_playlist(pipeline):
 def test_second_run_skips_up_to_date_stages_and_force_reruns(pipeline):
     work, _ = pipeline
     again = run_stage("run_pipeline.py", *FLAGS, cwd=work)
-    for script in ("prepare_data.py", "train_rq_kmeans.py", "prepare_corpus.py", "train_tiger.py", "evaluate_tiger.py"):
+    for script in ("prepare_data.py", "train_rq_kmeans.py", "prepare_corpus.py", "train_tiger.py", "evaluate_tiger.py",
+                   "export_bundle.py"):
         assert f"=== {script}: up to date" in again.stderr
     changed = run_stage("run_pipeline.py", *FLAGS, "--decode.num_beams", "12", cwd=work)
     assert "=== train_tiger.py: up to date" in changed.stderr
-    assert "=== evaluate_tiger.py done" in changed.stderr
+    assert "=== evaluate_tiger.py done" in changed.stderr and "=== export_bundle.py done" in changed.stderr
 
 
 def test_method_rqvae_retrains_the_ids_and_everything_after(pipeline):
     work, _ = pipeline
     proc = run_stage("run_pipeline.py", *FLAGS, "--method", "rqvae", "--rqvae.epochs", "3", cwd=work)
-    for script in ("train_rqvae.py", "evaluate_rqvae.py", "prepare_corpus.py", "train_tiger.py", "evaluate_tiger.py"):
+    for script in ("train_rqvae.py", "evaluate_rqvae.py", "prepare_corpus.py", "train_tiger.py", "evaluate_tiger.py",
+                   "export_bundle.py"):
         assert f"=== {script} done" in proc.stderr
     manifest = json.loads((work / "outputs" / "song_semantic_ids.jsonl.manifest.json").read_text(encoding="utf-8"))
     assert manifest["summary"]["method"] == "rqvae"
@@ -108,7 +111,7 @@ def test_prompt_leaves_cleanly_on_end_of_input_and_sampling_is_reproducible(pipe
 
 def test_clear_errors_for_missing_model_and_bad_batch_options(tiny_demo):
     proc = run_stage("generate_playlist.py", "--generate.title", "x", cwd=tiny_demo, check=False)
-    assert proc.returncode == 1 and "run train_tiger.py first" in proc.stderr
+    assert proc.returncode == 1 and "run the pipeline first" in proc.stderr
     proc = run_stage("generate_playlist.py", "--generate.input", "t.txt", cwd=tiny_demo, check=False)
     assert proc.returncode == 1 and "needs both --input" in proc.stderr
 

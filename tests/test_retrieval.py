@@ -176,7 +176,8 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, walk, vectors
     assert added["model"]["ndcg@10"]["difference"] == pytest.approx(
         metrics["systems"]["model"]["ndcg@10"] - metrics["systems"]["retrieved"]["ndcg@10"])
     assert "NDCG@10 minus the retrieved list's" in printed and "NDCG@10 minus title kNN's" in printed
-    for system in ("model", "hybrid"):
+    run_stage("export_bundle.py", *TINY_DEMO, cwd=tiny_demo)
+    for system in ("model", "hybrid", "retrieved"):
         out = run_stage("generate_playlist.py", "--title", "beach party", "--num-songs", "3", "--system", system,
                         cwd=tiny_demo)
         assert len(re.findall(r"^\s+\d+\. ", out.stdout, flags=re.M)) == 3

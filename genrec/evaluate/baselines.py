@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -192,6 +193,34 @@ class TitleKNN:
         return sparse.csr_matrix((weights.ravel(), (rows, indices.ravel())),
                                  shape=(len(indices), self.members.shape[0])) @ self.members
 
+    def scored(self, titles: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
+        """Per title, the songs the neighbours vote for (at most ``n``) with their votes, best first; no
+        popularity fill (a caller that needs exactly ``n`` songs fills and labels them itself)."""
+        votes = self.votes(*self.neighbours(titles, self.params.k))
+        out = []
+        for i in range(len(titles)):
+            row = votes.getrow(i)
+            order = np.argsort(-(row.data + self.prior[row.indices]), kind="stable")[:n]
+            out.append([(self.songs[row.indices[j]], float(row.data[j])) for j in order if row.data[j] > 0])
+        return out
+
+    def best_similarity(self, titles: Sequence[str]) -> np.ndarray:
+        """Each title's highest TF-IDF similarity to a training title (0: no shared word or character n-gram)."""
+        if not len(titles):
+            return np.zeros(0)
+        return (self._vectorise(titles) @ self.matrix.T).max(axis=1).toarray().ravel()
+
+    def with_params(self, params: KnnParams) -> "TitleKNN":
+        """This fitted kNN with other parameters, sharing its matrices (no refit); vector_weight must stay 0 or
+        keep the vectors this one has."""
+        other = copy.copy(self)
+        other.params = params
+        if not params.vector_weight:
+            other.title_vectors, other.vectors = None, None
+        elif self.vectors is None:
+            raise ConfigError("with_params: vector_weight needs a kNN fitted with title vectors")
+        return other
+
     def _top(self, row: sparse.csr_matrix, n: int) -> list[str]:
         scores = row.data + self.prior[row.indices]
         chosen = row.indices[np.argsort(-scores, kind="stable")[:n]].tolist()
@@ -225,15 +254,21 @@ def knn_tuned_on(playlists: TrainingPlaylists, val_rows: Sequence[CorpusRow], cu
     return knn
 
 
-def fuse(first: Sequence[str], second: Sequence[str], n: int, weight: float, c: float = 60.0) -> list[str]:
-    """Weighted reciprocal rank fusion: ``weight / (c + rank)`` from ``first``, the rest from ``second``."""
+def fused_scores(first: Sequence[str], second: Sequence[str], weight: float, c: float = 60.0) -> list[tuple[str, float]]:
+    """Weighted reciprocal rank fusion: ``weight / (c + rank)`` from ``first``, the rest from ``second``; every
+    song of either ranking with its fused score, best first."""
     scores: dict[str, float] = defaultdict(float)
     for share, ranking in ((weight, first), (1.0 - weight, second)):
         for rank, song in enumerate(dict.fromkeys(ranking), start=1):
             scores[song] += share / (c + rank)
     # Stable order: equal scores keep the first ranking's order, then the second's.
     order = list(dict.fromkeys([*first, *second]))
-    return sorted(order, key=lambda s: -scores[s])[:n]
+    return sorted(((song, scores[song]) for song in order), key=lambda pair: -pair[1])
+
+
+def fuse(first: Sequence[str], second: Sequence[str], n: int, weight: float, c: float = 60.0) -> list[str]:
+    """The top ``n`` songs of :func:`fused_scores`."""
+    return [song for song, _ in fused_scores(first, second, weight, c)[:n]]
 
 
 def tune_fusion(model: Sequence[Sequence[str]], partners: dict[str, Sequence[Sequence[str]]],
@@ -256,10 +291,13 @@ def hybrid_path(cfg: Config) -> Path:
     return Path(cfg.run.output_dir) / HYBRID_FILE
 
 
-def save_hybrid(cfg: Config, knn_params: KnnParams, fusion: dict, inputs: list[Path]) -> None:
-    """Record the tuned kNN and fusion parameters, tied to the training corpus and model they were tuned for."""
+def save_hybrid(cfg: Config, knn_params: KnnParams, fusion: dict, inputs: list[Path], validation: dict[str, float],
+                objective: str) -> None:
+    """Record the tuned kNN and fusion parameters, tied to the training corpus and model they were tuned for, and
+    each system's validation score (``objective``), from which the bundle picks the system it serves."""
     path = hybrid_path(cfg)
-    write_json(path, {"title_knn": asdict(knn_params), "fusion": fusion})
+    write_json(path, {"title_knn": asdict(knn_params), "fusion": fusion, "validation": validation,
+                      "objective": objective})
     write_manifest(path, inputs, config_as_dict(cfg, ["decode", "eval", "run"]))
 
 

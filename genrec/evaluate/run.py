@@ -50,6 +50,11 @@ def evaluate_tiger_stage(cfg: Config) -> dict | None:
         shards.close()
 
 
+def fusion_score(fusion: dict, trials: list[dict]) -> float:
+    """The validation score of the chosen fusion (the hybrid's, tuned on those playlists)."""
+    return next(t["score"] for t in trials if all(t[k] == fusion[k] for k in ("partner", "weight", "c")))
+
+
 def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     ecfg = cfg.eval
     bundle = load_tiger(tiger_final_dir(cfg), shards.device(resolve_device(cfg.run.device)), vocab_path(cfg))
@@ -117,13 +122,15 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
         "model_manifest": bundle.manifest,
     }
     write_outputs(cfg, payload, rankings, test, bundle, train_path, info)
-    save_hybrid(cfg, knn_params, fusion, [train_path, manifest_path(tiger_final_dir(cfg))])
+    top = f"ndcg@{max(ecfg.k_values)}"
+    on_val = analysis["validation"]
+    validation = {**{name: on_val[name][top] for name in val_rankings}, "hybrid": fusion_score(fusion, fusion_trials)}
+    save_hybrid(cfg, knn_params, fusion, [train_path, manifest_path(tiger_final_dir(cfg))], validation,
+                payload["tuning"]["objective"])
     print(format_table(systems, ecfg.k_values))
     for baseline in ("title_knn", "retrieved"):
         if f"versus_{baseline}" in analysis:
             print("\n" + format_comparison(analysis[f"versus_{baseline}"], max(ecfg.k_values), baseline))
-    on_val = analysis["validation"]
-    top = f"ndcg@{max(ecfg.k_values)}"
     print(f"On the {len(val.ids)} validation playlists (used for tuning): {top} "
           + ", ".join(f"{LABELS[name]} {on_val[name][top]:.4f}" for name in val_rankings)
           + f"; the hybrid fuses the model with {LABELS[fusion['partner']]} (weight {fusion['weight']:g}).")

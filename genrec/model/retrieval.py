@@ -41,7 +41,7 @@ from genrec.evaluate.baselines import KnnParams, TitleKNN, TitleVectors, Trainin
 from genrec.corpus.build import CorpusRow
 from genrec.errors import ArtifactError, ConfigError
 from genrec.corpus.id_tokens import SemanticIdVocab
-from genrec.train.neighbour_targets import CooccurrenceWalk, walked_knn
+from genrec.train.neighbour_targets import CooccurrenceWalk, walked_knn, walked_knn_scores
 from genrec.model.title_vectors import TitleVectorEncoder
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,15 @@ class SongRetriever:
         if self.cooccurrence is None:
             return self.knn.recommend(titles, self.songs)
         return walked_knn(self.knn, self.cooccurrence, titles, self.walk.weight, self.walk.songs, self.songs)
+
+    def scored(self, titles: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
+        """Per title, at most ``n`` retrieved songs with the scores they are ranked by (kNN votes, walked), best
+        first; no popularity fill."""
+        if self.cooccurrence is None:
+            return self.knn.scored(titles, n)
+        walked = walked_knn_scores(self.knn, self.cooccurrence, titles, self.walk.weight, self.walk.songs)
+        rank = self.knn.popularity.rank
+        return [sorted(scores.items(), key=lambda pair: (-pair[1], rank[pair[0]]))[:n] for scores in walked]
 
     def __call__(self, titles: Sequence[str]) -> list[Retrieved]:
         distinct = sorted(set(titles))

@@ -213,14 +213,18 @@ def check_vocab_matches(model_dir: Path, manifest: dict, corpus_vocab: str | Pat
                             "rebuilt since): rerun train_tiger.py")
 
 
-def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | Path | None = None) -> TigerBundle:
+def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | Path | None = None,
+               check_corpus: bool = True, title_encoder: str | Path | None = None) -> TigerBundle:
     """Load a model written by train_tiger.py, checked against the current corpus vocabulary.
 
-    ``corpus_vocab`` defaults to the vocabulary file the model was trained from (as recorded).
+    ``corpus_vocab`` defaults to the vocabulary file the model was trained from (as recorded); a model bundle,
+    whose files its own manifest checks, loads with ``check_corpus`` off. ``title_encoder`` overrides where the
+    title encoder the model was trained with is loaded from (a bundle's copy of a local encoder folder).
     """
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir, "train_tiger.py")
-    check_vocab_matches(model_dir, manifest, corpus_vocab)
+    if check_corpus:
+        check_vocab_matches(model_dir, manifest, corpus_vocab)
     vocab = SemanticIdVocab.load(model_dir / VOCAB_FILE)
     try:
         model = TigerT5.from_pretrained(model_dir, local_files_only=True)
@@ -230,7 +234,7 @@ def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | P
     check_id_tokens(tokenizer, vocab)
     summary = manifest["summary"]
     encoder_name = getattr(model.config, "title_encoder", None)
-    title_encoder = TitleVectorEncoder(encoder_name) if encoder_name else None
+    title_encoder = TitleVectorEncoder(str(title_encoder or encoder_name)) if encoder_name else None
     if title_encoder is not None and (model_dir / TITLE_VECTORS_FILE).is_file():
         title_encoder.load(model_dir / TITLE_VECTORS_FILE)
     retriever = (load_retriever(model_dir, vocab, tokenizer, title_encoder.array if title_encoder else None)

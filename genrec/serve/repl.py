@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from genrec.serve.generator import GenerateOptions, PlaylistGenerator, format_playlist, playlist_record
+from genrec.errors import GenrecError
+from genrec.serve.generator import MAX_SONGS, GenerateOptions, PlaylistGenerator, check_options, format_playlist
 from genrec.text import clean_title
 
 HELP = """Type a playlist title or a mood, e.g. "late night drive" or "夏日海边", and press Enter.
@@ -24,7 +25,9 @@ Commands / 命令:
   :temp 0.8      sampling temperature / 采样温度
   :top_p 0.9     nucleus sampling threshold / 核采样阈值
   :seed 7        seed for reproducible playlists / 随机种子
-  :hybrid        toggle the evaluated hybrid (model + kNN) / 切换混合推荐
+  :system NAME   model, hybrid, retrieved or knn (empty: the default) / 推荐系统
+  :artist-cap 2  at most 2 songs per artist (0: no cap) / 每位歌手最多几首
+  :exclude ID    never recommend these song ids (no id: clear) / 排除歌曲
   :json          toggle JSON output / 切换 JSON 输出
   :settings      show the current settings / 查看当前设置
   :help          this help / 帮助
@@ -35,10 +38,11 @@ EXIT_WORDS = {"exit", "quit", ":q", ":quit", ":exit", "退出"}
 
 # command -> (field, parser, check, message when the check fails)
 SETTERS: dict[str, tuple[str, Callable, Callable, str]] = {
-    ":n": ("num_songs", int, lambda v: 1 <= v <= 500, "a whole number from 1 to 500"),
-    ":temp": ("temperature", float, lambda v: 0 < v <= 10, "a number above 0 (e.g. 0.8)"),
+    ":n": ("num_songs", int, lambda v: 1 <= v <= MAX_SONGS, f"a whole number from 1 to {MAX_SONGS}"),
+    ":temp": ("temperature", float, lambda v: 0 < v <= 10, "a number above 0 and at most 10 (e.g. 0.8)"),
     ":top_p": ("top_p", float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    ":seed": ("seed", int, lambda v: v >= 0, "a whole number >= 0"),
+    ":seed": ("seed", int, lambda v: 0 <= v < 2 ** 63, "a whole number from 0 to 2^63 - 1"),
+    ":artist-cap": ("max_per_artist", int, lambda v: 0 <= v <= MAX_SONGS, "a whole number >= 0 (0: no cap)"),
 }
 
 
@@ -57,22 +61,31 @@ def enable_history(history_file: Path) -> None:
     atexit.register(readline.write_history_file, history_file)
 
 
-def run_command(line: str, options: GenerateOptions, state: dict) -> tuple[GenerateOptions, str]:
+def run_command(line: str, options: GenerateOptions, state: dict,
+                generator: PlaylistGenerator | None = None) -> tuple[GenerateOptions, str]:
     """Apply a ``:command``; return the new options and what to tell the user."""
     name, _, arg = line.partition(" ")
     name, arg = name.lower(), arg.strip()
     if name == ":help":
         return options, HELP
     if name == ":settings":
-        return options, describe(options, state)
+        return options, describe(options, state, generator)
     if name == ":sample":
-        return with_setting(options, "sample", True), "sampling on / 已切换为随机采样"
+        return replace(options, sample=True), "sampling on / 已切换为随机采样"
     if name == ":beam":
-        return with_setting(options, "sample", False), "beam search on / 已切换为束搜索"
-    if name == ":hybrid":
-        options = replace(options, system="model" if options.system == "hybrid" else "hybrid")
-        on = options.system == "hybrid"
-        return options, f"hybrid {'on' if on else 'off'} / 混合推荐{'开' if on else '关'}"
+        return replace(options, sample=False), "beam search on / 已切换为束搜索"
+    if name in (":system", ":exclude"):
+        field = "system" if name == ":system" else "exclude"
+        value = arg if field == "system" else tuple(arg.split())
+        try:
+            changed = check_options(replace(options, **{field: value}), generator.systems if generator else (arg,))
+        except GenrecError as err:
+            return options, f"{err} / 参数无效"
+        if field == "exclude" and generator is not None:
+            unknown = [song for song in changed.exclude if song not in generator.names]
+            if unknown:
+                return options, f"{unknown[0]!r} is not a song id of this catalogue / 未知歌曲"
+        return changed, f"{field} = {value or '(default)'}"
     if name == ":json":
         state["json"] = not state.get("json", False)
         return options, f"JSON output {'on' if state['json'] else 'off'}"
@@ -84,22 +97,17 @@ def run_command(line: str, options: GenerateOptions, state: dict) -> tuple[Gener
             value = None
         if value is None or not check(value):
             return options, f"{name} needs {expected} (got {arg!r}) / 参数无效"
-        return with_setting(options, field, value), f"{field} = {value}"
+        return replace(options, **{field: value}), f"{field} = {value}"
     return options, f"unknown command {name}; type :help / 未知命令，输入 :help 查看帮助"
 
 
-def with_setting(options: GenerateOptions, field: str, value) -> GenerateOptions:
-    """The options with one field changed: the seed, or one of the decoding settings."""
-    if field == "seed":
-        return replace(options, seed=value)
-    return replace(options, decoding=replace(options.decoding, **{field: value}))
-
-
-def describe(options: GenerateOptions, state: dict) -> str:
-    d = options.decoding
-    mode = f"sampling (temperature {d.temperature}, top_p {d.top_p})" if d.sample \
-        else f"beam search ({max(d.num_beams, d.num_songs)} beams)"
-    return (f"{d.num_songs} songs, {mode}, seed {options.seed}, hybrid {'on' if options.system == 'hybrid' else 'off'}, "
+def describe(options: GenerateOptions, state: dict, generator: PlaylistGenerator | None = None) -> str:
+    mode = f"sampling (temperature {options.temperature}, top_p {options.top_p})" if options.sample \
+        else f"beam search ({max(options.num_beams, options.num_songs)} beams)"
+    system = options.system or (f"{generator.default_system} (the default)" if generator else "the default")
+    cap = f", at most {options.max_per_artist} per artist" if options.max_per_artist else ""
+    excluded = f", {len(options.exclude)} excluded" if options.exclude else ""
+    return (f"{options.num_songs} songs, {mode}, seed {options.seed}, system {system}{cap}{excluded}, "
             f"JSON {'on' if state.get('json') else 'off'}")
 
 
@@ -121,13 +129,15 @@ def repl(generator: PlaylistGenerator, history_file: Path, read: Callable[[str],
             write("bye / 再见")
             return
         if text.startswith(":"):
-            generator.options, message = run_command(text, generator.options, state)
+            generator.options, message = run_command(text, generator.options, state, generator)
             write(message)
             continue
         try:
-            songs = generator.generate([text])[0]
+            playlist = generator.generate(text)
         except KeyboardInterrupt:
             write("(cancelled / 已取消)")
             continue
-        write(json.dumps(playlist_record(text, songs), ensure_ascii=False) if state["json"]
-              else format_playlist(text, songs))
+        except GenrecError as err:
+            write(f"{err}")
+            continue
+        write(json.dumps(playlist.to_dict(), ensure_ascii=False) if state["json"] else format_playlist(playlist))

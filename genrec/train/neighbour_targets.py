@@ -157,12 +157,17 @@ def walked_knn(knn: TitleKNN, walk: CooccurrenceWalk, titles: Sequence[str], wei
                n: int) -> list[list[str]]:
     """Title kNN's ranking after one step of the co-occurrence walk: each title's top ``songs`` kNN votes plus
     ``weight`` times their total spread over the walk's top ``songs`` songs; top ``n``, popularity after."""
+    return [target_ranking(scores, knn.popularity, n) for scores in walked_knn_scores(knn, walk, titles, weight, songs)]
+
+
+def walked_knn_scores(knn: TitleKNN, walk: CooccurrenceWalk, titles: Sequence[str], weight: float,
+                      songs: int) -> list[dict[str, float]]:
+    """Per title, the scores :func:`walked_knn` ranks by: song id -> kNN vote plus its walked share."""
     if not titles:
         return []
     votes = knn.votes(*knn.neighbours(list(titles), knn.params.k))
     scores = [top_votes(votes.getrow(i), knn.songs, songs) for i in range(len(titles))]
-    return [target_ranking(walked_scores(s, shares, weight), knn.popularity, n)
-            for s, shares in zip(scores, walk(scores, songs))]
+    return [walked_scores(s, shares, weight) for s, shares in zip(scores, walk(scores, songs))]
 
 
 def neighbour_paths(votes: NeighbourVotes, title_ids: dict[str, list[int]], song_paths: dict[str, tuple[int, ...]],

@@ -1,0 +1,196 @@
+"""Serving from a model bundle: a copied bundle serves every system through the API, the prompt and batch mode,
+with exactly the songs asked, exclusions, an artist cap, a visible fallback, and a refusal of tampered files."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from conftest import REPO, TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage
+from genrec.errors import ArtifactError, GenrecError
+from genrec.serve.bundle import best_system
+from genrec.serve.generator import assemble
+
+# A retrieval model, so that all four systems exist; 10 songs retrieved per title.
+FLAGS = [*TINY_DEMO, *TINY_MODEL, *TINY_EVAL, "--retrieval.songs", "10"]
+TITLE = "late night drive"
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """The pipeline's bundle, copied alone into an empty folder (no data/, no outputs/, no models/ beside it)."""
+    work = tmp_path_factory.mktemp("serving")
+    run_stage("run_pipeline.py", *FLAGS, cwd=work)
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    shutil.copytree(work / "models" / "bundle", elsewhere / "shipped")
+    return work, elsewhere / "shipped"
+
+
+@pytest.fixture(scope="module")
+def generator(shipped):
+    from genrec import PlaylistGenerator
+    return PlaylistGenerator.load(shipped[1])
+
+
+def test_the_copied_bundle_serves_every_system_with_exactly_the_songs_asked(generator):
+    assert set(generator.systems) == {"model", "hybrid", "retrieved", "knn"}
+    catalogue = set(generator.names)
+    for system in generator.systems:
+        for sample in (False, True):
+            playlist = generator.generate(TITLE, num_songs=30, system=system, sample=sample, seed=4)
+            ids = [song.song_id for song in playlist.songs]
+            assert len(ids) == 30 and len(set(ids)) == 30, (system, sample)
+            assert set(ids) <= catalogue
+            assert playlist.system == system
+            own = [song.score for song in playlist.songs if song.system == system]
+            assert own and own == sorted(own, reverse=True) and any(own), (system, own[:5])
+
+
+def test_default_system_is_the_best_on_validation(shipped, generator):
+    serving = json.loads((shipped[1] / "serving.json").read_text(encoding="utf-8"))
+    validation = {k: v for k, v in serving["validation"].items() if k in generator.systems}
+    assert set(validation) == set(generator.systems)
+    assert generator.default_system == serving["default_system"] == best_system(validation)
+    assert generator.generate(TITLE).system == generator.default_system
+
+
+def test_best_system_prefers_the_simpler_one_on_ties():
+    assert best_system({"model": 0.2, "knn": 0.3, "hybrid": 0.3}) == "knn"
+    assert best_system({"model": 0.2, "knn": 0.1, "retrieved": 0.25, "hybrid": 0.26}) == "hybrid"
+
+
+@pytest.mark.parametrize("sample", [False, True])
+def test_exclude_and_artist_cap_in_beam_and_sampling_modes(generator, sample):
+    first = generator.generate(TITLE, num_songs=12, system="model", sample=sample, seed=1)
+    excluded = [song.song_id for song in first.songs[:5]]
+    capped = generator.generate(TITLE, num_songs=12, system="model", sample=sample, seed=1, exclude=excluded,
+                                max_per_artist=1)
+    ids = [song.song_id for song in capped.songs]
+    assert len(ids) == 12 and not set(ids) & set(excluded)
+    artists = Counter(song.artist for song in capped.songs)
+    assert max(artists.values()) == 1
+    uncapped = Counter(song.artist for song in generator.generate(TITLE, num_songs=12, system="model").songs)
+    assert max(uncapped.values()) > 1  # the cap did something
+
+
+def test_sampling_is_seeded_and_varies_with_the_seed(generator):
+    one = [s.song_id for s in generator.generate(TITLE, system="model", sample=True, seed=5).songs]
+    again = [s.song_id for s in generator.generate(TITLE, system="model", sample=True, seed=5).songs]
+    other = [s.song_id for s in generator.generate(TITLE, system="model", sample=True, seed=6).songs]
+    assert one == again and one != other
+
+
+def test_a_title_nothing_resembles_falls_back_visibly(generator):
+    playlist = generator.generate("ЖЖЖ ЩЩЩ", num_songs=7)
+    assert "cannot read" in playlist.note and len(playlist.songs) == 7
+    assert {song.system for song in playlist.songs} == {"popularity"}
+    assert not generator.generate(TITLE).note
+
+
+def test_batch_answers_each_title_as_one_title_would(generator):
+    titles = [TITLE, "ЖЖЖ ЩЩЩ", "夏日海边"]
+    batch = generator.generate_batch(titles, num_songs=8, system="hybrid")
+    alone = [generator.generate(t, num_songs=8, system="hybrid") for t in titles]
+    assert [[s.song_id for s in p.songs] for p in batch] == [[s.song_id for s in p.songs] for p in alone]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"num_songs": 0}, "num_songs must be a whole number from 1"),
+    ({"num_songs": 10 ** 9}, "num_songs must be a whole number from 1"),
+    ({"num_songs": "5"}, "num_songs must be a whole number"),
+    ({"temperature": -1.0}, "temperature must be a number above 0"),
+    ({"top_p": 1.5}, "top_p must be a number above 0"),
+    ({"seed": 10 ** 20}, "seed must be a whole number"),
+    ({"system": "bogus"}, "unknown system 'bogus'"),
+    ({"exclude": ["no-such-song"]}, "'no-such-song' is not a song of this model's catalogue"),
+    ({"exclude": [3]}, "exclude must be a list of song ids"),
+    ({"max_per_artist": -1}, "max_per_artist must be a whole number"),
+    ({"colour": "red"}, "unknown option 'colour'"),
+])
+def test_bad_options_are_one_line_errors(generator, options, message):
+    with pytest.raises(GenrecError, match=re.escape(message)):
+        generator.generate(TITLE, **options)
+
+
+@pytest.mark.parametrize("title, message", [("", "empty"), ("\u200b \u200b", "empty"), ("x" * 501, "at most 500"),
+                                            (None, "not text")])
+def test_bad_titles_are_one_line_errors(generator, title, message):
+    with pytest.raises(GenrecError, match=message):
+        generator.generate(title)
+
+
+def test_assemble_skips_repeats_exclusions_and_capped_artists():
+    artists = {"a": "x", "b": "x", "c": "y", "d": "", "e": "x"}
+    streams = [("model", [("a", 0.5), ("b", 0.4), ("a", 0.3)]), ("popularity", [("c", 0.2), ("d", 0.1), ("e", 0.0)])]
+    assert assemble(streams, 3, {"c"}, 1, artists) == [("a", 0.5, "model"), ("d", 0.1, "popularity")]
+    assert assemble(streams, 2, set(), 0, artists) == [("a", 0.5, "model"), ("b", 0.4, "model")]
+
+
+@pytest.mark.parametrize("change", ["edit", "remove", "add"])
+def test_a_tampered_bundle_is_refused(shipped, tmp_path, change):
+    from genrec import PlaylistGenerator
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(shipped[1], bundle)
+    if change == "edit":
+        songs = bundle / "songs.json"
+        songs.write_text(songs.read_text(encoding="utf-8").replace('"', "'", 1), encoding="utf-8")
+        expected = "songs.json was changed after the bundle was exported"
+    elif change == "remove":
+        (bundle / "model" / "config.json").unlink()
+        expected = "model/config.json is missing"
+    else:
+        (bundle / "model" / "extra.bin").write_bytes(b"0")
+        expected = "model/extra.bin, which is not part of the bundle"
+    with pytest.raises(ArtifactError, match=re.escape(expected)):
+        PlaylistGenerator.load(bundle)
+    if change != "edit":
+        return
+    proc = run_stage("generate_playlist.py", "--model", str(bundle), "--title", TITLE, cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and expected in proc.stderr
+
+
+def test_script_one_title_batch_and_prompt_from_the_copied_bundle(shipped, tmp_path):
+    bundle = str(shipped[1])
+    record = json.loads(run_stage("generate_playlist.py", "--model", bundle, "--title", "夏日海边", "--json",
+                                  "--num-songs", "6", "--system", "knn", cwd=tmp_path).stdout)
+    assert record["system"] == "knn" and len(record["songs"]) == 6
+    assert {"song_id", "name", "artist", "score", "system"} <= record["songs"][0].keys()
+    (tmp_path / "titles.txt").write_text(f"{TITLE}\nrainy day\n", encoding="utf-8")
+    proc = run_stage("generate_playlist.py", "--model", bundle, "--input", "titles.txt", "--output", "out.jsonl",
+                     cwd=tmp_path)
+    assert re.search(r"2 playlists written to out.jsonl \([\d.]+ titles/s\)", proc.stdout)
+    first_song = record["songs"][0]["song_id"]
+    session = f":system retrieved\n:artist-cap 1\n:exclude {first_song}\n:exclude nope\n:seed 99999999999999999999\n" \
+              f":settings\n夏日海边\nexit\n"
+    out = run_stage("generate_playlist.py", "--model", bundle, "--num-songs", "6", cwd=tmp_path, input=session).stdout
+    assert "system = retrieved" in out and "'nope' is not a song id" in out and ":seed needs a whole number" in out
+    assert "system retrieved, at most 1 per artist, 1 excluded" in out
+    playlist = out.split("夏日海边\n", 1)[1]
+    assert "(retrieved" in playlist and first_song not in playlist
+
+
+def test_missing_bundle_says_what_to_run(tmp_path):
+    proc = run_stage("generate_playlist.py", "--title", TITLE, cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "run_pipeline.py" in proc.stderr
+
+
+def test_readme_python_api_example_runs(shipped, tmp_path):
+    """The README's Python example, run as written against a bundle at its path (models/bundle)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "PlaylistGenerator" in b]
+    assert blocks, "README.md has no Python example of the API"
+    (tmp_path / "models").mkdir()
+    shutil.copytree(shipped[1], tmp_path / "models" / "bundle")
+    (tmp_path / "example.py").write_text(f"import sys\nsys.path.insert(0, {str(REPO)!r})\n" + blocks[0],
+                                         encoding="utf-8")
+    proc = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip()
