@@ -11,7 +11,8 @@ file's sha256. Copy the folder anywhere and serve it: python generate_playlist.p
 import sys
 
 from genrec.cli import run_script
-from genrec.serve.bundle import export_bundle, read_bundle
+from genrec.serve.bundle import read_bundle
+from genrec.serve.export import export_bundle
 
 
 GROUPS = ["run", "data", "decode"]

@@ -4,6 +4,8 @@
     python generate_playlist.py --title "late night drive"
     python generate_playlist.py --title "夏日海边" --json --num-songs 30
     python generate_playlist.py --input titles.txt --output playlists.jsonl
+    python generate_playlist.py --input titles.txt --output playlists/ --format m3u8   # one file per title
+    python generate_playlist.py --serve --port 8000               # HTTP service and web page (http://127.0.0.1:8000)
     python generate_playlist.py --model models/spotify_mpd --system knn --title "summer"
 
 --model takes a bundle folder, or a model folder holding one in bundle/. The system served by default is the one
@@ -20,6 +22,15 @@ from genrec.cli import LOG_DIR, run_script
 from genrec.errors import ConfigError
 from genrec.serve.generator import PlaylistGenerator, check_options, generate_file, one_title
 from genrec.serve.repl import repl
+
+
+def script_flags(parser) -> None:
+    parser.add_argument("--format", default="jsonl", choices=["jsonl", "jspf", "m3u8", "csv"],
+                        help="Batch mode: jsonl writes one JSON line per title to --output; jspf, m3u8 and csv write "
+                             "one file per title into the folder --output.")
+    parser.add_argument("--serve", action="store_true", help="Start the HTTP service and its web page.")
+    parser.add_argument("--host", default="127.0.0.1", help="With --serve: the address to listen on.")
+    parser.add_argument("--port", type=int, default=8000, help="With --serve: the port to listen on.")
 
 
 GROUPS = ["run", "decode", "generate"]
@@ -39,8 +50,11 @@ def main(cfg, extras) -> None:
     generator.batch_size = given.pop("batch_size", generator.batch_size)
     generator.options = check_options(replace(generator.options, num_songs=g.num_songs, system=g.system, **given),
                                       generator.systems)
-    if g.input:
-        count, seconds = generate_file(generator, g.input, g.output)
+    if extras["serve"]:
+        from genrec.serve.service import serve
+        serve(generator, extras["host"], extras["port"])
+    elif g.input:
+        count, seconds = generate_file(generator, g.input, g.output, extras["format"])
         print(f"{count} playlists written to {g.output} ({count / max(seconds, 1e-9):.1f} titles/s)")
     elif g.title:
         print(one_title(generator, g.title, g.json))
@@ -49,4 +63,4 @@ def main(cfg, extras) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main, __doc__, short=SHORT_FLAGS, groups=GROUPS))
+    sys.exit(run_script(main, __doc__, extra=script_flags, short=SHORT_FLAGS, groups=GROUPS))

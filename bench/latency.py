@@ -4,7 +4,8 @@
                             [--systems model,knn] [--num-songs 20] [--repeats 3] [--json-out latency.json]
 
 - load: ``PlaylistGenerator.load`` in ``--repeats`` fresh Python processes (median): from the process's start to
-  the loaded generator (interpreter, imports and load), and the load call alone.
+  the loaded generator (interpreter, imports and load), and the load call alone; beside them, as the floor, a fresh
+  process that only imports torch and transformers' T5.
 - one shot: ``generate_playlist.py --model BUNDLE --title "late night drive"`` as a user runs it once (with this
   bench's ``--num-songs`` and ``--device``; its decoding settings are the script's own), wall seconds from start
   to exit (median of ``--repeats``).
@@ -87,6 +88,9 @@ def bench_titles(args) -> tuple[list[str], str]:
     return list(dict.fromkeys(titles))[:args.num_titles], source
 
 
+IMPORTS_ONLY = "import torch; from transformers import T5ForConditionalGeneration"
+
+
 def median_wall(command: list[str], repeats: int) -> tuple[float, list[float]]:
     """Median wall seconds of a command run ``repeats`` times (it must succeed)."""
     runs = []
@@ -156,6 +160,8 @@ def main(args) -> dict:
     if unknown:
         raise GenrecError(f"--systems: {unknown[0]!r} is not served by this bundle ({', '.join(generator.systems)})")
     load = load_times(bundle, args.device, args.repeats)
+    # The floor under any process that serves the T5: starting Python and importing torch and transformers.
+    load["imports_only_s"], _ = median_wall([sys.executable, "-c", IMPORTS_ONLY], args.repeats)
     one_shot, one_shot_runs = median_wall(
         [sys.executable, str(REPO / "generate_playlist.py"), "--model", str(bundle), "--title", ONE_SHOT_TITLE,
          "--num-songs", str(args.num_songs), "--run.device", args.device], args.repeats)
@@ -185,7 +191,8 @@ def print_report(result: dict, repeats: int) -> None:
           f"{result['device']}, {result['threads']} torch threads; {result['titles']} titles ({result['title_source']}), "
           f"{result['num_songs']} songs each")
     print(f"load (median of {repeats} fresh processes): python start to loaded {load['start_to_loaded_s']:.2f} s, "
-          f"PlaylistGenerator.load {load['load_call_s']:.2f} s")
+          f"PlaylistGenerator.load {load['load_call_s']:.2f} s; python start to torch and transformers imported "
+          f"{load['imports_only_s']:.2f} s")
     print(f"one shot ({result['one_shot']['command']}): {result['one_shot']['median_s']:.2f} s "
           f"(median of {repeats})")
     print(f"{'per title':<14}{'first ms':>10}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'p50 / kNN':>11}"

@@ -13,7 +13,9 @@ import pytest
 from conftest import REPO
 from genrec.cli import parse_config
 
-STAGE_EXTRAS = {"run_pipeline.py": {"--method": 1, "--force": 0}}
+STAGE_EXTRAS = {"run_pipeline.py": {"--method": 1, "--force": 0},
+                "generate_playlist.py": {"--format": 1, "--serve": 0, "--host": 1, "--port": 1}}
+ARGPARSE_BENCHES = ("bench/latency.py",)  # plain argparse, no config: their own parser checks their flags
 BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1, "--batches": 1, "--workers": 1,
                 "--weights": -1, "--walks": -1, "--knn": 1, "--to": 1,
                 "--also": -1}  # -1: one or more values, up to the next flag
@@ -21,7 +23,7 @@ BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1, "--batches": 1, "-
 
 def readme_commands() -> list[str]:
     text = "\n".join(path.read_text(encoding="utf-8") for path in [REPO / "README.md", *sorted(REPO.glob("docs/*.md"))])
-    blocks = re.findall(r"```(?:bash)?\n(.*?)```", text, flags=re.S)
+    blocks = [body for lang, body in re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S) if lang in ("", "bash")]
     inline = [span for span in re.findall(r"`([^`\n]+)`", text.replace("```", "")) if "<" not in span]
     blocks.append("\n".join(inline))
     commands = []
@@ -91,6 +93,9 @@ def test_readme_command_parses(command):
     if script == "bench/quality.py":  # its own flags end at "--"; the rest go to every stage
         own, flags = (flags[:flags.index("--")], flags[flags.index("--") + 1:]) if "--" in flags else (flags, [])
         quality_bench().bench_parser().parse_args(own)
+    if script in ARGPARSE_BENCHES:
+        load_script(script).bench_parser().parse_args(flags)
+        return
     if script.startswith("bench/") or script.startswith("-m"):
         flags = drop_flags(flags, BENCH_EXTRAS)
     flags = drop_flags(flags, STAGE_EXTRAS.get(script, {}))
@@ -101,10 +106,14 @@ def script_short_flags(script: str) -> dict[str, str]:
     """A stage script's everyday flags (--title, --input, ...); benches take the full names."""
     if script.startswith("bench/") or not script.endswith(".py"):
         return {}
-    spec = importlib.util.spec_from_file_location(script[:-3], REPO / script)
+    return getattr(load_script(script), "SHORT_FLAGS", {})
+
+
+def load_script(script: str):
+    spec = importlib.util.spec_from_file_location(script[:-3].replace("/", "."), REPO / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return getattr(module, "SHORT_FLAGS", {})
+    return module
 
 
 def quality_bench():

@@ -24,11 +24,13 @@ TITLES = ["rock", "rock anthems", "classic rock", "chill", "chill vibes", "sleep
 class TokenIds:
     """The one tokenizer method retrieval uses: ID tokens to ids."""
 
+    unk_token_id = 0
+
     def __init__(self, vocab: SemanticIdVocab):
         self.ids = {t: i for i, t in enumerate(vocab.all_tokens(), start=10)}
 
     def convert_tokens_to_ids(self, tokens):
-        return [self.ids[t] for t in tokens]
+        return self.ids[tokens] if isinstance(tokens, str) else [self.ids[t] for t in tokens]
 
 
 def catalogue(songs: list[str]) -> SemanticIdVocab:

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO, TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage
 from genrec.errors import ArtifactError, GenrecError
-from genrec.serve.bundle import best_system
+from genrec.serve.export import best_system
 from genrec.serve.generator import assemble
 
 # A retrieval model, so that all four systems exist; 10 songs retrieved per title.
@@ -166,14 +166,22 @@ def test_script_one_title_batch_and_prompt_from_the_copied_bundle(shipped, tmp_p
     proc = run_stage("generate_playlist.py", "--model", bundle, "--input", "titles.txt", "--output", "out.jsonl",
                      cwd=tmp_path)
     assert re.search(r"2 playlists written to out.jsonl \([\d.]+ titles/s\)", proc.stdout)
+    run_stage("generate_playlist.py", "--model", bundle, "--input", "titles.txt", "--output", "lists",
+              "--format", "m3u8", "--num-songs", "4", cwd=tmp_path)
+    files = sorted(p.name for p in (tmp_path / "lists").iterdir())
+    assert files == ["001-late-night-drive.m3u8", "002-rainy-day.m3u8"]
+    assert (tmp_path / "lists" / files[0]).read_text(encoding="utf-8").count("#EXTINF:") == 4
     first_song = record["songs"][0]["song_id"]
     session = f":system retrieved\n:artist-cap 1\n:exclude {first_song}\n:exclude nope\n:seed 99999999999999999999\n" \
-              f":settings\n夏日海边\nexit\n"
+              f":settings\n:save early.csv\n夏日海边\n:save 夏日.jspf\n:save x.txt\nexit\n"
     out = run_stage("generate_playlist.py", "--model", bundle, "--num-songs", "6", cwd=tmp_path, input=session).stdout
     assert "system = retrieved" in out and "'nope' is not a song id" in out and ":seed needs a whole number" in out
     assert "system retrieved, at most 1 per artist, 1 excluded" in out
     playlist = out.split("夏日海边\n", 1)[1]
     assert "(retrieved" in playlist and first_song not in playlist
+    assert "no playlist yet" in out and "saved 6 songs to 夏日.jspf" in out and "cannot tell the format" in out
+    saved = json.loads((tmp_path / "夏日.jspf").read_text(encoding="utf-8"))
+    assert saved["playlist"]["title"] == "夏日海边" and len(saved["playlist"]["track"]) == 6
 
 
 def test_missing_bundle_says_what_to_run(tmp_path):

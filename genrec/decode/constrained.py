@@ -31,8 +31,27 @@ class TrieNode:
     children: dict[int, "TrieNode"] = field(default_factory=dict)
     leaves: int = 0
     """IDs below this node (to know when sequence mode has used a whole subtree)."""
-    allowed: torch.Tensor | None = None
-    """The children's token ids as a tensor, built once."""
+    _allowed: torch.Tensor | None = None
+
+    @property
+    def allowed(self) -> torch.Tensor:
+        """The children's token ids as a tensor, built when decoding first reaches this node (building one per
+        node up front would cost the first title most of a second on a large catalogue)."""
+        if self._allowed is None:
+            self._allowed = torch.tensor(sorted(self.children), dtype=torch.long)
+        return self._allowed
+
+
+def id_token_ids(vocab: SemanticIdVocab, tokenizer) -> dict[str, int]:
+    """Each semantic-ID token's id in the tokenizer (looked up once per token, not once per song)."""
+    out = {}
+    for token in vocab.all_tokens():
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == tokenizer.unk_token_id:
+            raise ArtifactError(f"the tokenizer does not know the semantic-ID token {token}: the model and "
+                                "semantic_id_vocab.json do not match; rerun train_tiger.py")
+        out[token] = token_id
+    return out
 
 
 class IdTrie:
@@ -49,20 +68,12 @@ class IdTrie:
         self.size = 0
         for ids in dict.fromkeys(id_sequences):
             self._insert(ids)
-        self._freeze(self.root)
 
     @classmethod
     def from_vocab(cls, vocab: SemanticIdVocab, tokenizer) -> "IdTrie":
         """The trie of every ID in ``vocab``, in the tokenizer's ids; each ID token must be one token."""
-        sequences = []
-        unknown = tokenizer.unk_token_id
-        for tokens in vocab.by_tokens:
-            ids = tuple(tokenizer.convert_tokens_to_ids(list(tokens)))
-            if any(i is None or (unknown is not None and i == unknown) for i in ids):
-                raise ArtifactError(f"the tokenizer does not know the semantic-ID tokens {''.join(tokens)}: "
-                                    "the model and semantic_id_vocab.json do not match; rerun train_tiger.py")
-            sequences.append(ids)
-        return cls(sequences)
+        token_ids = id_token_ids(vocab, tokenizer)
+        return cls([tuple(token_ids[token] for token in tokens) for tokens in vocab.by_tokens])
 
     def _insert(self, ids: tuple[int, ...]) -> None:
         node = self.root
@@ -71,13 +82,6 @@ class IdTrie:
             node = node.children.setdefault(token, TrieNode())
             node.leaves += 1
         self.size += 1
-
-    def _freeze(self, root: TrieNode) -> None:
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            node.allowed = torch.tensor(sorted(node.children), dtype=torch.long)
-            stack.extend(node.children.values())
 
     def node(self, prefix: tuple[int, ...]) -> TrieNode | None:
         """The node reached by ``prefix``, or None if no ID starts so."""

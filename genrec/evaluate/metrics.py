@@ -22,9 +22,7 @@ import math
 from typing import Sequence
 
 import numpy as np
-from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-_SMOOTH = SmoothingFunction().method1
 
 
 def ranking_metrics(ranked: Sequence[str], truth: Sequence[str], ks: Sequence[int],
@@ -157,7 +155,10 @@ def rouge_l(prediction: Sequence[str], reference: Sequence[str]) -> float:
 def bleu4(prediction: Sequence[str], reference: Sequence[str]) -> float:
     if not prediction or not reference:
         return 0.0
-    return float(sentence_bleu([list(reference)], list(prediction), smoothing_function=_SMOOTH))
+    # Imported here: the generator reads this module (NDCG) and need not pay for nltk at start.
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    return float(sentence_bleu([list(reference)], list(prediction), smoothing_function=SmoothingFunction().method1))
 
 
 def id_f1(prediction: Sequence[tuple], reference: Sequence[tuple]) -> float:

@@ -39,6 +39,7 @@ from transformers import PreTrainedTokenizerBase
 from genrec.artifacts import write_json
 from genrec.evaluate.baselines import KnnParams, TitleKNN, TitleVectors, TrainingPlaylists, knn_tuned_on
 from genrec.corpus.build import CorpusRow
+from genrec.decode.constrained import id_token_ids
 from genrec.errors import ArtifactError, ConfigError
 from genrec.corpus.id_tokens import SemanticIdVocab
 from genrec.train.neighbour_targets import CooccurrenceWalk, walked_knn, walked_knn_scores
@@ -114,7 +115,8 @@ def vector_mix(weight: float, title_encoder: TitleVectorEncoder | None) -> tuple
 
 
 def song_token_ids(vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase) -> dict[str, tuple[int, ...]]:
-    return {song: tuple(tokenizer.convert_tokens_to_ids(list(tokens))) for song, tokens in vocab.songs.items()}
+    token_ids = id_token_ids(vocab, tokenizer)
+    return {song: tuple(token_ids[token] for token in tokens) for song, tokens in vocab.songs.items()}
 
 
 def check_enough_songs(playlists: TrainingPlaylists, songs: int) -> None:

@@ -326,17 +326,38 @@ def read_titles(path: str) -> list[str]:
     return [t for _, t in numbered]
 
 
-def generate_file(generator: PlaylistGenerator, input_path: str, output_path: str) -> tuple[int, float]:
-    """Batch mode: every title of ``input_path`` to one JSON line of ``output_path`` (atomic); returns the number
-    of titles and the seconds the generation took."""
+def generate_file(generator: PlaylistGenerator, input_path: str, output_path: str,
+                  fmt: str = "jsonl") -> tuple[int, float]:
+    """Batch mode: every title of ``input_path`` to one JSON line of ``output_path`` (``fmt`` jsonl), or to one
+    file per title in the folder ``output_path`` (jspf, m3u8, csv: ``001-<title>.<fmt>``), written atomically;
+    returns the number of titles and the seconds the generation took."""
+    from genrec.serve.exports import FORMATS, export
+
+    if fmt != "jsonl" and fmt not in FORMATS:
+        raise GenrecError(f"unknown format {fmt!r}: jsonl (one file) or one of {', '.join(FORMATS)} (one file each)")
     titles = read_titles(input_path)
     start = time.perf_counter()
     playlists = generator.generate_batch(titles, progress=True)
     seconds = time.perf_counter() - start
-    with atomic_path(output_path) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        for playlist in playlists:
-            out.write(json.dumps(playlist.to_dict(), ensure_ascii=False) + "\n")
+    if fmt == "jsonl":
+        with atomic_path(output_path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+            for playlist in playlists:
+                out.write(json.dumps(playlist.to_dict(), ensure_ascii=False) + "\n")
+    else:
+        if Path(output_path).is_file():
+            raise GenrecError(f"{output_path} is a file; with --format {fmt} --output names a folder (one file a title)")
+        with atomic_path(output_path) as tmp:
+            tmp.mkdir()
+            for number, playlist in enumerate(playlists, start=1):
+                (tmp / f"{number:03d}-{file_stem(playlist.title)}.{fmt}").write_text(export(playlist, fmt),
+                                                                                      encoding="utf-8")
     return len(titles), seconds
+
+
+def file_stem(title: str, limit: int = 60) -> str:
+    """A title as a file name part: letters, digits (any script) and dashes."""
+    stem = "-".join("".join(ch if ch.isalnum() else " " for ch in title).split())
+    return stem[:limit] or "playlist"
 
 
 def one_title(generator: PlaylistGenerator, title: str, as_json: bool) -> str:

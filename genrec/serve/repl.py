@@ -12,7 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from genrec.artifacts import write_text
 from genrec.errors import GenrecError
+from genrec.serve.exports import export, format_of
 from genrec.serve.generator import MAX_SONGS, GenerateOptions, PlaylistGenerator, check_options, format_playlist
 from genrec.text import clean_title
 
@@ -29,6 +31,7 @@ Commands / 命令:
   :artist-cap 2  at most 2 songs per artist (0: no cap) / 每位歌手最多几首
   :exclude ID    never recommend these song ids (no id: clear) / 排除歌曲
   :json          toggle JSON output / 切换 JSON 输出
+  :save FILE     save the last playlist (.jspf, .m3u8, .csv or .json) / 保存上一个歌单
   :settings      show the current settings / 查看当前设置
   :help          this help / 帮助
   exit, quit, Ctrl-D   leave / 退出"""
@@ -86,6 +89,8 @@ def run_command(line: str, options: GenerateOptions, state: dict,
             if unknown:
                 return options, f"{unknown[0]!r} is not a song id of this catalogue / 未知歌曲"
         return changed, f"{field} = {value or '(default)'}"
+    if name == ":save":
+        return options, save_last(arg, state)
     if name == ":json":
         state["json"] = not state.get("json", False)
         return options, f"JSON output {'on' if state['json'] else 'off'}"
@@ -99,6 +104,21 @@ def run_command(line: str, options: GenerateOptions, state: dict,
             return options, f"{name} needs {expected} (got {arg!r}) / 参数无效"
         return replace(options, **{field: value}), f"{field} = {value}"
     return options, f"unknown command {name}; type :help / 未知命令，输入 :help 查看帮助"
+
+
+def save_last(path: str, state: dict) -> str:
+    """Write the last playlist to ``path`` in the format its suffix names (atomically)."""
+    if not path:
+        return ":save needs a file name, e.g. :save drive.m3u8 (.jspf, .m3u8, .csv, .json) / 需要文件名"
+    if state.get("last") is None:
+        return "no playlist yet: type a title first / 还没有歌单"
+    try:
+        write_text(path, export(state["last"], format_of(path)))
+    except GenrecError as err:
+        return f"{err} / 保存失败"
+    except OSError as err:
+        return f"cannot write {path}: {err.strerror} / 保存失败"
+    return f"saved {len(state['last'].songs)} songs to {path} / 已保存"
 
 
 def describe(options: GenerateOptions, state: dict, generator: PlaylistGenerator | None = None) -> str:
@@ -140,4 +160,5 @@ def repl(generator: PlaylistGenerator, history_file: Path, read: Callable[[str],
         except GenrecError as err:
             write(f"{err}")
             continue
+        state["last"] = playlist
         write(json.dumps(playlist.to_dict(), ensure_ascii=False) if state["json"] else format_playlist(playlist))

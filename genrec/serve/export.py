@@ -1,0 +1,101 @@
+"""Writing the model bundle (genrec.serve.bundle describes the folder): export_bundle.py's stage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from config import Config, config_as_dict
+
+from genrec.artifacts import atomic_path, read_manifest, require_fresh, sha256_of, write_json
+from genrec.corpus.build import corpus_path, read_corpus
+from genrec.corpus.id_tokens import VOCAB_FILE, SemanticIdVocab
+from genrec.data.files import load_song_info
+from genrec.errors import ArtifactError
+from genrec.evaluate.baselines import TrainingPlaylists, hybrid_path
+from genrec.evaluate.report import METRICS_FILE
+from genrec.model.retrieval import RETRIEVAL_FILE
+from genrec.model.t5 import tiger_final_dir
+from genrec.model.title_vectors import PACKAGED
+from genrec.serve.bundle import (ENCODER, EVALUATED_NAME, FORMAT, MANIFEST, MODEL, PLAYLISTS, SERVED_SYSTEMS, SERVING,
+                                 SONGS, VERSION, bundle_dir)
+
+
+def best_system(validation: dict[str, float]) -> str:
+    """The system with the highest validation score; ties go to the simpler one (model, then kNN, retrieved,
+    hybrid), since the hybrid at fusion weight 0 or 1 is exactly its partner or the model."""
+    simplicity = ("model", "knn", "retrieved", "hybrid")
+    return max((s for s in simplicity if s in validation), key=lambda s: (validation[s], -simplicity.index(s)))
+
+
+def export_bundle(cfg: Config, dest: Path | None = None) -> Path:
+    """Write the bundle for this run's model and evaluation (see the module docstring), atomically."""
+    dest = Path(dest) if dest else bundle_dir(cfg)
+    model_dir = tiger_final_dir(cfg)
+    model_manifest = read_manifest(model_dir, "train_tiger.py")
+    hybrid_file = hybrid_path(cfg)
+    require_fresh(hybrid_file, "evaluate_tiger.py")
+    hybrid = json.loads(hybrid_file.read_text(encoding="utf-8"))
+    if "validation" not in hybrid:
+        raise ArtifactError(f"{hybrid_file} predates the choice of a served system: rerun evaluate_tiger.py")
+    train_path = corpus_path(cfg, "train")
+    require_fresh(train_path, "prepare_corpus.py")
+    training = TrainingPlaylists.from_corpus(read_corpus(train_path))
+    catalogue = sorted(SemanticIdVocab.load(model_dir / VOCAB_FILE).songs)
+    info = load_song_info(cfg.data)
+    metrics_file = Path(cfg.run.output_dir) / METRICS_FILE
+    evaluation = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    retrieval = model_dir / RETRIEVAL_FILE
+    sources = [model_dir / MANIFEST, hybrid_file, train_path, Path(cfg.data.song_info_file),
+               *([metrics_file] if metrics_file.is_file() else [])]
+    with atomic_path(dest) as staged:
+        staged.mkdir()
+        shutil.copytree(model_dir, staged / MODEL)
+        encoder = _model_config(model_dir).get("title_encoder")
+        if encoder and encoder != PACKAGED:
+            shutil.copytree(encoder, staged / ENCODER)
+        if not (retrieval.is_file() and _same_playlists(retrieval, training)):
+            write_json(staged / PLAYLISTS, {"ids": training.ids, "titles": training.titles, "songs": training.songs})
+        write_json(staged / SONGS, {"ids": catalogue, "names": [info.names.get(s, "") for s in catalogue],
+                                    "artists": [info.singers.get(s, "") for s in catalogue]})
+        validation = {served: hybrid["validation"][name] for served, name in EVALUATED_NAME.items()
+                      if name in hybrid["validation"]}
+        served_name = {name: served for served, name in EVALUATED_NAME.items()}
+        write_json(staged / SERVING, {
+            "default_system": best_system(validation),
+            "systems": [s for s in SERVED_SYSTEMS if s != "retrieved" or retrieval.is_file()],
+            "validation": {"objective": hybrid.get("objective", ""), **validation},
+            "title_knn": hybrid["title_knn"],
+            "fusion": {"partner": "title_knn", **hybrid["fusion"]},
+            # The hybrid fuses lists as deep as the evaluation's (its eval.num_songs).
+            "fusion_depth": evaluation.get("config", {}).get("eval", {}).get("num_songs", cfg.eval.num_songs),
+            "decode": {**asdict(cfg.decode), "seed": cfg.run.seed},
+            "test": {served_name.get(name, name): {k: v for k, v in figures.items()
+                                                   if k.startswith(("ndcg@", "r_precision"))}
+                     for name, figures in evaluation.get("systems", {}).items()}})
+        files = sorted(p for p in staged.rglob("*") if p.is_file())
+        write_json(staged / MANIFEST, {
+            "format": FORMAT, "version": VERSION,
+            "files": {p.relative_to(staged).as_posix(): sha256_of(p) for p in files},
+            # What it was made from, as every artifact's manifest says (run_pipeline.py reruns the export when
+            # one of these changes).
+            "inputs": {str(p): sha256_of(p) for p in sources},
+            "config": config_as_dict(cfg, ["decode"]),
+            "model_created": model_manifest.get("created")})
+    return dest
+
+
+def _model_config(model_dir: Path) -> dict:
+    try:
+        return json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ArtifactError(f"{model_dir}/config.json is missing or unreadable ({err}): rerun train_tiger.py") from None
+
+
+def _same_playlists(retrieval_file: Path, training: TrainingPlaylists) -> bool:
+    recorded = json.loads(retrieval_file.read_text(encoding="utf-8"))["playlists"]
+    return recorded == {"ids": training.ids, "titles": training.titles, "songs": training.songs}
+
+
