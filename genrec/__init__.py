@@ -1,5 +1,11 @@
 """generate_playlist: a generative playlist recommender (titles to semantic-ID songs with T5)."""
 
+import os
+
+# Models are only ever read from local folders: never let a library reach for the Hugging Face hub. Set here, on the
+# first import of anything in genrec, because huggingface_hub reads it once, when transformers is first imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 __all__ = ["GenerateOptions", "Playlist", "PlaylistGenerator", "Song"]
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import sys
 import textwrap
 from pathlib import Path
@@ -171,8 +170,6 @@ def run_script(main: Callable[[Config, dict], int | None], description: str,
                groups: Sequence[str] | None = None) -> int:
     """Parse, log, run ``main(cfg, extras)``; turn a GenrecError into one line on stderr and exit 1."""
     script = Path(sys.argv[0]).name
-    # Models are only ever read from local folders: never let a library reach for the Hugging Face hub.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         cfg, extras = parse_config(argv, description, extra, short, groups)
         log_file = setup_logging(cfg, script)

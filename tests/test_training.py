@@ -193,8 +193,12 @@ def test_pretrained_folder_that_is_not_t5_is_refused(work):
     fake = work / "not_t5"
     fake.mkdir()
     (fake / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    checkpoints = work / "models" / "tiger_checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "checkpoint-5").mkdir()
     proc = run_stage("train_tiger.py", "--network.pretrained", str(fake), cwd=work, check=False)
     assert proc.returncode == 1 and "not a Hugging Face T5" in proc.stderr and "Traceback" not in proc.stderr
+    assert (checkpoints / "checkpoint-5").is_dir()  # refused before the old checkpoints were cleared
 
 
 def test_missing_corpus_and_missing_model_say_what_to_run(tmp_path):

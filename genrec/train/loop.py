@@ -24,7 +24,7 @@ from genrec.corpus.id_tokens import SemanticIdVocab
 from genrec.errors import ArtifactError
 from genrec.model.retrieval import RETRIEVAL_FOLDS
 from genrec.model.t5 import build_model, checkpoint_dir, resolve_device, save_final, tiger_final_dir
-from genrec.model.tokenizer import build_tokenizer, check_id_tokens, unknown_share
+from genrec.model.tokenizer import build_tokenizer, check_id_tokens, check_pretrained_folder, unknown_share
 from genrec.train.batches import PadCollator, training_data
 from genrec.train.pooled_targets import PooledDataset
 from genrec.train.trainer import (GENERATION_K, GENERATION_SAMPLE, GenerationProbe, LogToFile, TigerTrainer,
@@ -131,6 +131,8 @@ def settings_for_mode(cfg: Config) -> Config:
 def train(cfg: Config) -> dict:
     """Train, keep the best checkpoint, write models/tiger_final; return the summary."""
     cfg = settings_for_mode(cfg)
+    if cfg.network.pretrained:  # before anything touches the checkpoints: a bad value must not cost them
+        check_pretrained_folder(cfg.network.pretrained)
     train_rows, val_rows, vocab, corpus_summary = check_corpus(cfg)
     t, net = cfg.train, cfg.network
     device = resolve_device(cfg.run.device)
