@@ -18,6 +18,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -68,14 +69,26 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> None:
-    write_text(path, json.dumps(payload, ensure_ascii=False, indent=2, default=_json_default) + "\n")
+    """Valid JSON always: a NaN or infinite number (a metric of no playlist) is written as null, not as NaN."""
+    write_text(path, json.dumps(_finite(payload), ensure_ascii=False, indent=2, default=_json_default,
+                                allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
-        return dataclasses.asdict(value)
+        return _finite(dataclasses.asdict(value))
     if hasattr(value, "tolist"):
-        return value.tolist()
+        return _finite(value.tolist())
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 

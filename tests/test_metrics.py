@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -114,3 +115,15 @@ def test_paired_difference_mean_interval_and_nan_playlists():
     # A constant gap has no spread; the same seed gives the same interval.
     assert paired_difference(np.full(6, 0.3), np.full(6, 0.1))["ci95"] == [pytest.approx(0.2), pytest.approx(0.2)]
     assert paired_difference(first, second) == out
+
+
+def test_a_metric_of_no_playlist_is_written_as_null_never_nan(tmp_path):
+    from genrec.artifacts import write_json
+
+    empty = mean_over({"ndcg@10": np.array([np.nan, np.nan])})
+    assert np.isnan(empty["ndcg@10"])
+    path = tmp_path / "metrics.json"
+    write_json(path, {"systems": {"model": empty}, "array": np.array([np.inf, 1.0], dtype=np.float32)})
+    text = path.read_text(encoding="utf-8")
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"systems": {"model": {"ndcg@10": None}}, "array": [None, 1.0]}
