@@ -133,6 +133,16 @@ def test_split_is_stable_across_runs_with_and_without_split_file(work):
     assert (work / "outputs/test.tsv").read_bytes() == hashed
 
 
+def test_a_named_split_file_that_does_not_exist_is_refused_and_old_corpus_kept(work):
+    run_stage("prepare_corpus.py", cwd=work)
+    before = (work / "outputs/train.tsv").read_bytes()
+    proc = run_stage("prepare_corpus.py", "--data.split_file", "data/demo/split_typo.csv", cwd=work, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "data/demo/split_typo.csv: split file not found" in proc.stderr
+    assert (work / "outputs/train.tsv").read_bytes() == before
+    run_stage("prepare_corpus.py", "--data.split_file", "", cwd=work)  # '' asks for the hash split
+
+
 def test_missing_semantic_ids_is_one_line_error(work):
     (work / "outputs/song_semantic_ids.jsonl").unlink()
     proc = run_stage("prepare_corpus.py", cwd=work, check=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from config import SplitConfig
+from config import DataConfig, SplitConfig
 
 from genrec.artifacts import atomic_path
 from genrec.data.files import check_ids, read_table
@@ -75,7 +75,11 @@ def read_split_file(path: str | Path) -> dict[str, str]:
 
 
 def load_or_assign_splits(playlist_ids: list[str], split_file: str, cfg: SplitConfig, seed: int) -> dict[str, str]:
-    """The stage-0 split when the data has one; otherwise the same hash split made here."""
+    """The stage-0 split when the data has one; otherwise the same hash split made here. A split file named on purpose
+    (not the default's, which exists only once the demo data is made) must exist: a typo must not silently re-split."""
+    if split_file and not Path(split_file).exists() and split_file != DataConfig().split_file:
+        raise DataError(split_file, "split file not found (give an existing one, or --data.split_file '' for a hash "
+                        "split of the playlists)")
     if split_file and Path(split_file).exists():
         assignment = read_split_file(split_file)
         missing = [pid for pid in playlist_ids if pid not in assignment]
