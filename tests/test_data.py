@@ -48,6 +48,8 @@ def test_bom_tsv_and_gzip_are_read(tmp_path):
     ("song_id,v0,v1\n,1,2\n", "line 2, column 'song_id': empty id"),
     ("song_id,v0,v1\na b,1,2\n", "contains whitespace"),
     ("song_id,v0,v1\n", "header but no rows"),
+    ("song_id,v0,v1\na,1,2\nb,1e300,2\n", "line 3, column 'v0': value '1e300' is out of range"),
+    ("song_id,v0,v1\na,1,2\nb,1,2\nc,1,2\n", "all 3 songs have the same vector"),
     ("", "file is empty"),
 ])
 def test_bad_vectors(tmp_path, text, message):
@@ -108,3 +110,10 @@ def test_song_info_describes_songs(tmp_path):
     assert info.describe("007") == "晴天 - 周杰伦"
     assert info.describe("8") == "Intro"
     assert info.describe("unknown") == "unknown"
+
+
+def test_songs_sharing_a_vector_are_warned_about(tmp_path, caplog):
+    cfg = data_config(tmp_path, song_vector_file="song_id,v0,v1\na,1,2\nb,1,2\nc,3,4\n")
+    with caplog.at_level("WARNING"):
+        assert load_song_vectors(cfg).ids == ["a", "b", "c"]
+    assert "1 of 3 songs share their vector with another song" in caplog.text

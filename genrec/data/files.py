@@ -93,6 +93,11 @@ class SongVectors:
         return {song: i for i, song in enumerate(self.ids)}
 
 
+MAX_VECTOR_VALUE = 1e6
+"""The largest magnitude a song vector's value may have: k-means squares distances in float32, which larger values
+overflow (embeddings are normally within a few units)."""
+
+
 def load_song_vectors(cfg: DataConfig) -> SongVectors:
     """Song ids (first column) and their ``input_dim`` floats; rejects NaN/inf and wrong widths."""
     path = Path(cfg.song_vector_file)
@@ -111,6 +116,18 @@ def load_song_vectors(cfg: DataConfig) -> SongVectors:
         raw = cells.iat[row, col]
         problem = "missing value" if raw.strip() == "" else f"value {raw!r} is not a finite number"
         raise DataError(path, problem, line=row + 2, column=str(cells.columns[col]))
+    huge = np.abs(numeric) > MAX_VECTOR_VALUE
+    if huge.any():
+        row, col = map(int, np.argwhere(huge)[0])
+        raise DataError(path, f"value {cells.iat[row, col]!r} is out of range (song vectors must lie within "
+                        f"±{MAX_VECTOR_VALUE:g}: rescale them)", line=row + 2, column=str(cells.columns[col]))
+    distinct = len(np.unique(numeric, axis=0))
+    if distinct == 1 and len(numeric) > 1:
+        raise DataError(path, f"all {len(numeric)} songs have the same vector: there is nothing to tell them apart by")
+    if distinct < len(numeric):
+        log.warning("%s: %d of %d songs share their vector with another song; such songs get the same codes "
+                    "(collision_strategy suffix still gives each its own ID)", path, len(numeric) - distinct,
+                    len(numeric))
     ids = frame[id_column].str.strip().tolist()
     log.info("read %d song vectors of width %d from %s", len(ids), width, path)
     return SongVectors(ids=ids, vectors=numeric.astype(np.float32))
