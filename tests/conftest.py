@@ -51,6 +51,27 @@ def tiny_demo(workdir) -> Path:
     return workdir
 
 
+# A tiny retrieval model (all four served systems) through the whole pipeline, bundle included.
+TINY_BUNDLE = [*TINY_DEMO, *TINY_MODEL, *TINY_EVAL, "--retrieval.songs", "10"]
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory, worker_id) -> Path:
+    """The working folder of one run_pipeline.py with TINY_BUNDLE, made once for the whole test session and shared
+    by every xdist worker (a file lock: the first worker builds it, the others wait). Read it, never change it:
+    copy the bundle (``models/bundle``) to change it."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    root = root if worker_id == "master" else root.parent
+    work = root / "tiny_pipeline"
+    with FileLock(str(root / "tiny_pipeline.lock")):
+        if not (work / "models" / "bundle" / "manifest.json").is_file():
+            work.mkdir(exist_ok=True)
+            run_stage("run_pipeline.py", *TINY_BUNDLE, cwd=work)
+    return work
+
+
 def shared_dataset(name: str) -> Path:
     path = SHARED_DATASETS / name
     if not path.exists():

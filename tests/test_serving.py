@@ -12,24 +12,20 @@ from collections import Counter
 
 import pytest
 
-from conftest import REPO, TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage
+from conftest import REPO, run_stage
 from genrec.errors import ArtifactError, GenrecError
 from genrec.serve.export import best_system
 from genrec.serve.generator import assemble
 
-# A retrieval model, so that all four systems exist; 10 songs retrieved per title.
-FLAGS = [*TINY_DEMO, *TINY_MODEL, *TINY_EVAL, "--retrieval.songs", "10"]
 TITLE = "late night drive"
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
+def shipped(tiny_pipeline, tmp_path_factory):
     """The pipeline's bundle, copied alone into an empty folder (no data/, no outputs/, no models/ beside it)."""
-    work = tmp_path_factory.mktemp("serving")
-    run_stage("run_pipeline.py", *FLAGS, cwd=work)
     elsewhere = tmp_path_factory.mktemp("elsewhere")
-    shutil.copytree(work / "models" / "bundle", elsewhere / "shipped")
-    return work, elsewhere / "shipped"
+    shutil.copytree(tiny_pipeline / "models" / "bundle", elsewhere / "shipped")
+    return tiny_pipeline, elsewhere / "shipped"
 
 
 @pytest.fixture(scope="module")
