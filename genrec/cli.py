@@ -180,6 +180,14 @@ def run_script(main: Callable[[Config, dict], int | None], description: str,
         log.debug("failed", exc_info=True)
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        # The machine refused a read or write (a full disk, a read-only or missing folder, a directory where a file
+        # should be): artifacts are written atomically, so the earlier ones are intact. The log keeps the traceback.
+        log.debug("failed", exc_info=True)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err} (nothing was replaced; earlier artifacts are intact)",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

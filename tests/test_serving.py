@@ -198,3 +198,27 @@ def test_readme_python_api_example_runs(shipped, tmp_path):
     proc = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip()
+
+
+@pytest.mark.parametrize("output", ["out_dir", "titles.txt/out.jsonl"])
+def test_an_output_path_that_cannot_be_written_is_one_line_and_loses_nothing(shipped, tmp_path, output):
+    (tmp_path / "titles.txt").write_text(f"{TITLE}\n", encoding="utf-8")
+    (tmp_path / "out_dir").mkdir()
+    (tmp_path / "out_dir" / "keep.txt").write_text("old", encoding="utf-8")
+    proc = run_stage("generate_playlist.py", "--model", str(shipped[1]), "--input", "titles.txt", "--output", output,
+                     cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "earlier artifacts are intact" in proc.stderr
+    assert (tmp_path / "out_dir" / "keep.txt").read_text(encoding="utf-8") == "old"
+    assert (tmp_path / "titles.txt").read_text(encoding="utf-8") == f"{TITLE}\n"
+
+
+def test_a_truncated_weights_file_is_an_artifact_error(shipped, tmp_path):
+    from genrec.model.t5 import load_tiger
+
+    model = tmp_path / "tiger_final"
+    shutil.copytree(shipped[0] / "models" / "tiger_final", model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ArtifactError, match="cannot load the model in .*rerun train_tiger.py"):
+        load_tiger(model, check_corpus=False)

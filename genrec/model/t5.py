@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5Config, T5ForConditionalGeneration
 
 from config import Config, NetworkConfig
@@ -229,7 +230,7 @@ def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | P
     try:
         model = TigerT5.from_pretrained(model_dir, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:  # SafetensorError: a truncated or corrupt weights file
         raise ArtifactError(f"cannot load the model in {model_dir} ({err}): rerun train_tiger.py") from None
     check_id_tokens(tokenizer, vocab)
     summary = manifest["summary"]
