@@ -44,14 +44,8 @@ from genrec.corpus.build import read_corpus  # noqa: E402
 from genrec.errors import GenrecError  # noqa: E402
 from genrec.serve.bundle import find_bundle  # noqa: E402
 from genrec.serve.generator import PlaylistGenerator, read_titles  # noqa: E402
+from bench.sample_titles import SAMPLE_TITLES  # noqa: E402
 
-BUILT_IN_TITLES = [
-    "late night drive", "sad songs", "workout motivation", "chill vibes", "summer road trip", "rainy day",
-    "songs to study to", "party hits", "morning coffee", "heartbreak", "throwback 2000s", "sleep",
-    "夏日海边", "深夜emo", "健身燃脂", "周日早晨", "经典老歌", "失恋", "開車必聽", "粤语金曲",
-    "🔥🔥🔥", "😭", "beach 🌊", "love ❤️", "gym 💪", "good vibes only ✨",
-    "country roads", "indie folk", "k-pop", "xqzv blorp 93",
-]
 ONE_SHOT_TITLE = "late night drive"
 KNN = "knn lookup"
 LOAD_CHILD = """\
@@ -84,7 +78,7 @@ def bench_titles(args) -> tuple[list[str], str]:
     elif args.test_tsv:
         titles, source = [row.input_text for row in read_corpus(args.test_tsv)], args.test_tsv
     else:
-        titles, source = BUILT_IN_TITLES, "built-in list"
+        titles, source = SAMPLE_TITLES, "built-in list"
     return list(dict.fromkeys(titles))[:args.num_titles], source
 
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.service import stop_service
 from conftest import REPO
 from genrec.serve.service import MAX_BODY_BYTES, create_app
 
@@ -258,12 +259,7 @@ def test_the_script_serves_the_bundle_over_http(bundle, tmp_path):
         assert health.status_code == 200 and health.json()["bundle"] == str(bundle)
         assert_serves(httpx.Client(base_url=url, timeout=30), "夏日海边")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_service(proc)
         log.close()
     output = (tmp_path / "serve.log").read_text(encoding="utf-8")
     assert "Traceback" not in output and f"the page at {url}/" in output
