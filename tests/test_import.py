@@ -219,3 +219,11 @@ def test_netease_import_keeps_chinese_titles_byte_for_byte(workdir):
     assert "欧美R&B入坑曲：封神旋律 是谁的一代青春" in set(written.listname)
     names = pd.read_csv(workdir / "data" / "netease" / "gen_song_info.csv", dtype=str, keep_default_na=False)
     assert names.songname.str.contains(r"[\u4e00-\u9fff]").any()
+
+
+def test_a_catalogue_cut_that_leaves_nothing_is_one_line_before_item2vec(mpd_folder, workdir):
+    proc = run_stage("prepare_data.py", "--prepare.source", "mpd", "--prepare.input", "mpd_in", *FAST,
+                     "--prepare.min_song_playlists", "100000", cwd=workdir, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "nothing is left after the catalogue cut" in proc.stderr.strip().splitlines()[-1]
+    assert not (workdir / "data").exists()

@@ -154,6 +154,9 @@ def song_vectors_for(data: ImportedPlaylists, split: list[str], cfg: Config, ste
     steps.record(f"catalogue cut: songs in >= {p.min_song_playlists} training playlists", data.songs, split)
     started = time.perf_counter()
     train = [codes for codes, where in zip(data.songs, split) if where == "train"]
+    if not any(len(codes) > 1 for codes in train):  # item2vec learns from songs side by side in a playlist
+        raise DataError(p.input, f"nothing is left after the catalogue cut: no training playlist keeps two songs "
+                        f"heard in >= {p.min_song_playlists} training playlists (lower prepare.min_song_playlists)")
     vectors = train_item2vec(train, data.song_ids, cfg.data.input_dim, p, cfg.run.seed)
     has_vector = np.zeros(len(data.song_ids), bool)
     has_vector[[code[s] for s in vectors.ids]] = True
