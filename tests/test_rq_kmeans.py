@@ -91,3 +91,14 @@ def test_evaluator_refuses_ids_made_from_other_vectors(tiny_demo):
     proc = run_stage("evaluate_rq_kmeans.py", cwd=tiny_demo, check=False)
     assert proc.returncode == 1
     assert "stale" in proc.stderr and "rerun train_rq_kmeans.py" in proc.stderr
+
+
+def test_codebooks_rewritten_without_their_ids_are_refused_downstream(tiny_demo):
+    """A run killed between writing the codebooks and writing the IDs leaves new codebooks beside old IDs."""
+    run_stage("train_rq_kmeans.py", cwd=tiny_demo)
+    codebooks = tiny_demo / "models" / "rq_kmeans_codebooks.npy"
+    np.save(codebooks, np.load(codebooks) + 1.0)
+    for script in ("evaluate_rq_kmeans.py", "prepare_corpus.py"):
+        proc = run_stage(script, cwd=tiny_demo, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert "rq_kmeans_codebooks.npy changed since" in proc.stderr, proc.stderr[-500:]

@@ -11,7 +11,7 @@ from config import Config
 
 from genrec.quantize import rq_kmeans
 from genrec.quantize import rqvae
-from genrec.artifacts import atomic_path, require_fresh, sha256_of, write_manifest
+from genrec.artifacts import atomic_path, manifest_path, require_fresh, sha256_of, write_manifest
 from config import config_as_dict, save_config
 from genrec.data.files import load_song_vectors
 from genrec.errors import ArtifactError
@@ -30,7 +30,10 @@ def save_semantic_ids(cfg: Config, method: str, song_ids: list[str], codes: np.n
     """Write song_semantic_ids.jsonl with a manifest naming the method and the model it came from."""
     path = semantic_ids_path(cfg.run.output_dir)
     write_semantic_ids(path, song_ids, codes)
-    write_manifest(path, [cfg.data.song_vector_file], config_as_dict(cfg, ["data", "ids", group, "run"]),
+    # The model is an input too: a run killed between writing the model and writing the IDs leaves a pair that
+    # require_fresh then refuses (the codebook file's own bytes; a model folder's manifest, which hashes its weights).
+    model_input = model_artifact if Path(model_artifact).is_file() else manifest_path(model_artifact)
+    write_manifest(path, [cfg.data.song_vector_file, model_input], config_as_dict(cfg, ["data", "ids", group, "run"]),
                    {"method": method, "levels": int(codes.shape[1]), "vocab_size": int(vocab_size),
                     "songs": len(song_ids), "model": str(model_artifact), **(extra_summary or {})})
     save_config(cfg, Path(cfg.run.output_dir) / "song_semantic_ids.config.yaml")
