@@ -102,3 +102,12 @@ def test_codebooks_rewritten_without_their_ids_are_refused_downstream(tiny_demo)
         proc = run_stage(script, cwd=tiny_demo, check=False)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert "rq_kmeans_codebooks.npy changed since" in proc.stderr, proc.stderr[-500:]
+
+
+def test_ids_of_one_run_and_codebooks_of_another_are_refused(tiny_demo):
+    run_stage("train_rq_kmeans.py", cwd=tiny_demo)
+    run_stage("train_rq_kmeans.py", "--run.seed", "7", "--run.output_dir", "outputs/other",
+              "--run.model_dir", "models/other", cwd=tiny_demo)
+    proc = run_stage("evaluate_rq_kmeans.py", "--run.model_dir", "models/other", cwd=tiny_demo, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "run.output_dir and run.model_dir are from different runs" in proc.stderr

@@ -84,13 +84,20 @@ def load_rqvae_model(cfg: Config) -> rqvae.RQVAE:
     return rqvae.load_model(model_file, rqvae.pick_device(cfg.run.device))
 
 
-def load_ids_for(cfg: Config, method: str, train_script: str, song_ids: list[str]) -> tuple[np.ndarray, dict]:
-    """Codes in the order of ``song_ids``, checked to be fresh and made by ``method``."""
+def load_ids_for(cfg: Config, method: str, train_script: str, song_ids: list[str],
+                 model_artifact: Path) -> tuple[np.ndarray, dict]:
+    """Codes in the order of ``song_ids``, checked to be fresh, made by ``method``, and made with ``model_artifact``
+    (not with a model of another run: run.output_dir and run.model_dir must belong together)."""
     path = semantic_ids_path(cfg.run.output_dir)
     manifest = require_fresh(path, train_script)
     made_by = manifest["summary"].get("method")
     if made_by != method:
         raise ArtifactError(f"{path} holds {made_by} IDs, not {method}: run {train_script} first")
+    made_with = manifest["summary"].get("model")
+    if made_with and Path(made_with).resolve() != Path(model_artifact).resolve():
+        raise ArtifactError(f"{path} was made with the model in {made_with}, not {model_artifact} (run.output_dir "
+                            f"and run.model_dir are from different runs): give the matching --run.model_dir, or "
+                            f"rerun {train_script}")
     id_songs, codes = read_semantic_ids(path)
     if id_songs != song_ids:
         raise ArtifactError(f"{path} does not list the songs of {cfg.data.song_vector_file} in order: "
@@ -113,8 +120,8 @@ def evaluate_stage(cfg: Config, method: str, vectors: np.ndarray, reconstructed:
 
 def evaluate_rq_kmeans_stage(cfg: Config) -> dict:
     songs = load_song_vectors(cfg.data)
-    codes, _ = load_ids_for(cfg, "rq_kmeans", "train_rq_kmeans.py", songs.ids)
     model_path = rq_kmeans_codebook_path(cfg)
+    codes, _ = load_ids_for(cfg, "rq_kmeans", "train_rq_kmeans.py", songs.ids, model_path)
     require_fresh(model_path, "train_rq_kmeans.py")
     codebooks = np.load(model_path)
     if codebooks.shape[0] != codes.shape[1]:
@@ -126,7 +133,7 @@ def evaluate_rq_kmeans_stage(cfg: Config) -> dict:
 
 def evaluate_rqvae_stage(cfg: Config) -> dict:
     songs = load_song_vectors(cfg.data)
-    codes, _ = load_ids_for(cfg, "rqvae", "train_rqvae.py", songs.ids)
+    codes, _ = load_ids_for(cfg, "rqvae", "train_rqvae.py", songs.ids, rqvae_model_dir(cfg))
     model = load_rqvae_model(cfg)
     levels, vocab_size = model.architecture["levels"], model.architecture["vocab_size"]
     if codes.shape[1] != levels or codes.max() >= vocab_size:
