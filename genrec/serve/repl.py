@@ -65,7 +65,7 @@ def enable_history(history_file: Path) -> None:
 
 
 def run_command(line: str, options: GenerateOptions, state: dict,
-                generator: PlaylistGenerator | None = None) -> tuple[GenerateOptions, str]:
+                generator: PlaylistGenerator) -> tuple[GenerateOptions, str]:
     """Apply a ``:command``; return the new options and what to tell the user."""
     name, _, arg = line.partition(" ")
     name, arg = name.lower(), arg.strip()
@@ -81,10 +81,10 @@ def run_command(line: str, options: GenerateOptions, state: dict,
         field = "system" if name == ":system" else "exclude"
         value = arg if field == "system" else tuple(arg.split())
         try:
-            changed = check_options(replace(options, **{field: value}), generator.systems if generator else (arg,))
+            changed = check_options(replace(options, **{field: value}), generator.systems)
         except GenrecError as err:
             return options, f"{err} / 参数无效"
-        if field == "exclude" and generator is not None:
+        if field == "exclude":
             unknown = [song for song in changed.exclude if song not in generator.names]
             if unknown:
                 return options, f"{unknown[0]!r} is not a song id of this catalogue / 未知歌曲"
@@ -121,10 +121,10 @@ def save_last(path: str, state: dict) -> str:
     return f"saved {len(state['last'].songs)} songs to {path} / 已保存"
 
 
-def describe(options: GenerateOptions, state: dict, generator: PlaylistGenerator | None = None) -> str:
+def describe(options: GenerateOptions, state: dict, generator: PlaylistGenerator) -> str:
     mode = f"sampling (temperature {options.temperature}, top_p {options.top_p})" if options.sample \
         else f"beam search ({max(options.num_beams, options.num_songs)} beams)"
-    system = options.system or (f"{generator.default_system} (the default)" if generator else "the default")
+    system = options.system or f"{generator.default_system} (the default)"
     cap = f", at most {options.max_per_artist} per artist" if options.max_per_artist else ""
     excluded = f", {len(options.exclude)} excluded" if options.exclude else ""
     return (f"{options.num_songs} songs, {mode}, seed {options.seed}, system {system}{cap}{excluded}, "
