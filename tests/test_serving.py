@@ -48,6 +48,38 @@ def test_the_copied_bundle_serves_every_system_with_exactly_the_songs_asked(gene
             assert own and own == sorted(own, reverse=True) and any(own), (system, own[:5])
 
 
+def assert_same_decoding(model_dir, titles, settings):
+    """The generator's plain-torch decoding (genrec.serve.inference) gives transformers' songs and scores."""
+    from genrec.decode.decoding import decode
+    from genrec.model.t5 import load_tiger
+    from genrec.serve import inference
+
+    plain = inference.load_inference(model_dir)
+    assert isinstance(plain.model, inference.TigerInference)
+    ours = inference.decode(plain, titles, settings)
+    theirs = decode(load_tiger(model_dir, check_corpus=False), titles, settings)
+    for title, mine, reference in zip(titles, ours, theirs):
+        assert [song for song, _ in mine.songs] == [song for song, _ in reference.songs], title
+        assert [score for _, score in mine.songs] == pytest.approx([score for _, score in reference.songs], abs=1e-4)
+
+
+def test_plain_torch_decoding_matches_transformers(shipped):
+    from genrec.decode.decoding import DecodingSettings
+
+    titles = [TITLE, "夏日海边", "gym", "zzzz qqqq", "chill " * 40]
+    for beams, songs in ((10, 10), (12, 5), (3, 1)):
+        assert_same_decoding(shipped[1] / "model", titles, DecodingSettings(num_beams=beams, num_songs=songs, batch_size=2))
+
+
+def test_the_generator_never_imports_transformers(shipped):
+    script = ("import sys; from genrec import PlaylistGenerator; g = PlaylistGenerator.load(sys.argv[1]); "
+              "g.generate('late night drive', system='hybrid'); g.generate('x', sample=True); "
+              "print(sorted(m for m in ('transformers', 'sentence_transformers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", script, str(shipped[1])], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_default_system_is_the_best_on_validation(shipped, generator):
     serving = json.loads((shipped[1] / "serving.json").read_text(encoding="utf-8"))
     validation = {k: v for k, v in serving["validation"].items() if k in generator.systems}

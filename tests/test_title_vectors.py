@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from conftest import TINY_DEMO, TINY_MODEL, run_stage
+from test_serving import assert_same_decoding
 from genrec.errors import ConfigError
 from genrec.decode.decoding import DecodingSettings, decode
 from genrec.model.t5 import load_tiger
@@ -36,3 +37,27 @@ def test_model_with_title_vectors_trains_reloads_and_decodes_real_songs(tiny_dem
     for d in first:
         assert len(d.songs) == 5 and d.invalid == 0
         assert all(song in bundle.vocab.songs for song, _ in d.songs)
+    # The generator reads the same model, title vectors included, in plain torch.
+    assert_same_decoding(tiny_demo / "models" / "tiger_final", titles, DecodingSettings(num_songs=5, num_beams=5))
+
+
+def test_plain_torch_encoder_gives_sentence_transformers_vectors():
+    from genrec.model import bert_encoder
+
+    titles = ["late night drive", "夏日海边", "Gym 💪", "x" * 2000, "ça va", ""]
+    plain = TitleVectorEncoder("minilm", plain_torch=True)
+    assert isinstance(plain.model, bert_encoder.BertSentenceEncoder)
+    assert torch.allclose(plain.encode(titles), TitleVectorEncoder("minilm").encode(titles), atol=1e-5)
+
+
+def test_encoder_folders_of_another_shape_are_not_run_in_plain_torch(tmp_path):
+    import shutil
+
+    from genrec.model import bert_encoder
+
+    folder = tmp_path / "encoder"
+    shutil.copytree(encoder_folder("minilm"), folder)
+    assert bert_encoder.supported(folder)
+    pooling = folder / "1_Pooling" / "config.json"
+    pooling.write_text(pooling.read_text().replace('"pooling_mode_cls_token": false', '"pooling_mode_cls_token": true'))
+    assert not bert_encoder.supported(folder)

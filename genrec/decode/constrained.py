@@ -20,7 +20,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
-from transformers import LogitsProcessor
 
 from genrec.errors import ArtifactError
 from genrec.corpus.id_tokens import SemanticIdVocab
@@ -97,8 +96,9 @@ class IdTrie:
         return node is not None and len(ids) == self.id_length
 
 
-class TrieLogitsProcessor(LogitsProcessor):
-    """Mask every token that would leave the trie (see the module docstring).
+class TrieLogitsProcessor:
+    """Mask every token that would leave the trie (see the module docstring); a transformers LogitsProcessor by
+    its call signature, with no import of transformers, so the generator's plain-torch decoding uses it too.
 
     ``prompt_length``: decoder tokens before the first generated one (1 for T5's decoder start).
     ``max_songs``: after this many songs only ``</s>`` is allowed (1 in single mode).

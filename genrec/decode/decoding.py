@@ -21,13 +21,11 @@ from typing import Sequence
 
 import torch
 from tqdm import tqdm
-from transformers import LogitsProcessorList
 
 from config import DecodeConfig
 
 from genrec.decode.constrained import IdTrie, TrieLogitsProcessor
 from genrec.corpus.id_tokens import SemanticIdVocab
-from genrec.model.t5 import title_inputs
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +97,10 @@ def decode(bundle, titles: Sequence[str], settings: DecodingSettings, constraine
 
 def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constrained: bool,
                   popularity: dict[str, int] | None, rng: random.Random | None) -> list[Decoded]:
+    from transformers import LogitsProcessorList  # here, so the generator's plain-torch path never imports it
+
+    from genrec.model.t5 import title_inputs
+
     model, tokenizer, vocab = bundle.model, bundle.tokenizer, bundle.vocab
     single = bundle.target_mode == "single"
     id_length = vocab.id_length
@@ -141,7 +143,7 @@ def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constra
                 ids.append(chunk)
                 # Sequence mode ranks by position; single mode by the beam's score.
                 id_scores.append(scores[r] if single else -float(len(ids)))
-        results.append(_collect(vocab, ids, id_scores, partials, num_songs, popularity, rng))
+        results.append(collect_songs(vocab, ids, id_scores, partials, num_songs, popularity, rng))
     return results
 
 
@@ -170,8 +172,9 @@ def split_ids(tokenizer, token_ids: list[int], id_length: int) -> tuple[list[tup
     return chunks, int(whole != len(tokens))
 
 
-def _collect(vocab: SemanticIdVocab, ids: list[tuple[str, ...]], scores: list[float], partial: int,
-             num_songs: int, popularity: dict[str, int] | None, rng: random.Random | None) -> Decoded:
+def collect_songs(vocab: SemanticIdVocab, ids: list[tuple[str, ...]], scores: list[float], partial: int,
+                  num_songs: int, popularity: dict[str, int] | None, rng: random.Random | None) -> Decoded:
+    """One title's generated IDs (rank order) as a Decoded: invalid and repeated IDs counted, the rest expanded."""
     seen_ids: set[tuple[str, ...]] = set()
     invalid, duplicates = partial, 0
     kept: list[tuple[tuple[str, ...], float]] = []

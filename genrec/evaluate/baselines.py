@@ -27,7 +27,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -38,9 +38,11 @@ from config import Config
 
 from genrec.artifacts import require_fresh, write_json, write_manifest
 from config import config_as_dict
-from genrec.corpus.build import CorpusRow
 from genrec.errors import ArtifactError, ConfigError
 from genrec.evaluate.metrics import ndcg_score
+
+if TYPE_CHECKING:  # a type only: the generator imports this module, and the corpus module imports pandas
+    from genrec.corpus.build import CorpusRow
 
 log = logging.getLogger(__name__)
 

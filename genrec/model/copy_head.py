@@ -31,18 +31,26 @@ class CopyHead(torch.nn.Module):
         self.gate = torch.nn.Linear(d_model, 1)
         self.eos_token_id = eos_token_id
 
+    def song_keys(self, retrieved: torch.Tensor, token_embedding: torch.nn.Embedding) -> torch.Tensor:
+        """(batch, songs, d_model): each retrieved song's key, from its ID tokens' embeddings and its kNN rank."""
+        return self.key(token_embedding(retrieved).sum(dim=2) + self.rank.weight[:retrieved.shape[1]])
+
     def forward(self, logits: torch.Tensor, states: torch.Tensor, prefix: torch.Tensor, retrieved: torch.Tensor,
-                token_embedding: torch.nn.Embedding) -> torch.Tensor:
+                token_embedding: torch.nn.Embedding, keys: torch.Tensor | None = None) -> torch.Tensor:
         """Log-probabilities of the mixture for the last ``T`` decoder positions.
 
         logits, states: (batch, T, vocab) and (batch, T, d_model) of those positions; prefix: (batch, P) the
         whole decoder input so far (start token first, P >= T); retrieved: (batch, songs, id_length) token ids.
+        ``keys``: :meth:`song_keys` computed once for groups of consecutive rows that share their retrieved songs
+        (groups, songs, d_model), as a title's beams do; by default one group a row.
         """
         positions = logits.shape[1]
         matches, next_tokens = copy_targets(prefix, retrieved, self.eos_token_id)
         matches, next_tokens = matches[:, -positions:], next_tokens[:, -positions:]
-        keys = self.key(token_embedding(retrieved).sum(dim=2) + self.rank.weight[:retrieved.shape[1]])
-        scores = torch.einsum("btd,bsd->bts", self.query(states), keys).float() / keys.shape[-1] ** 0.5
+        keys = self.song_keys(retrieved, token_embedding) if keys is None else keys
+        queries = self.query(states)
+        grouped = queries.view(keys.shape[0], -1, positions, queries.shape[-1])
+        scores = torch.einsum("gwtd,gsd->gwts", grouped, keys).reshape(*matches.shape).float() / keys.shape[-1] ** 0.5
         # A finite floor, not -inf: a position with no match gets a harmless uniform row (the model alone is kept).
         attention = scores.masked_fill(~matches, torch.finfo(scores.dtype).min).softmax(dim=-1)
         copied = torch.zeros_like(logits, dtype=torch.float).scatter_add_(-1, next_tokens, attention * matches)

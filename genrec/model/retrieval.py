@@ -22,7 +22,7 @@ its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm", "vector_weigh
 "playlists": {"ids": [...], "titles": [...], "songs": [[song id, ...], ...]}}`` (the training playlists
 the index is fitted on; files without ``walk`` or ``vector_weight`` predate them and retrieve without them;
 a non-zero ``vector_weight`` needs the model's title encoder, whose vectors of those titles the model folder
-keeps beside it, genrec.model.t5.TITLE_VECTORS_FILE).
+keeps beside it, genrec.model.loaded.TITLE_VECTORS_FILE).
 """
 
 from __future__ import annotations
@@ -32,18 +32,20 @@ import logging
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
-
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING, Sequence
 
 from genrec.artifacts import write_json
 from genrec.evaluate.baselines import KnnParams, TitleKNN, TitleVectors, TrainingPlaylists, knn_tuned_on
-from genrec.corpus.build import CorpusRow
 from genrec.decode.constrained import id_token_ids
 from genrec.errors import ArtifactError, ConfigError
 from genrec.corpus.id_tokens import SemanticIdVocab
 from genrec.train.neighbour_targets import CooccurrenceWalk, walked_knn, walked_knn_scores
 from genrec.model.title_vectors import TitleVectorEncoder
+
+if TYPE_CHECKING:  # types only: the generator imports this module and never needs transformers or pandas
+    from transformers import PreTrainedTokenizerBase
+
+    from genrec.corpus.build import CorpusRow
 
 log = logging.getLogger(__name__)
 

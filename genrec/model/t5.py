@@ -12,7 +12,6 @@ token (T5's default, id 0); an ID's tokens follow in order, then ``</s>``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,8 +25,8 @@ from config import config_as_dict, save_config
 from genrec.model.copy_head import CopyHead
 from genrec.errors import ArtifactError
 from genrec.corpus.id_tokens import VOCAB_FILE, SemanticIdVocab
-from genrec.model.retrieval import RetrievalSetup, SongRetriever, load_retriever
-from genrec.text import fold_script
+from genrec.model.loaded import TITLE_VECTORS_FILE, TigerBundle, assemble_bundle, resolve_device
+from genrec.model.retrieval import RetrievalSetup, SongRetriever
 from genrec.model.title_vectors import TitleVectorEncoder
 from genrec.model.tokenizer import check_id_tokens, check_pretrained_folder
 
@@ -43,13 +42,6 @@ def tiger_final_dir(cfg: Config) -> Path:
 
 def checkpoint_dir(cfg: Config) -> Path:
     return Path(cfg.run.model_dir) / CHECKPOINT_DIR
-
-
-def resolve_device(name: str) -> str:
-    """'auto' becomes 'cuda' when a GPU is present, else 'cpu'."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 class TigerT5(T5ForConditionalGeneration):
@@ -140,9 +132,6 @@ def build_model(tcfg: NetworkConfig, retrieved_songs: int, tokenizer: PreTrained
     return model
 
 
-TITLE_VECTORS_FILE = "retrieval_title_vectors.npz"
-
-
 def save_final(final_dir: Path, model: TigerT5, tokenizer: PreTrainedTokenizerBase,
                vocab_file: Path, cfg: Config, inputs: list[Path], summary: dict,
                retrieval: RetrievalSetup | None = None, title_encoder: TitleVectorEncoder | None = None) -> None:
@@ -162,23 +151,6 @@ def save_final(final_dir: Path, model: TigerT5, tokenizer: PreTrainedTokenizerBa
         manifest = build_manifest(staged, inputs, config_as_dict(cfg, ["data", "corpus", "network", "train", "targets", "retrieval", "run"]), summary)
         manifest["artifact"] = str(final_dir)
         write_json(staged / "manifest.json", manifest)
-
-
-@dataclass
-class TigerBundle:
-    model: TigerT5
-    tokenizer: PreTrainedTokenizerBase
-    vocab: SemanticIdVocab
-    target_mode: str
-    max_input_length: int
-    manifest: dict
-    title_encoder: TitleVectorEncoder | None = None
-    retriever: SongRetriever | None = None
-    title_script: str = ""  # fold every title into this script before the model or its retriever reads it
-
-    def model_titles(self, titles: list[str]) -> list[str]:
-        """Titles as this model's training titles were written (genrec.text.fold_script)."""
-        return [fold_script(t, self.title_script) for t in titles]
 
 
 def title_inputs(model: TigerT5, tokenizer: PreTrainedTokenizerBase, titles: list[str], max_length: int,
@@ -233,13 +205,5 @@ def load_tiger(model_dir: str | Path, device: str = "cpu", corpus_vocab: str | P
     except (OSError, ValueError, SafetensorError) as err:  # SafetensorError: a truncated or corrupt weights file
         raise ArtifactError(f"cannot load the model in {model_dir} ({err}): rerun train_tiger.py") from None
     check_id_tokens(tokenizer, vocab)
-    summary = manifest["summary"]
-    encoder_name = getattr(model.config, "title_encoder", None)
-    title_encoder = TitleVectorEncoder(str(title_encoder or encoder_name)) if encoder_name else None
-    if title_encoder is not None and (model_dir / TITLE_VECTORS_FILE).is_file():
-        title_encoder.load(model_dir / TITLE_VECTORS_FILE)
-    retriever = (load_retriever(model_dir, vocab, tokenizer, title_encoder.array if title_encoder else None)
-                 if getattr(model.config, "retrieved_songs", 0) else None)
-    return TigerBundle(model.to(resolve_device(device)).eval(), tokenizer, vocab, summary["target_mode"],
-                       int(summary["max_input_length"]), manifest, title_encoder, retriever,
-                       getattr(model.config, "title_script", None) or "")
+    return assemble_bundle(model.to(resolve_device(device)).eval(), tokenizer, vocab, model_dir, manifest,
+                           model.config.to_dict(), title_encoder)

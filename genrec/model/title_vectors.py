@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from genrec.errors import ArtifactError, ConfigError
+from genrec.model import bert_encoder
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,26 @@ def encoder_text(title: str) -> str:
 class TitleVectorEncoder:
     """Sentence vectors for titles, cached per distinct title (training repeats titles a lot)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, plain_torch: bool = False):
+        """``plain_torch``: run a BERT + mean-pooling folder without sentence-transformers (genrec.model.bert_encoder),
+        which the generator does to start without importing transformers; other folders load as usual."""
+        self.name = name
+        folder = encoder_folder(name)
+        self.cache: dict[str, torch.Tensor] = {}
+        if plain_torch and bert_encoder.supported(folder):
+            self.model = bert_encoder.BertSentenceEncoder(folder)
+            self.dim = self.model.dim
+            self._encode = self.model.encode
+            return
         from sentence_transformers import SentenceTransformer
 
-        self.name = name
-        self.model = SentenceTransformer(str(encoder_folder(name)), device="cpu", local_files_only=True)
+        self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         self.dim = int(self.model.get_embedding_dimension())
-        self.cache: dict[str, torch.Tensor] = {}
+        self._encode = self._encode_with_sentence_transformers
+
+    def _encode_with_sentence_transformers(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True,
+                                 show_progress_bar=len(texts) > 2000)
 
     @torch.no_grad()
     def vectors(self, titles: list[str]) -> list[torch.Tensor]:
@@ -67,9 +81,8 @@ class TitleVectorEncoder:
         texts = [encoder_text(t) for t in titles]
         missing = sorted(set(texts) - self.cache.keys())
         if missing:
-            found = self.model.encode(missing, batch_size=256, normalize_embeddings=True, convert_to_numpy=True,
-                                      show_progress_bar=len(missing) > 2000)
-            self.cache.update(zip(missing, torch.from_numpy(np.asarray(found, dtype=np.float32))))
+            found = torch.as_tensor(np.asarray(self._encode(missing), dtype=np.float32))
+            self.cache.update(zip(missing, found))
         return [self.cache[t] for t in texts]
 
     def encode(self, titles: list[str]) -> torch.Tensor:

@@ -36,11 +36,13 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from genrec.decode.decoding import DecodingSettings, decode
+from genrec.decode import decoding
+from genrec.decode.decoding import DecodingSettings
 from genrec.artifacts import atomic_path
 from genrec.errors import DataError, GenrecError
 from genrec.evaluate.baselines import KnnParams, TitleKNN, filled, fused_scores
-from genrec.model.t5 import load_tiger, resolve_device
+from genrec.model.loaded import resolve_device
+from genrec.serve import inference
 from genrec.serve.bundle import ENCODER, MODEL, BundleFiles, find_bundle, read_bundle
 from genrec.text import clean_title
 
@@ -150,8 +152,16 @@ class PlaylistGenerator:
         self.default_system: str = serving["default_system"]
         self.serving = serving
         encoder = files.folder / ENCODER
-        self.tiger = load_tiger(files.folder / MODEL, resolve_device(device), check_corpus=False,
-                                title_encoder=encoder if encoder.is_dir() else None)
+        encoder = encoder if encoder.is_dir() else None
+        device = resolve_device(device)
+        # Plain torch where it covers the model (most of a one-shot run's time is importing transformers).
+        self.tiger = inference.load_inference(files.folder / MODEL, encoder) if device == "cpu" else None
+        self.decode = inference.decode
+        if self.tiger is None:
+            from genrec.model.t5 import load_tiger
+
+            self.tiger = load_tiger(files.folder / MODEL, device, check_corpus=False, title_encoder=encoder)
+            self.decode = decoding.decode
         songs = files.songs
         self.names = dict(zip(songs["ids"], songs["names"]))
         self.artists = dict(zip(songs["ids"], songs["artists"]))
@@ -247,8 +257,8 @@ class PlaylistGenerator:
         torch.manual_seed(opts.seed)
         rng = random.Random(opts.seed) if opts.sample else None
         popularity = self.popularity.counts if self.tiger.vocab.collision_strategy == "cluster" else None
-        decoded = decode(self.tiger, titles, settings, constrained=True, popularity=popularity, progress=progress,
-                         rng=rng)
+        decoded = self.decode(self.tiger, titles, settings, constrained=True, popularity=popularity,
+                              progress=progress, rng=rng)
         single = self.tiger.target_mode == "single"
         return [[(song, math.exp(score) if single else 1.0 / rank) for rank, (song, score) in enumerate(d.songs, 1)]
                 for d in decoded]
