@@ -5,10 +5,12 @@
 
 - load: ``PlaylistGenerator.load`` in ``--repeats`` fresh Python processes (median): from the process's start to
   the loaded generator (interpreter, imports and load), and the load call alone; beside them, as the floor, a fresh
-  process that only imports torch and transformers' T5.
+  process that only imports torch.
 - one shot: ``generate_playlist.py --model BUNDLE --title "late night drive"`` as a user runs it once (with this
   bench's ``--num-songs`` and ``--device``; its decoding settings are the script's own), wall seconds from start
   to exit (median of ``--repeats``).
+- both again through transformers, as the generator served the T5 before genrec.serve.inference (the child
+  processes make ``load_inference`` decline the model), in the same run: the baseline of the two figures above.
 - per title: ``generate(title)`` one title at a time at the bundle's default settings (``--num-songs`` songs),
   for each system and, as the baseline, title kNN's lookup alone (``knn.scored([title], num_songs)``), all in this
   one process. Per title every system is timed once, in an order rotated by one each title, so that background
@@ -56,6 +58,19 @@ start = time.perf_counter()
 PlaylistGenerator.load(sys.argv[2], sys.argv[3])
 print(time.time(), time.perf_counter() - start)
 """
+# Prepended to a child's code: the plain-torch loader declines every model, so the generator loads transformers.
+THROUGH_TRANSFORMERS = """\
+import sys
+sys.path.insert(0, sys.argv[1])
+import genrec.serve.inference
+genrec.serve.inference.load_inference = lambda *args, **kwargs: None
+"""
+ONE_SHOT_CHILD = """\
+import runpy
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+PATHS = {"plain torch": "import sys\n", "transformers": THROUGH_TRANSFORMERS}
 
 
 def bench_parser() -> argparse.ArgumentParser:
@@ -82,7 +97,7 @@ def bench_titles(args) -> tuple[list[str], str]:
     return list(dict.fromkeys(titles))[:args.num_titles], source
 
 
-IMPORTS_ONLY = "import torch; from transformers import T5ForConditionalGeneration"
+IMPORTS_ONLY = "import torch"
 
 
 def median_wall(command: list[str], repeats: int) -> tuple[float, list[float]]:
@@ -97,12 +112,12 @@ def median_wall(command: list[str], repeats: int) -> tuple[float, list[float]]:
     return statistics.median(runs), runs
 
 
-def load_times(bundle: Path, device: str, repeats: int) -> dict:
+def load_times(bundle: Path, device: str, repeats: int, path: str) -> dict:
     """Seconds from a fresh process's start to the loaded generator, and of the load call alone (medians)."""
     to_loaded, calls = [], []
     for _ in range(repeats):
         started = time.time()  # wall clock: compared with the child's
-        done = subprocess.run([sys.executable, "-c", LOAD_CHILD, str(REPO), str(bundle), device],
+        done = subprocess.run([sys.executable, "-c", PATHS[path] + LOAD_CHILD, str(REPO), str(bundle), device],
                               capture_output=True, text=True)
         if done.returncode:
             raise GenrecError(f"loading {bundle} in a fresh process failed: {done.stderr.strip()[-500:]}")
@@ -153,12 +168,17 @@ def main(args) -> dict:
     unknown = [s for s in systems if s not in generator.systems]
     if unknown:
         raise GenrecError(f"--systems: {unknown[0]!r} is not served by this bundle ({', '.join(generator.systems)})")
-    load = load_times(bundle, args.device, args.repeats)
-    # The floor under any process that serves the T5: starting Python and importing torch and transformers.
-    load["imports_only_s"], _ = median_wall([sys.executable, "-c", IMPORTS_ONLY], args.repeats)
-    one_shot, one_shot_runs = median_wall(
-        [sys.executable, str(REPO / "generate_playlist.py"), "--model", str(bundle), "--title", ONE_SHOT_TITLE,
-         "--num-songs", str(args.num_songs), "--run.device", args.device], args.repeats)
+    # Each path's load and one-shot runs alternate, so background load falls on both alike.
+    loads, one_shots = {}, {}
+    script = [str(REPO / "generate_playlist.py"), "--model", str(bundle), "--title", ONE_SHOT_TITLE,
+              "--num-songs", str(args.num_songs), "--run.device", args.device]
+    for path in PATHS:
+        loads[path] = load_times(bundle, args.device, args.repeats, path)
+        median, runs = median_wall([sys.executable, "-c", PATHS[path] + ONE_SHOT_CHILD, str(REPO), *script],
+                                   args.repeats)
+        one_shots[path] = {"median_s": median, "runs_s": runs}
+    # The floor under any process that serves the T5: starting Python and importing torch.
+    imports_only, _ = median_wall([sys.executable, "-c", IMPORTS_ONLY], args.repeats)
     n = args.num_songs
     seconds = per_title(generator, titles, systems, n)
     rates = {KNN: batch_rate(lambda t: generator.knn.scored(t, n), titles, args.repeats),
@@ -169,9 +189,9 @@ def main(args) -> dict:
         figures[name]["p50_over_knn_lookup"] = figures[name]["p50_ms"] / figures[KNN]["p50_ms"]
     result = {"bundle": str(bundle), "device": str(generator.tiger.model.device), "threads": torch.get_num_threads(),
               "titles": len(titles), "title_source": source, "num_songs": n, "default_system": generator.default_system,
-              "catalogue_songs": len(generator.names), "load": load,
+              "catalogue_songs": len(generator.names), "load": loads, "imports_only_s": imports_only,
               "one_shot": {"command": f'generate_playlist.py --model BUNDLE --title "{ONE_SHOT_TITLE}"',
-                           "median_s": one_shot, "runs_s": one_shot_runs},
+                           **one_shots},
               "per_title": figures}
     print_report(result, args.repeats)
     if args.json_out:
@@ -180,15 +200,15 @@ def main(args) -> dict:
 
 
 def print_report(result: dict, repeats: int) -> None:
-    load = result["load"]
     print(f"{result['bundle']}: {result['catalogue_songs']} songs, default system {result['default_system']}; "
           f"{result['device']}, {result['threads']} torch threads; {result['titles']} titles ({result['title_source']}), "
           f"{result['num_songs']} songs each")
-    print(f"load (median of {repeats} fresh processes): python start to loaded {load['start_to_loaded_s']:.2f} s, "
-          f"PlaylistGenerator.load {load['load_call_s']:.2f} s; python start to torch and transformers imported "
-          f"{load['imports_only_s']:.2f} s")
-    print(f"one shot ({result['one_shot']['command']}): {result['one_shot']['median_s']:.2f} s "
-          f"(median of {repeats})")
+    print(f"medians of {repeats} fresh processes; python start to torch imported (the floor): "
+          f"{result['imports_only_s']:.2f} s; one shot: {result['one_shot']['command']}")
+    print(f"{'T5 served by':<14}{'start to loaded s':>19}{'load call s':>13}{'one shot s':>12}")
+    for path, load in result["load"].items():
+        print(f"{path:<14}{load['start_to_loaded_s']:19.2f}{load['load_call_s']:13.2f}"
+              f"{result['one_shot'][path]['median_s']:12.2f}")
     print(f"{'per title':<14}{'first ms':>10}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'p50 / kNN':>11}"
           f"{'batch titles/s':>16}")
     for name, f in result["per_title"].items():

@@ -111,6 +111,7 @@ class TigerInference:
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor]):
         self.w = weights
+        self.device = torch.device("cpu")
         self.heads, self.d_kv = int(config["num_heads"]), int(config["d_kv"])
         self.eps = float(config["layer_norm_epsilon"])
         self.encoder_layers = int(config["num_layers"])
