@@ -78,8 +78,9 @@ def systems() -> ContinuationSystems:
     ids = sorted(catalogue)
     # Item vectors that tell the two tastes apart.
     vectors = np.array([[1.0, 0.1 * i] if int(s[1:]) % 2 == 0 else [-1.0, 0.1 * i] for i, s in enumerate(ids)])
-    return ContinuationSystems(popularity, knn, ItemCooccurrence(knn), ItemVectors(ids, vectors, catalogue),
-                               SeededWalk(CooccurrenceWalk(knn), knn.scored), model=None)
+    cooccurrence = ItemCooccurrence(knn)
+    return ContinuationSystems(popularity, knn, cooccurrence, ItemVectors(ids, vectors, catalogue),
+                               SeededWalk(CooccurrenceWalk(knn), knn.scored, cooccurrence), model=None)
 
 
 def test_no_system_recommends_a_seed(systems):

@@ -25,7 +25,8 @@ Systems, all scored by genrec.evaluate.metrics:
   (genrec.evaluate.baselines.tune_fusion: weight and constant tuned per category on the validation split).
 
 Per category and overall (the mean of the categories' means, each category weighing the same, as the
-challenge's equal-sized categories did): R-precision, NDCG@k, recommended-songs clicks, each with a 95% bootstrap
+challenge's equal-sized categories did; categories with fewer than :data:`MIN_CATEGORY_PLAYLISTS` test playlists are
+left out of it): R-precision, NDCG@k, recommended-songs clicks, each with a 95% bootstrap
 interval, and the best seeded system minus the best baseline with a paired interval.
 """
 
@@ -66,10 +67,12 @@ MIN_HELD_OUT = 5
 """A playlist enters a category when at least this many songs are left after its seeds: with fewer, R-precision
 and NDCG rest on one or two songs."""
 
+MIN_CATEGORY_PLAYLISTS = 20
+"""A category with fewer test playlists is reported but left out of the overall mean: a handful of playlists (KKBOX's
+are short, few hold 100 songs) would weigh as much as hundreds and make the overall mostly noise."""
+
 BASELINES = ("popularity", "title_knn", "cooccurrence_knn", "item2vec")
 SEEDED_SYSTEMS = ("walk", "hybrid")
-TITLE_SHARE_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
-POPULARITY_PENALTY_GRID = (0.0, 0.25, 0.5)
 WALK_SONGS = 500
 """Songs kept from each list a seeded system ranks: enough for n songs after up to 100 seeds are removed."""
 
@@ -170,46 +173,66 @@ TitleScores = Callable[[Sequence[str], int], list[list[tuple[str, float]]]]
 """Titles -> each title's retrieved songs with their scores, best first (SongRetriever.scored, TitleKNN.scored)."""
 
 
+def shares(scores: dict[str, float]) -> dict[str, float]:
+    """Scores as shares of their total (an empty or all-zero dict stays as it is)."""
+    total = sum(scores.values())
+    return {song: value / total for song, value in scores.items()} if total else scores
+
+
 class SeededWalk:
-    """The co-occurrence walk from the seeds, mixed with the title's retrieved list: per case the seeds' walk
-    shares (each known seed starting at 1 / seeds) times (1 - title share) plus the title's retrieved scores, as
-    shares of their total, times the title share; without seeds the title's list alone, without a title the walk.
-    The walk's scores are first divided by each song's training playlists to the power ``popularity_penalty`` (the
-    RP3beta walk of Paudel et al. 2016), so a song common everywhere does not win just by being common."""
+    """The co-occurrence walk from the seeds, blended with item co-occurrence and mixed with the title's retrieved
+    list. Per case, as shares of each part's total: the seeds' walk (each known seed starting at 1 / seeds; its
+    scores divided by each song's training playlists to the power ``popularity_penalty``, the RP3beta walk of
+    Paudel et al. 2016) times (1 - ``cooccurrence_share``) plus :class:`ItemCooccurrence`'s cosines times
+    ``cooccurrence_share``, all times (1 - ``title_share``), plus the title's retrieved scores times ``title_share``.
+    Without seeds the title's list alone, without a title the seeds' part alone."""
 
-    def __init__(self, walk: CooccurrenceWalk, title_scores: TitleScores):
-        self.walk, self.title_scores = walk, title_scores
+    def __init__(self, walk: CooccurrenceWalk, title_scores: TitleScores, cooccurrence: ItemCooccurrence):
+        self.walk, self.title_scores, self.cooccurrence = walk, title_scores, cooccurrence
 
-    def parts(self, cases: Cases) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
-        """Per case: the title's list and the seeds' walk, each as shares of its total (empty when absent)."""
+    def parts(self, cases: Cases) -> list[tuple[dict[str, float], dict[str, float], dict[str, float]]]:
+        """Per case: the title's list, the seeds' walk and their co-occurrence cosines, each as shares of its total
+        (empty when absent)."""
         titled = [i for i, t in enumerate(cases.titles) if t]
         retrieved = self.title_scores([cases.titles[i] for i in titled], WALK_SONGS) if titled else []
         title_part: list[dict[str, float]] = [{} for _ in cases.titles]
         for i, scored in zip(titled, retrieved):
-            total = sum(score for _, score in scored) or 1.0
-            title_part[i] = {song: score / total for song, score in scored}
+            title_part[i] = shares(dict(scored))
         starts = []
         for songs in cases.seeds:
             known = [s for s in dict.fromkeys(songs) if s in self.walk.index]
             starts.append({s: 1.0 / len(known) for s in known})
         walked = self.walk(starts, WALK_SONGS) if starts else []
-        return title_part, walked
+        cosines = [shares(c) for c in self.cooccurrence.scored(cases.seeds, WALK_SONGS)] if starts else []
+        return list(zip(title_part, walked, cosines))
 
     @staticmethod
-    def mixed(title_part: dict[str, float], walked: dict[str, float], title_share: float,
-              penalty: dict[str, float] | None = None) -> dict[str, float]:
-        if penalty is not None and walked:
-            divided = {song: share / penalty.get(song, 1.0) for song, share in walked.items()}
-            total = sum(divided.values()) or 1.0
-            walked = {song: value / total for song, value in divided.items()}
-        if not walked:
-            return title_part
-        if not title_part:
-            return walked
-        out = {song: title_share * share for song, share in title_part.items()}
-        for song, share in walked.items():
-            out[song] = out.get(song, 0.0) + (1.0 - title_share) * share
-        return out
+    def mixed(part: tuple[dict[str, float], dict[str, float], dict[str, float]], mix: dict[str, float],
+              popularity: dict[str, int]) -> dict[str, float]:
+        """One case's scores from its :meth:`parts` and the mix (``title_share``, ``popularity_penalty``,
+        ``cooccurrence_share``)."""
+        title_part, walked, cosines = part
+        beta = mix["popularity_penalty"]
+        if beta and walked:
+            walked = shares({song: share / max(popularity.get(song, 1), 1) ** beta for song, share in walked.items()})
+        seeded = blend(walked, cosines, mix["cooccurrence_share"])
+        return blend(seeded, title_part, mix["title_share"])
+
+
+def blend(first: dict[str, float], second: dict[str, float], share: float) -> dict[str, float]:
+    """``(1 - share) * first + share * second``; either alone when the other is empty."""
+    if not first or not second:
+        return first or second
+    out = {song: (1.0 - share) * value for song, value in first.items()}
+    for song, value in second.items():
+        out[song] = out.get(song, 0.0) + share * value
+    return out
+
+
+MIX_GRIDS = (("title_share", (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)), ("popularity_penalty", (0.0, 0.25, 0.5)),
+             ("cooccurrence_share", (0.0, 0.25, 0.5, 0.75, 1.0)))
+"""The seeded walk's parameters, tuned one after the other in this order (each grid's first value is where the
+later ones start)."""
 
 
 @dataclass
@@ -249,28 +272,29 @@ class ContinuationSystems:
             return cont([self.model[which_ids[row]] if title else fill
                          for title, row in zip(which.titles, which.rows)], which)
 
-        def walk_lists(which: Cases, title_share: float, beta: float) -> list[list[str]]:
-            title_part, walked = parts[id(which)]
-            penalty = {song: max(count, 1) ** beta for song, count in self.popularity.counts.items()} if beta else None
-            return cont([top_songs(SeededWalk.mixed(t, w, title_share, penalty), rank, WALK_SONGS)
-                         for t, w in zip(title_part, walked)], which)
+        def walk_lists(which: Cases, mix: dict[str, float]) -> list[list[str]]:
+            return cont([top_songs(SeededWalk.mixed(part, mix, self.popularity.counts), rank, WALK_SONGS)
+                         for part in parts[id(which)]], which)
 
         parts = {id(cases): self.walk.parts(cases)}
         tuning: dict = {}
-        title_share, beta, fusion = 0.5, 0.0, {"weight": 0.5, "c": 60.0}
+        mix = {name: grid[0] for name, grid in MIX_GRIDS}
+        mix["title_share"] = 0.5
+        fusion = {"weight": 0.5, "c": 60.0}
         if val is not None and val[0].rows:
             val_cases, val_ids = val
             parts[id(val_cases)] = self.walk.parts(val_cases)
-            trials = [{"title_share": share, "popularity_penalty": b,
-                       "score": score(walk_lists(val_cases, share, b), val_cases.truths)}
-                      for share in TITLE_SHARE_GRID for b in POPULARITY_PENALTY_GRID]
-            # Ties (a category without title or seeds ignores the share) go to the middle of the grid, then no penalty.
-            chosen = max(trials, key=lambda t: (t["score"], -abs(t["title_share"] - 0.5), -t["popularity_penalty"]))
-            title_share, beta = chosen["title_share"], chosen["popularity_penalty"]
-            fusion, _ = tune_fusion(title_ranking(val_cases, val_ids),
-                                    {"walk": walk_lists(val_cases, title_share, beta)}, val_cases.truths, n, score)
-            tuning = {"walk": {k: chosen[k] for k in ("title_share", "popularity_penalty")},
-                      "hybrid": {k: float(v) if k != "partner" else v for k, v in fusion.items()},
+            mix = {name: grid[0] for name, grid in MIX_GRIDS}
+            trials = []
+            for name, grid in MIX_GRIDS:
+                tried = [{**mix, name: value} for value in grid]
+                scored = [{**t, "score": score(walk_lists(val_cases, t), val_cases.truths)} for t in tried]
+                trials += scored
+                # Ties (a share the category cannot use: no title, no seeds) go to the grid's first value.
+                mix[name] = max(scored, key=lambda t: t["score"])[name]
+            fusion, _ = tune_fusion(title_ranking(val_cases, val_ids), {"walk": walk_lists(val_cases, mix)},
+                                    val_cases.truths, n, score)
+            tuning = {"walk": dict(mix), "hybrid": {k: float(v) if k != "partner" else v for k, v in fusion.items()},
                       "walk_trials": trials}
 
         out = {"popularity": cont([fill] * len(cases.rows), cases),
@@ -282,7 +306,7 @@ class ContinuationSystems:
                                  zip(self.vectors.scored(cases.seeds, n + WALK_SONGS), cases.seeds)], cases)}
         if self.model is not None:
             out["model"] = title_ranking(cases, ids)
-        out["walk"] = walk_lists(cases, title_share, beta)
+        out["walk"] = walk_lists(cases, mix)
         out["hybrid"] = [fuse(m, w, n, fusion["weight"], fusion["c"])
                          for m, w in zip(title_ranking(cases, ids), out["walk"])]
         return out, tuning
@@ -319,21 +343,24 @@ def evaluate_continuation(systems: ContinuationSystems, test: EvalPlaylists, val
                 table = values.setdefault(system, {}).setdefault(metric, np.full((len(test.ids), len(categories)),
                                                                                  np.nan))
                 table[cases.rows, column] = per[metric]
+    counted = [c for c, d in enumerate(described) if d["playlists"] >= MIN_CATEGORY_PLAYLISTS]
     summary = {system: {metric: {**{category.name: bootstrap_mean(table[:, [c]], seed=seed)
                                     for c, category in enumerate(categories)},
-                                 "overall": bootstrap_mean(table, seed=seed)}
+                                 "overall": bootstrap_mean(table[:, counted], seed=seed)}
                         for metric, table in by_metric.items()}
                for system, by_metric in values.items()}
     top = f"ndcg@{max(ks)}"
     baseline = max((s for s in BASELINES if s in values), key=lambda s: summary[s][top]["overall"]["mean"])
     best = max((s for s in SEEDED_SYSTEMS if s in values), key=lambda s: summary[s][top]["overall"]["mean"])
-    difference = bootstrap_mean(values[best][top] - values[baseline][top], seed=seed)
+    difference = bootstrap_mean((values[best][top] - values[baseline][top])[:, counted], seed=seed)
     return {"categories": described, "systems": summary, "tuning": tuning,
             "versus_best_baseline": {"system": best, "baseline": baseline, "metric": top,
                                      "relative": difference["mean"] / summary[baseline][top]["overall"]["mean"],
                                      **difference},
-            "definition": "per category: mean over the playlists long enough for it; overall: mean of the "
-                          "categories' means; 95% bootstrap intervals resample playlists (2000 samples)"}
+            "overall_categories": [categories[c].name for c in counted],
+            "definition": "per category: mean over the playlists long enough for it; overall: mean of the means of "
+                          f"the categories with at least {MIN_CATEGORY_PLAYLISTS} test playlists; 95% bootstrap "
+                          "intervals resample playlists (2000 samples)"}
 
 
 def format_tables(result: dict) -> str:
@@ -349,6 +376,8 @@ def format_tables(result: dict) -> str:
         digits = 2 if metric == "clicks" else 4
         for name in [*names, "overall"]:
             label = f"{name} ({sizes[name]})" if name in sizes else "**overall**"
+            if name in sizes and name not in result["overall_categories"]:
+                label += ", not in the overall"
             cells = []
             for system in systems:
                 value = result["systems"][system][metric][name]
@@ -362,6 +391,7 @@ def format_tables(result: dict) -> str:
 
 
 CONTINUATION_FILE = "continuation_metrics.json"
+MODEL_RANKINGS_FILE = "continuation_model_rankings.json"
 
 
 def continuation_stage(cfg, use_model: bool = True) -> dict:
@@ -396,10 +426,12 @@ def continuation_stage(cfg, use_model: bool = True) -> dict:
         title_scores = retriever.scored if retriever is not None else knn.scored
         from genrec.model.t5 import tiger_final_dir
         inputs.append(manifest_path(tiger_final_dir(cfg)))
-    systems = ContinuationSystems(popularity, knn, ItemCooccurrence(knn),
+    cooccurrence = ItemCooccurrence(knn)
+    systems = ContinuationSystems(popularity, knn, cooccurrence,
                                   ItemVectors(song_vectors.ids, song_vectors.vectors, catalogue),
-                                  SeededWalk(CooccurrenceWalk(knn), title_scores), model)
+                                  SeededWalk(CooccurrenceWalk(knn), title_scores, cooccurrence), model)
     result = evaluate_continuation(systems, test, val, ecfg.num_songs, ecfg.k_values, cfg.run.seed)
+    result["model"] = use_model
     result["data"] = {"source": test.source, **test.report, "validation_playlists": len(val.ids),
                       "training_playlists": len(training.titles), "catalogue_songs": len(catalogue)}
     path = Path(cfg.run.output_dir) / CONTINUATION_FILE
@@ -412,14 +444,34 @@ def continuation_stage(cfg, use_model: bool = True) -> dict:
 
 def _model_rankings(cfg, ids: Sequence[str], titles: Sequence[str], popularity: PopularityBaseline):
     """The trained model's ranking for each playlist's title (each distinct title decoded once), by playlist id,
-    and the model's retriever (None without one)."""
-    from genrec.corpus.build import vocab_path
+    and the model's retriever (None without one). The rankings are kept in ``continuation_model_rankings.json``
+    and reused while the model, the corpus and the decoding settings are unchanged: decoding is most of the time."""
+    import json
+    from pathlib import Path
+
+    from config import config_as_dict
+    from genrec.artifacts import manifest_path, require_fresh, write_json, write_manifest
+    from genrec.corpus.build import corpus_path, vocab_path
     from genrec.decode.decoding import DecodingSettings, decode
+    from genrec.errors import ArtifactError
     from genrec.model.t5 import load_tiger, resolve_device, tiger_final_dir
 
     bundle = load_tiger(tiger_final_dir(cfg), resolve_device(cfg.run.device), vocab_path(cfg))
-    distinct = sorted(set(titles))
     settings = DecodingSettings.from_config(cfg.decode, cfg.eval.num_songs)
-    decoded = decode(bundle, distinct, settings, True, popularity.counts, progress=True)
-    by_title = {title: [song for song, _ in d.songs] for title, d in zip(distinct, decoded)}
+    cache = Path(cfg.run.output_dir) / MODEL_RANKINGS_FILE
+    settings_record = config_as_dict(cfg, ["decode", "eval"])
+    by_title: dict[str, list[str]] = {}
+    try:
+        manifest = require_fresh(cache, "evaluate_continuation.py")
+        if manifest.get("config") == settings_record:
+            by_title = json.loads(cache.read_text(encoding="utf-8"))
+    except ArtifactError:
+        pass
+    missing = sorted(set(titles) - by_title.keys())
+    if missing:
+        decoded = decode(bundle, missing, settings, True, popularity.counts, progress=True)
+        by_title.update({title: [song for song, _ in d.songs] for title, d in zip(missing, decoded)})
+        write_json(cache, by_title)
+        write_manifest(cache, [manifest_path(tiger_final_dir(cfg)), corpus_path(cfg, "test"), corpus_path(cfg, "val")],
+                       settings_record)
     return {pid: by_title[title] for pid, title in zip(ids, titles)}, bundle.retriever

@@ -19,6 +19,7 @@ semantic-ID F1 over the sets of whole IDs.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -110,7 +111,8 @@ def bootstrap_mean(values: np.ndarray, samples: int = 2000, seed: int = 0) -> di
     # Per sample and group: the sum over the drawn playlists in the group, over how many of them are in it.
     sums = np.stack([filled[row].sum(axis=0) for row in drawn])
     sizes = np.stack([(~np.isnan(values[row])).sum(axis=0) for row in drawn])
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a small group may be absent from a whole sample
         means = np.nanmean(sums / sizes, axis=1)
     low, high = np.nanpercentile(means, [2.5, 97.5])
     return {"mean": float(np.mean(filled.sum(axis=0) / counts)), "ci95": [float(low), float(high)]}
