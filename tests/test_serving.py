@@ -222,3 +222,53 @@ def test_a_truncated_weights_file_is_an_artifact_error(shipped, tmp_path):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ArtifactError, match="cannot load the model in .*rerun train_tiger.py"):
         load_tiger(model, check_corpus=False)
+
+
+def test_seed_text_matches_exactly_or_folded_and_refuses_unknown_or_ambiguous_seeds():
+    from genrec.serve.seeds import SeedResolver
+
+    resolver = SeedResolver({"1": "Halo", "2": "Crazy in Love", "3": "Song", "4": "Song"},
+                            {"1": "Beyoncé", "2": "Beyoncé", "3": "Same Artist", "4": "Same Artist"})
+    assert resolver.resolve(["Halo - Beyoncé", "  crazy IN love  -  BEYONCE ", "1"]) == ["1", "2"]
+    with pytest.raises(GenrecError, match="seed 'Halo - Rihanna' is not a song") as unknown:
+        resolver.resolve(["Halo - Beyonce", "Halo - Rihanna"])
+    assert "\n" not in str(unknown.value)
+    with pytest.raises(GenrecError, match="seed 'song - same artist' names 2 songs"):
+        resolver.resolve(["song - same artist"])
+
+
+def test_seeds_are_continued_and_never_recommended_back(generator):
+    from genrec.serve.seeds import fold_song_text
+
+    given = generator.generate(TITLE, num_songs=10, system="knn").songs
+    folded = generator.seed_resolver.folded
+    unique = next(s for s in given[1:] if len(folded.get(fold_song_text(f"{s.name} - {s.artist}"), [])) == 1)
+    seeds = [given[0].song_id, f"{unique.name.upper()} - {unique.artist}"]
+    for system in ("", "model", "knn"):
+        playlist = generator.generate(TITLE, num_songs=25, seeds=seeds, **({"system": system} if system else {}))
+        ids = [song.song_id for song in playlist.songs]
+        assert len(ids) == 25 and len(set(ids)) == 25
+        assert not {given[0].song_id, unique.song_id} & set(ids), system
+        assert playlist.system == (system or generator.seeded.system)
+    # Seeds lead somewhere else than the title alone, and an unreadable title still gets the seeds' company.
+    assert ids != [song.song_id for song in generator.generate(TITLE, num_songs=25).songs]
+    assert generator.generate("☃☃☃", num_songs=5, seeds=seeds).system == generator.seeded.system
+    with pytest.raises(GenrecError, match="seed 'no such song - nobody'"):
+        generator.generate(TITLE, seeds=[given[0].song_id, "no such song - nobody"])
+
+
+def test_the_prompt_reads_seeds_after_a_bar(generator, tmp_path):
+    from genrec.serve.repl import HELP, repl
+
+    songs = [s.song_id for s in generator.generate(TITLE, num_songs=2, system="knn").songs]
+    lines = iter([":json", f"{TITLE} | {songs[0]}; {songs[1]}", f"{TITLE} | nope", "exit"])
+    out: list[str] = []
+    saved = generator.options
+    try:
+        repl(generator, tmp_path / "history", read=lambda _: next(lines), write=out.append)
+    finally:
+        generator.options = saved
+    record = json.loads(next(line for line in out if line.startswith("{")))
+    assert record["title"] == TITLE and not set(songs) & {s["song_id"] for s in record["songs"]}
+    assert any("seed 'nope' is not a song" in line for line in out)
+    assert "TITLE | SONG; SONG" in HELP
