@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
@@ -272,3 +273,33 @@ def test_the_prompt_reads_seeds_after_a_bar(generator, tmp_path):
     assert record["title"] == TITLE and not set(songs) & {s["song_id"] for s in record["songs"]}
     assert any("seed 'nope' is not a song" in line for line in out)
     assert "TITLE | SONG; SONG" in HELP
+
+
+def test_the_bundle_records_the_seeded_system_the_continuation_evaluation_found_best(tmp_path):
+    from genrec.artifacts import write_json, write_manifest
+    from genrec.serve.export import seeded_system
+    from genrec.serve.seeds import SEED_HYBRID, SEED_WALK, SeededRanking
+
+    path = tmp_path / "continuation_metrics.json"
+    assert seeded_system(path) is None  # never evaluated: the generator's default walk
+    tuned = {"walk": {"title_share": 0.1, "popularity_penalty": 0.0, "cooccurrence_share": 0.5},
+             "hybrid": {"partner": "walk", "weight": 0.3, "c": 10.0}}
+    result = {"model": True, "versus_best_baseline": {"system": "hybrid"},
+              "categories": [{"name": n, "seeds": k, "title": t, "random": False}
+                             for n, k, t in (("title only", 0, True), ("first 5", 5, True), ("first 25", 25, True),
+                                             ("first 5, no title", 5, False))],
+              "tuning": {n: {**tuned, "walk": {**tuned["walk"], "title_share": i / 10}}
+                         for i, n in enumerate(("title only", "first 5", "first 25", "first 5, no title"))}}
+    write_json(path, result)
+    write_manifest(path, [], {})
+    seeded = seeded_system(path)
+    assert seeded["system"] == SEED_HYBRID and len(seeded["by_seeds"]) == 4
+    assert seeded["by_seeds"][1] == {"seeds": 5, "title": True, "random": False, "title_share": 0.1,
+                                     "popularity_penalty": 0.0, "cooccurrence_share": 0.5, "weight": 0.3, "c": 10.0}
+    nearest = SeededRanking.parameters(SimpleNamespace(seeded=seeded), 3, True)
+    assert (nearest["seeds"], nearest["title"]) == (5, True)
+    assert SeededRanking.parameters(SimpleNamespace(seeded=seeded), 40, True)["seeds"] == 25
+    assert SeededRanking.parameters(SimpleNamespace(seeded=seeded), 1, False)["title"] is False
+    write_json(path, {**result, "model": False})  # its hybrid fused title kNN, which no bundle serves seeded
+    write_manifest(path, [], {})
+    assert seeded_system(path)["system"] == SEED_WALK
