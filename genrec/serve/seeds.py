@@ -35,7 +35,7 @@ def fold_song_text(text: str) -> str:
     """Case, accents and spacing folded: "  Beyoncé  -  HALO " and "beyonce - halo" are equal."""
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(bare.casefold().replace(" - ", " - ").split())
+    return " ".join(bare.casefold().split())
 
 
 class SeedResolver:
