@@ -6,8 +6,8 @@ For three challenge categories (title + first 1, title + first 5, title + random
 seeds (the catalogue's ones: the generator refuses an unknown seed, which adds nothing to a continuation) go through
 the Python API (genrec.PlaylistGenerator, ``seeds=``, ``eval.num_songs`` songs), and are scored by the continuation
 evaluation's code against the same held-out songs; the table puts them beside the served system's evaluated figures
-in ``continuation_metrics.json``. Differences come from what serving adds: a title no training title resembles is
-read as no title, and short lists are filled with popular songs.
+in ``continuation_metrics.json``. Serving differs in one thing: a title no training title resembles is read as no
+title (the evaluation reads every title).
 """
 
 from __future__ import annotations
