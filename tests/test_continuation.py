@@ -118,3 +118,31 @@ def test_seeds_move_the_seeded_systems_to_the_seeds_taste(systems):
     for system in ("cooccurrence_knn", "item2vec", "walk"):
         odd = cases.seeds[1][0][1:]
         assert all(int(s[1:]) % 2 == int(odd) % 2 for s in rankings[system][1]), system
+
+
+def test_the_script_scores_every_category_and_the_bundle_then_serves_the_best_seeded_system(tiny_pipeline, tmp_path):
+    """evaluate_continuation.py on a copy of the tiny pipeline's run (with its model), then export_bundle.py records the
+    seeded system, and the generator serves it with seeds it never returns."""
+    import json
+    import shutil
+
+    from conftest import TINY_EVAL, run_stage
+    from genrec import PlaylistGenerator
+
+    for part in ("data", "outputs", "models"):
+        shutil.copytree(tiny_pipeline / part, tmp_path / part)
+    proc = run_stage("evaluate_continuation.py", *TINY_EVAL, cwd=tmp_path)
+    assert "title + first 5" in proc.stdout and "the best baseline" in proc.stdout
+    result = json.loads((tmp_path / "outputs" / "continuation_metrics.json").read_text(encoding="utf-8"))
+    assert [c["name"] for c in result["categories"]] == [c.name for c in CATEGORIES] and result["model"] is True
+    assert set(result["systems"]) == {"popularity", "title_knn", "cooccurrence_knn", "item2vec", "model", "walk",
+                                      "hybrid"}
+    assert (tmp_path / "outputs" / "continuation_model_rankings.json").is_file()
+    run_stage("export_bundle.py", "--decode.num_beams", "10", "--decode.batch_size", "8", cwd=tmp_path)
+    serving = json.loads((tmp_path / "models" / "bundle" / "serving.json").read_text(encoding="utf-8"))
+    assert serving["seeded"]["system"] == {"walk": "seed_walk", "hybrid": "seed_hybrid"}[
+        result["versus_best_baseline"]["system"]]
+    generator = PlaylistGenerator.load(tmp_path / "models" / "bundle")
+    seeds = [s.song_id for s in generator.generate("late night drive", num_songs=3, system="knn").songs]
+    playlist = generator.generate("late night drive", num_songs=10, seeds=seeds)
+    assert playlist.system == serving["seeded"]["system"] and not set(seeds) & {s.song_id for s in playlist.songs}

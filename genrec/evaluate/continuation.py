@@ -315,8 +315,11 @@ class ContinuationSystems:
 def case_metrics(rankings: Sequence[Sequence[str]], truths: Sequence[Sequence[str]],
                  ks: Sequence[int]) -> dict[str, np.ndarray]:
     """Per case: R-precision, NDCG@k for ``ks`` and recommended-songs clicks (genrec.evaluate.metrics)."""
+    names = ("r_precision", *[f"ndcg@{k}" for k in ks])
+    if not truths:  # a category no playlist is long enough for
+        return {name: np.array([]) for name in (*names, "clicks")}
     per = per_playlist(rankings, truths, ks)
-    chosen = {name: per[name] for name in ("r_precision", *[f"ndcg@{k}" for k in ks])}
+    chosen = {name: per[name] for name in names}
     chosen["clicks"] = np.array([recommended_song_clicks(r, t) for r, t in zip(rankings, truths)])
     return chosen
 
