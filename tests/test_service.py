@@ -86,6 +86,18 @@ def test_a_playlist_is_the_songs_asked_as_the_python_api_gives_them(client, gene
     assert answer == json.loads(json.dumps(expected))
 
 
+def test_seeds_are_continued_and_an_unknown_seed_is_a_422_naming_it(client, generator):
+    seeds = list(generator.names)[:2]
+    response = client.post("/playlist", json={"title": TITLE, "num_songs": 8, "seeds": seeds})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert len(set(ids(answer))) == 8 and not set(seeds) & set(ids(answer))
+    assert answer["system"] == generator.seeded.system
+    assert_one_line_refusal(client.post("/playlist", json={"title": TITLE, "seeds": [seeds[0], "nope - nobody"]}),
+                            "seed 'nope - nobody'", 422)
+    assert_one_line_refusal(client.post("/playlist", json={"title": TITLE, "seeds": "one song"}), "seeds", 422)
+
+
 @pytest.mark.parametrize("fmt, media_type", [("jspf", "application/jspf+json"), ("m3u8", "audio/x-mpegurl"),
                                              ("csv", "text/csv"), ("json", "application/json")])
 def test_each_export_format_through_the_api(client, fmt, media_type):

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
@@ -254,3 +255,83 @@ def test_a_truncated_weights_file_is_an_artifact_error(shipped, tmp_path):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ArtifactError, match="cannot load the model in .*rerun train_tiger.py"):
         load_tiger(model, check_corpus=False)
+
+
+def test_seed_text_matches_exactly_or_folded_and_refuses_unknown_or_ambiguous_seeds():
+    from genrec.serve.seeds import SeedResolver
+
+    resolver = SeedResolver({"1": "Halo", "2": "Crazy in Love", "3": "Song", "4": "Song"},
+                            {"1": "Beyoncé", "2": "Beyoncé", "3": "Same Artist", "4": "Same Artist"})
+    assert resolver.resolve(["Halo - Beyoncé", "  crazy IN love  -  BEYONCE ", "1"]) == ["1", "2"]
+    with pytest.raises(GenrecError, match="seed 'Halo - Rihanna' is not a song") as unknown:
+        resolver.resolve(["Halo - Beyonce", "Halo - Rihanna"])
+    assert "\n" not in str(unknown.value)
+    with pytest.raises(GenrecError, match="seed 'song - same artist' names 2 songs"):
+        resolver.resolve(["song - same artist"])
+
+
+def test_seeds_are_continued_and_never_recommended_back(generator):
+    from genrec.serve.seeds import fold_song_text
+
+    given = generator.generate(TITLE, num_songs=10, system="knn").songs
+    folded = generator.seed_resolver.folded
+    unique = next(s for s in given[1:] if len(folded.get(fold_song_text(f"{s.name} - {s.artist}"), [])) == 1)
+    seeds = [given[0].song_id, f"{unique.name.upper()} - {unique.artist}"]
+    for system in ("", "model", "knn"):
+        playlist = generator.generate(TITLE, num_songs=25, seeds=seeds, **({"system": system} if system else {}))
+        ids = [song.song_id for song in playlist.songs]
+        assert len(ids) == 25 and len(set(ids)) == 25
+        assert not {given[0].song_id, unique.song_id} & set(ids), system
+        assert playlist.system == (system or generator.seeded.system)
+    # Seeds lead somewhere else than the title alone, and an unreadable title still gets the seeds' company.
+    assert ids != [song.song_id for song in generator.generate(TITLE, num_songs=25).songs]
+    assert generator.generate("☃☃☃", num_songs=5, seeds=seeds).system == generator.seeded.system
+    with pytest.raises(GenrecError, match="seed 'no such song - nobody'"):
+        generator.generate(TITLE, seeds=[given[0].song_id, "no such song - nobody"])
+
+
+def test_the_prompt_reads_seeds_after_a_bar(generator, tmp_path):
+    from genrec.serve.repl import HELP, repl
+
+    songs = [s.song_id for s in generator.generate(TITLE, num_songs=2, system="knn").songs]
+    lines = iter([":json", f"{TITLE} | {songs[0]}; {songs[1]}", f"{TITLE} | nope", "exit"])
+    out: list[str] = []
+    saved = generator.options
+    try:
+        repl(generator, tmp_path / "history", read=lambda _: next(lines), write=out.append)
+    finally:
+        generator.options = saved
+    record = json.loads(next(line for line in out if line.startswith("{")))
+    assert record["title"] == TITLE and not set(songs) & {s["song_id"] for s in record["songs"]}
+    assert any("seed 'nope' is not a song" in line for line in out)
+    assert "TITLE | SONG; SONG" in HELP
+
+
+def test_the_bundle_records_the_seeded_system_the_continuation_evaluation_found_best(tmp_path):
+    from genrec.artifacts import write_json, write_manifest
+    from genrec.serve.export import seeded_system
+    from genrec.serve.seeds import SEED_HYBRID, SEED_WALK, SeededRanking
+
+    path = tmp_path / "continuation_metrics.json"
+    assert seeded_system(path) is None  # never evaluated: the generator's default walk
+    tuned = {"walk": {"title_share": 0.1, "popularity_penalty": 0.0, "cooccurrence_share": 0.5},
+             "hybrid": {"partner": "walk", "weight": 0.3, "c": 10.0}}
+    result = {"model": True, "versus_best_baseline": {"system": "hybrid"},
+              "categories": [{"name": n, "seeds": k, "title": t, "random": False}
+                             for n, k, t in (("title only", 0, True), ("first 5", 5, True), ("first 25", 25, True),
+                                             ("first 5, no title", 5, False))],
+              "tuning": {n: {**tuned, "walk": {**tuned["walk"], "title_share": i / 10}}
+                         for i, n in enumerate(("title only", "first 5", "first 25", "first 5, no title"))}}
+    write_json(path, result)
+    write_manifest(path, [], {})
+    seeded = seeded_system(path)
+    assert seeded["system"] == SEED_HYBRID and len(seeded["by_seeds"]) == 4
+    assert seeded["by_seeds"][1] == {"seeds": 5, "title": True, "random": False, "title_share": 0.1,
+                                     "popularity_penalty": 0.0, "cooccurrence_share": 0.5, "weight": 0.3, "c": 10.0}
+    nearest = SeededRanking.parameters(SimpleNamespace(seeded=seeded), 3, True)
+    assert (nearest["seeds"], nearest["title"]) == (5, True)
+    assert SeededRanking.parameters(SimpleNamespace(seeded=seeded), 40, True)["seeds"] == 25
+    assert SeededRanking.parameters(SimpleNamespace(seeded=seeded), 1, False)["title"] is False
+    write_json(path, {**result, "model": False})  # its hybrid fused title kNN, which no bundle serves seeded
+    write_manifest(path, [], {})
+    assert seeded_system(path)["system"] == SEED_WALK

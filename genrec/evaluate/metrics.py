@@ -19,6 +19,7 @@ semantic-ID F1 over the sets of whole IDs.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -94,12 +95,37 @@ def paired_difference(first: np.ndarray, second: np.ndarray, samples: int = 2000
     (no ground truth) on either side leaves the playlist out.
     """
     keep = ~(np.isnan(first) | np.isnan(second))
-    diff = first[keep] - second[keep]
-    if not diff.size:
-        return {"difference": float("nan"), "ci95": [float("nan"), float("nan")]}
-    means = diff[np.random.default_rng(seed).integers(0, diff.size, size=(samples, diff.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"difference": float(diff.mean()), "ci95": [float(low), float(high)]}
+    out = bootstrap_mean((first[keep] - second[keep])[:, None], samples, seed)
+    return {"difference": out["mean"], "ci95": out["ci95"]}
+
+
+def bootstrap_mean(values: np.ndarray, samples: int = 2000, seed: int = 0) -> dict:
+    """The mean over groups (columns) of each group's mean over playlists (rows, NaN where a playlist is not in the
+    group), and its 95% bootstrap interval: playlists are resampled with replacement, all groups at once, so a
+    playlist that is in several groups is drawn in all of them together."""
+    counts = (~np.isnan(values)).sum(axis=0)
+    if not values.size or not counts.all():
+        return {"mean": float("nan"), "ci95": [float("nan"), float("nan")]}
+    filled = np.nan_to_num(values)
+    drawn = np.random.default_rng(seed).integers(0, len(values), size=(samples, len(values)))
+    # Per sample and group: the sum over the drawn playlists in the group, over how many of them are in it.
+    sums = np.stack([filled[row].sum(axis=0) for row in drawn])
+    sizes = np.stack([(~np.isnan(values[row])).sum(axis=0) for row in drawn])
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a small group may be absent from a whole sample
+        means = np.nanmean(sums / sizes, axis=1)
+    low, high = np.nanpercentile(means, [2.5, 97.5])
+    return {"mean": float(np.mean(filled.sum(axis=0) / counts)), "ci95": [float(low), float(high)]}
+
+
+def recommended_song_clicks(ranked: Sequence[str], truth: Sequence[str], page: int = 10) -> float:
+    """The RecSys Challenge 2018's "recommended songs clicks": how many more pages of ``page`` songs a listener
+    must ask for before the first relevant song shows (0: one is on the first page); with none in the ranking,
+    one more page than the ranking holds (the Challenge's 51 for 500 songs)."""
+    relevant = set(truth)
+    distinct = _distinct(ranked)
+    first = next((rank for rank, song in enumerate(distinct) if song in relevant), None)
+    return float(first // page if first is not None else len(distinct) // page + 1)
 
 
 def ndcg_score(k: int):

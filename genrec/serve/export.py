@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -14,13 +15,17 @@ from genrec.corpus.build import corpus_path, read_corpus
 from genrec.corpus.id_tokens import VOCAB_FILE, SemanticIdVocab
 from genrec.data.files import load_song_info
 from genrec.errors import ArtifactError
+from genrec.evaluate.continuation import CONTINUATION_FILE
 from genrec.evaluate.baselines import TrainingPlaylists, hybrid_path
 from genrec.evaluate.report import METRICS_FILE
 from genrec.model.retrieval import RETRIEVAL_FILE
 from genrec.model.t5 import tiger_final_dir
 from genrec.model.title_vectors import PACKAGED
+from genrec.serve.seeds import SEED_HYBRID, SEED_WALK
 from genrec.serve.bundle import (ENCODER, EVALUATED_NAME, FORMAT, MANIFEST, MODEL, PLAYLISTS, SERVED_SYSTEMS, SERVING,
                                  SONGS, VERSION, bundle_dir)
+
+log = logging.getLogger(__name__)
 
 
 def best_system(validation: dict[str, float]) -> str:
@@ -48,8 +53,10 @@ def export_bundle(cfg: Config, dest: Path | None = None) -> Path:
     metrics_file = Path(cfg.run.output_dir) / METRICS_FILE
     evaluation = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
     retrieval = model_dir / RETRIEVAL_FILE
+    continuation_file = Path(cfg.run.output_dir) / CONTINUATION_FILE
+    seeded = seeded_system(continuation_file)
     sources = [model_dir / MANIFEST, hybrid_file, train_path, Path(cfg.data.song_info_file),
-               *([metrics_file] if metrics_file.is_file() else [])]
+               *([metrics_file] if metrics_file.is_file() else []), *([continuation_file] if seeded else [])]
     with atomic_path(dest) as staged:
         staged.mkdir()
         shutil.copytree(model_dir, staged / MODEL)
@@ -72,6 +79,7 @@ def export_bundle(cfg: Config, dest: Path | None = None) -> Path:
             # The hybrid fuses lists as deep as the evaluation's (its eval.num_songs).
             "fusion_depth": evaluation.get("config", {}).get("eval", {}).get("num_songs", cfg.eval.num_songs),
             "decode": {**asdict(cfg.decode), "seed": cfg.run.seed},
+            **({"seeded": seeded} if seeded else {}),
             "test": {served_name.get(name, name): {k: v for k, v in figures.items()
                                                    if k.startswith(("ndcg@", "r_precision"))}
                      for name, figures in evaluation.get("systems", {}).items()}})
@@ -85,6 +93,29 @@ def export_bundle(cfg: Config, dest: Path | None = None) -> Path:
             "config": config_as_dict(cfg, ["decode"]),
             "model_created": model_manifest.get("created")})
     return dest
+
+
+def seeded_system(path: Path) -> dict | None:
+    """What a request with seed songs is served (genrec.serve.seeds): the seeded system evaluate_continuation.py
+    measured best and its parameters per category; None (the generator's default) when that evaluation is absent,
+    stale, or was run without the model (its hybrid then fused title kNN, which the bundle does not serve seeded)."""
+    try:
+        require_fresh(path, "evaluate_continuation.py")
+    except ArtifactError as err:
+        if path.is_file():
+            log.warning("%s; the bundle serves seeds with the default walk", err)
+        return None
+    result = json.loads(path.read_text(encoding="utf-8"))
+    best = result["versus_best_baseline"]["system"]
+    if best == "hybrid" and not result.get("model"):
+        best = "walk"
+    by_seeds = []
+    for category in result["categories"]:
+        tuned = result["tuning"].get(category["name"])
+        if tuned:
+            by_seeds.append({k: category[k] for k in ("seeds", "title", "random")} | tuned["walk"]
+                            | {k: tuned["hybrid"][k] for k in ("weight", "c")})
+    return {"system": {"walk": SEED_WALK, "hybrid": SEED_HYBRID}[best], "by_seeds": by_seeds}
 
 
 def _model_config(model_dir: Path) -> dict:

@@ -16,6 +16,8 @@ Systems (``system=``; the bundle's default is the best on the validation split):
 - ``retrieved`` (retrieval models): title kNN's list after the co-occurrence walk, the list the model copies from;
   score: its walked vote.
 - ``knn``: title kNN with the parameters tuned on validation; score: its neighbours' summed vote.
+- with ``seeds`` (and no ``system``): ``seed_walk`` or ``seed_hybrid``, whichever evaluate_continuation.py measured
+  best (genrec.serve.seeds); the seeds themselves are never in the playlist.
 
 Every playlist holds exactly ``num_songs`` distinct songs when the catalogue has that many after ``exclude`` and
 ``max_per_artist``: when a system's own list runs short, the rest comes from a fallback (the retrieved list or
@@ -31,6 +33,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -44,6 +47,7 @@ from genrec.evaluate.baselines import KnnParams, TitleKNN, filled, fused_scores
 from genrec.model.loaded import resolve_device
 from genrec.serve import inference
 from genrec.serve.bundle import ENCODER, MODEL, BundleFiles, find_bundle, read_bundle
+from genrec.serve.seeds import SEED_HYBRID, SEED_WALK, SeededRanking, SeedResolver
 from genrec.text import clean_title
 
 MAX_SONGS = 1000
@@ -97,6 +101,9 @@ class GenerateOptions:
     top_p: float = 1.0
     num_beams: int = 50
     seed: int = 0
+    seeds: tuple[str, ...] = ()
+    """Songs the playlist starts with, by song id or "song - artist" (genrec.serve.seeds): the playlist continues
+    them (the bundle's best seeded system, unless ``system`` names another) and never repeats them."""
 
 
 def check_options(options: GenerateOptions, systems: Sequence[str]) -> GenerateOptions:
@@ -118,7 +125,8 @@ def check_options(options: GenerateOptions, systems: Sequence[str]) -> GenerateO
     exclude = (options.exclude,) if isinstance(options.exclude, str) else tuple(options.exclude or ())
     if not all(isinstance(song, str) for song in exclude):
         raise GenrecError("exclude must be a list of song ids (strings)")
-    return replace(options, exclude=exclude, sample=bool(options.sample))
+    seeds = (options.seeds,) if isinstance(options.seeds, str) else tuple(options.seeds or ())
+    return replace(options, exclude=exclude, seeds=seeds, sample=bool(options.sample))
 
 
 def clean_titles(titles: Sequence[str]) -> list[str]:
@@ -200,13 +208,20 @@ class PlaylistGenerator:
         if unknown_songs:
             raise GenrecError(f"exclude: {unknown_songs[0]!r} is not a song of this model's catalogue "
                               f"({len(unknown_songs)} unknown id(s))")
-        system = opts.system or self.default_system
+        seeds = self.seed_resolver.resolve(opts.seeds) if opts.seeds else []
+        excluded.update(seeds)  # a playlist never hands the listener's own songs back
+        system = opts.system or (self.seeded.system if seeds else self.default_system)
         folded = self.tiger.model_titles(cleaned)
         readable = self.knn.best_similarity(folded) >= MIN_TITLE_SIMILARITY
         read = [t for t, ok in zip(folded, readable) if ok]
         # Enough candidates that exclusions and the artist cap rarely leave the system's own list short.
         want = min(len(self.names), opts.num_songs + len(excluded) + (2 * opts.num_songs if opts.max_per_artist else 0))
-        ranked = iter(self.ranked(system, read, want, opts, progress))
+        if system in (SEED_WALK, SEED_HYBRID):  # the seeds carry an unreadable title's playlist
+            read, readable = [t if ok else "" for t, ok in zip(folded, readable)], [True] * len(cleaned)
+            ranked = iter([(system, r)] for r in self.seeded.rank(
+                read, seeds, want, lambda titles, n: self.model_ranked(titles, n, opts, progress)))
+        else:
+            ranked = iter(self.ranked(system, read, want, opts, progress))
         playlists = []
         for title, ok in zip(cleaned, readable):
             if ok:
@@ -242,6 +257,16 @@ class PlaylistGenerator:
         model = self.model_ranked(titles, depth, opts, progress)
         return [[("hybrid", fused_scores([s for s, _ in m], p, fusion["weight"], fusion["c"])[:n])]
                 for m, p in zip(model, partner)]
+
+    @cached_property
+    def seed_resolver(self) -> SeedResolver:
+        return SeedResolver(self.names, self.artists)
+
+    @cached_property
+    def seeded(self) -> SeededRanking:
+        """The seeded system export_bundle.py recorded (serving.json ``seeded``), built on the first seeded request."""
+        title_scores = self.tiger.retriever.scored if self.tiger.retriever is not None else self.knn.scored
+        return SeededRanking(self.knn, self.popularity, title_scores, self.serving.get("seeded"))
 
     def partner(self, name: str, titles: list[str], n: int) -> list[Scored]:
         if name == "retrieved":

@@ -30,6 +30,7 @@ Commands / 命令:
   :system NAME   model, hybrid, retrieved or knn (empty: the default) / 推荐系统
   :artist-cap 2  at most 2 songs per artist (0: no cap) / 每位歌手最多几首
   :exclude ID    never recommend these song ids (no id: clear) / 排除歌曲
+  TITLE | SONG; SONG   continue these songs (song ids or "song - artist"), never repeating them / 续写歌单
   :json          toggle JSON output / 切换 JSON 输出
   :save FILE     save the last playlist (.jspf, .m3u8, .csv or .json) / 保存上一个歌单
   :settings      show the current settings / 查看当前设置
@@ -152,8 +153,10 @@ def repl(generator: PlaylistGenerator, history_file: Path, read: Callable[[str],
             generator.options, message = run_command(text, generator.options, state, generator)
             write(message)
             continue
+        title, bar, songs = text.partition("|")
+        seeds = [seed.strip() for seed in songs.split(";") if seed.strip()] if bar else []
         try:
-            playlist = generator.generate(text)
+            playlist = generator.generate(title.strip(), **({"seeds": seeds} if seeds else {}))
         except KeyboardInterrupt:
             write("(cancelled / 已取消)")
             continue

@@ -4,7 +4,7 @@ Built on FastAPI, run by uvicorn; the bundle is loaded once, before the service 
 loaded generator).
 
 - ``GET /``: the web page (``page.html`` beside this file: plain HTML and a little JavaScript, no external files).
-- ``POST /playlist``: a JSON object ``{"title", "num_songs", "exclude", "max_per_artist", "system", "sample",
+- ``POST /playlist``: a JSON object ``{"title", "num_songs", "exclude", "seeds", "max_per_artist", "system", "sample",
   "temperature", "top_p", "seed", "format"}``; only ``title`` is required, an absent option takes the service's
   default (the bundle's settings and the command line's). ``format`` ``json`` (default) answers
   :meth:`Playlist.to_dict`; ``jspf``, ``m3u8`` or ``csv`` answer the exported file (genrec.serve.exports) with its
@@ -69,6 +69,9 @@ class PlaylistRequest(BaseModel):
                        examples=["late night drive", "夏日海边"])
     num_songs: int | None = Field(None, description=f"Songs in the playlist, 1 to {MAX_SONGS}.")
     exclude: list[str] | None = Field(None, description="Song ids never to recommend.")
+    seeds: list[str] | None = Field(None, description="Songs the playlist continues (song ids or 'song - artist'); "
+                                                       "never recommended back. An unknown seed gets a 422.",
+                                    examples=[["One Dance - Drake"]])
     max_per_artist: int | None = Field(None, description="At most this many songs per artist (0: no cap).")
     system: str | None = Field(None, description="model, hybrid, retrieved or knn (GET /health lists the bundle's).")
     sample: bool | None = Field(None, description="Sample instead of beam search: another seed, another playlist.")

@@ -1,0 +1,480 @@
+"""Playlist continuation: a title and seed songs in, the rest of the playlist out (the RecSys Challenge 2018 task).
+
+Each held-out playlist is scored in every challenge category it is long enough for (:data:`CATEGORIES`: the title
+alone; the title and its first 1, 5, 10, 25 or 100 songs, or 25 or 100 random ones; the first 5 or 10 without the
+title). The seeds are given, the rest of the playlist is the ground truth (songs outside the catalogue kept: misses
+for every system), and every system's list has the seeds removed before it is cut to ``n`` songs, so a seed is
+never recommended back and never counted as a hit. A playlist enters a category when at least
+:data:`MIN_HELD_OUT` songs are left after its seeds (the challenge also held categories to long-enough playlists).
+Unlike the challenge, which put each playlist in one category, each playlist here is scored in every category it
+fits, so the categories share playlists and the bootstrap resamples playlists for all categories at once.
+
+Systems, all scored by genrec.evaluate.metrics:
+
+- ``popularity``: the most popular training songs.
+- ``title_knn``: the evaluated TF-IDF title kNN (tuned on validation); without a title, the popular songs.
+- ``model``: the trained T5 reading the title alone (it cannot read seeds); without a title, the popular songs.
+- ``cooccurrence_knn``: item-to-item kNN, a song's cosine similarity between its set of training playlists and
+  each seed's, summed over the seeds (songs from playlists sharing the seeds).
+- ``item2vec``: the catalogue songs nearest (cosine) to the mean of the seeds' song vectors (stage 0's item2vec
+  vectors, ``data.song_vector_file``).
+- ``walk``: one step of the co-occurrence walk (genrec.train.neighbour_targets.CooccurrenceWalk) from the seeds,
+  mixed with the title's retrieved list (the model's retriever, or title kNN for a model without one); the title's
+  share is tuned per category on the validation split.
+- ``hybrid``: the model's ranking (title kNN's without a model) fused with the walk's
+  (genrec.evaluate.baselines.tune_fusion: weight and constant tuned per category on the validation split).
+
+Per category and overall (the mean of the categories' means, each category weighing the same, as the
+challenge's equal-sized categories did; categories with fewer than :data:`MIN_CATEGORY_PLAYLISTS` test playlists are
+left out of it): R-precision, NDCG@k, recommended-songs clicks, each with a 95% bootstrap
+interval, and the best seeded system minus the best baseline with a paired interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import sparse
+
+from genrec.evaluate.baselines import PopularityBaseline, TitleKNN, fuse, tune_fusion
+from genrec.evaluate.metrics import bootstrap_mean, ndcg_score, per_playlist, recommended_song_clicks
+from genrec.evaluate.playlists import EvalPlaylists
+from genrec.train.neighbour_targets import CooccurrenceWalk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    seeds: int
+    random: bool = False
+    """Seeds drawn at random from the playlist (in playlist order) instead of its first songs."""
+    title: bool = True
+
+
+CATEGORIES = (Category("title only", 0), Category("title + first 1", 1), Category("title + first 5", 5),
+              Category("first 5, no title", 5, title=False), Category("title + first 10", 10),
+              Category("first 10, no title", 10, title=False), Category("title + first 25", 25),
+              Category("title + random 25", 25, random=True), Category("title + first 100", 100),
+              Category("title + random 100", 100, random=True))
+
+MIN_HELD_OUT = 5
+"""A playlist enters a category when at least this many songs are left after its seeds: with fewer, R-precision
+and NDCG rest on one or two songs."""
+
+MIN_CATEGORY_PLAYLISTS = 20
+"""A category with fewer test playlists is reported but left out of the overall mean: a handful of playlists (KKBOX's
+are short, few hold 100 songs) would weigh as much as hundreds and make the overall mostly noise."""
+
+BASELINES = ("popularity", "title_knn", "cooccurrence_knn", "item2vec")
+SEEDED_SYSTEMS = ("walk", "hybrid")
+WALK_SONGS = 500
+"""Songs kept from each list a seeded system ranks: enough for n songs after up to 100 seeds are removed."""
+
+
+@dataclass
+class Cases:
+    """One category's playlists: the title (empty when the category hides it), the seeds and the held-out rest."""
+
+    category: Category
+    rows: list[int]
+    """Index of each case's playlist among the evaluated playlists."""
+    titles: list[str]
+    seeds: list[list[str]]
+    truths: list[list[str]]
+
+
+def category_cases(playlists: EvalPlaylists, category: Category, seed: int) -> Cases:
+    """The playlists long enough for ``category``, each split into its seeds and its held-out songs."""
+    rows, titles, seeds, truths = [], [], [], []
+    for row, (pid, title, songs) in enumerate(zip(playlists.ids, playlists.titles, playlists.truths)):
+        if len(songs) < category.seeds + MIN_HELD_OUT:
+            continue
+        if category.random:
+            # A stable draw per playlist and run seed, whatever else is evaluated.
+            rng = np.random.default_rng([seed, zlib.crc32(pid.encode("utf-8"))])
+            chosen = set(rng.choice(len(songs), category.seeds, replace=False).tolist())
+        else:
+            chosen = set(range(category.seeds))
+        rows.append(row)
+        titles.append(title if category.title else "")
+        seeds.append([song for i, song in enumerate(songs) if i in chosen])
+        truths.append([song for i, song in enumerate(songs) if i not in chosen])
+    return Cases(category, rows, titles, seeds, truths)
+
+
+def continued(ranking: Sequence[str], seeds: Sequence[str], fill: Sequence[str], n: int) -> list[str]:
+    """A system's ranking as a continuation: the seeds removed, topped up from ``fill``, cut to ``n`` songs."""
+    given = set(seeds)
+    return [song for song in dict.fromkeys([*ranking, *fill]) if song not in given][:n]
+
+
+def top_songs(scores: dict[str, float], rank: dict[str, int], n: int) -> list[str]:
+    """The ``n`` best-scored songs, ties (and songs unknown to ``rank``) after by popularity rank."""
+    last = len(rank)
+    return sorted(scores, key=lambda song: (-scores[song], rank.get(song, last)))[:n]
+
+
+class ItemCooccurrence:
+    """Item-to-item kNN over the training playlists: a song scores the sum over the seeds of the cosine between its
+    playlists and the seed's (co-occurrences / sqrt(playlists of each))."""
+
+    def __init__(self, knn: TitleKNN):
+        self.songs = knn.songs
+        self.index = {song: i for i, song in enumerate(knn.songs)}
+        self.members = (knn.members > 0).astype(np.float32).tocsr()  # playlists x songs
+        self.norm = 1.0 / np.sqrt(np.maximum(np.asarray(self.members.sum(axis=0)).ravel(), 1.0))
+
+    def scored(self, seeds: Sequence[Sequence[str]], n: int) -> list[dict[str, float]]:
+        rows, cols = [], []
+        for row, songs in enumerate(seeds):
+            known = [self.index[s] for s in dict.fromkeys(songs) if s in self.index]
+            rows += [row] * len(known)
+            cols += known
+        given = sparse.csr_matrix((self.norm[cols], (rows, cols)), shape=(len(seeds), len(self.songs)))
+        scores = ((given @ self.members.T) @ self.members).multiply(self.norm[None, :]).tocsr()
+        return [_top_of_row(scores.getrow(i), self.songs, n) for i in range(len(seeds))]
+
+
+class ItemVectors:
+    """The catalogue songs nearest (cosine) to the mean of the seeds' normalised song vectors."""
+
+    def __init__(self, ids: Sequence[str], vectors: np.ndarray, catalogue: set[str] | dict):
+        keep = [i for i, song in enumerate(ids) if song in catalogue]
+        self.songs = [ids[i] for i in keep]
+        self.index = {song: i for i, song in enumerate(self.songs)}
+        chosen = vectors[keep].astype(np.float32)
+        self.vectors = chosen / np.maximum(np.linalg.norm(chosen, axis=1, keepdims=True), 1e-12)
+
+    def scored(self, seeds: Sequence[Sequence[str]], n: int) -> list[dict[str, float]]:
+        out = []
+        for songs in seeds:
+            known = [self.index[s] for s in songs if s in self.index]
+            if not known:
+                out.append({})
+                continue
+            cosine = self.vectors @ self.vectors[known].mean(axis=0)
+            top = np.argpartition(-cosine, min(n, len(cosine) - 1))[:n]
+            out.append({self.songs[i]: float(cosine[i]) for i in top})
+        return out
+
+
+def _top_of_row(row: sparse.csr_matrix, names: Sequence[str], n: int) -> dict[str, float]:
+    order = np.argsort(-row.data, kind="stable")[:n]
+    return {names[row.indices[i]]: float(row.data[i]) for i in order if row.data[i] > 0}
+
+
+TitleScores = Callable[[Sequence[str], int], list[list[tuple[str, float]]]]
+"""Titles -> each title's retrieved songs with their scores, best first (SongRetriever.scored, TitleKNN.scored)."""
+
+
+def shares(scores: dict[str, float]) -> dict[str, float]:
+    """Scores as shares of their total (an empty or all-zero dict stays as it is)."""
+    total = sum(scores.values())
+    return {song: value / total for song, value in scores.items()} if total else scores
+
+
+class SeededWalk:
+    """The co-occurrence walk from the seeds, blended with item co-occurrence and mixed with the title's retrieved
+    list. Per case, as shares of each part's total: the seeds' walk (each known seed starting at 1 / seeds; its
+    scores divided by each song's training playlists to the power ``popularity_penalty``, the RP3beta walk of
+    Paudel et al. 2016) times (1 - ``cooccurrence_share``) plus :class:`ItemCooccurrence`'s cosines times
+    ``cooccurrence_share``, all times (1 - ``title_share``), plus the title's retrieved scores times ``title_share``.
+    Without seeds the title's list alone, without a title the seeds' part alone."""
+
+    def __init__(self, walk: CooccurrenceWalk, title_scores: TitleScores, cooccurrence: ItemCooccurrence):
+        self.walk, self.title_scores, self.cooccurrence = walk, title_scores, cooccurrence
+
+    def parts(self, cases: Cases) -> list[tuple[dict[str, float], dict[str, float], dict[str, float]]]:
+        """Per case: the title's list, the seeds' walk and their co-occurrence cosines, each as shares of its total
+        (empty when absent)."""
+        titled = [i for i, t in enumerate(cases.titles) if t]
+        retrieved = self.title_scores([cases.titles[i] for i in titled], WALK_SONGS) if titled else []
+        title_part: list[dict[str, float]] = [{} for _ in cases.titles]
+        for i, scored in zip(titled, retrieved):
+            title_part[i] = shares(dict(scored))
+        starts = []
+        for songs in cases.seeds:
+            known = [s for s in dict.fromkeys(songs) if s in self.walk.index]
+            starts.append({s: 1.0 / len(known) for s in known})
+        walked = self.walk(starts, WALK_SONGS) if starts else []
+        cosines = [shares(c) for c in self.cooccurrence.scored(cases.seeds, WALK_SONGS)] if starts else []
+        return list(zip(title_part, walked, cosines))
+
+    @staticmethod
+    def mixed(part: tuple[dict[str, float], dict[str, float], dict[str, float]], mix: dict[str, float],
+              popularity: dict[str, int]) -> dict[str, float]:
+        """One case's scores from its :meth:`parts` and the mix (``title_share``, ``popularity_penalty``,
+        ``cooccurrence_share``)."""
+        title_part, walked, cosines = part
+        beta = mix["popularity_penalty"]
+        if beta and walked:
+            walked = shares({song: share / max(popularity.get(song, 1), 1) ** beta for song, share in walked.items()})
+        seeded = blend(walked, cosines, mix["cooccurrence_share"])
+        return blend(seeded, title_part, mix["title_share"])
+
+
+def blend(first: dict[str, float], second: dict[str, float], share: float) -> dict[str, float]:
+    """``(1 - share) * first + share * second``; either alone when the other is empty."""
+    if not first or not second:
+        return first or second
+    out = {song: (1.0 - share) * value for song, value in first.items()}
+    for song, value in second.items():
+        out[song] = out.get(song, 0.0) + share * value
+    return out
+
+
+MIX_GRIDS = (("title_share", (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)), ("popularity_penalty", (0.0, 0.25, 0.5)),
+             ("cooccurrence_share", (0.0, 0.25, 0.5, 0.75, 1.0)))
+"""The seeded walk's parameters, tuned one after the other in this order (each grid's first value is where the
+later ones start)."""
+
+
+@dataclass
+class ContinuationSystems:
+    """What every system of the continuation evaluation reads."""
+
+    popularity: PopularityBaseline
+    knn: TitleKNN
+    cooccurrence: ItemCooccurrence
+    vectors: ItemVectors
+    walk: SeededWalk
+    model: dict[str, list[str]] | None
+    """Each evaluated playlist's model ranking for its title, by playlist id (None: no model evaluated)."""
+
+    def rankings(self, cases: Cases, ids: Sequence[str], n: int, val: "tuple[Cases, Sequence[str]] | None" = None,
+                 score: Callable | None = None) -> tuple[dict[str, list[list[str]]], dict]:
+        """Every system's continuation of every case (seeds removed, ``n`` songs), and the walk's and the hybrid's
+        parameters, tuned on ``val`` (validation cases and their playlists' ids) with ``score``."""
+        # Deep enough to fill n songs after any case's seeds (of this category or its validation cases) are removed.
+        fill = self.popularity.ranking[:n + max((len(s) for s in (*cases.seeds, *(val[0].seeds if val else ()))),
+                                               default=0)]
+        rank = self.popularity.rank
+
+        def cont(lists: Sequence[Sequence[str]], which: Cases) -> list[list[str]]:
+            return [continued(r, seeds, fill, n) for r, seeds in zip(lists, which.seeds)]
+
+        def knn_lists(which: Cases) -> list[Sequence[str]]:
+            """Title kNN's ranking per case; the popular songs without a title."""
+            titled = [t for t in which.titles if t]
+            knn = iter(self.knn.recommend(titled, len(fill)) if titled else [])
+            return [next(knn) if title else fill for title in which.titles]
+
+        def title_ranking(which: Cases, which_ids: Sequence[str]) -> list[list[str]]:
+            """The model's ranking (title kNN's without a model); the popular songs without a title."""
+            if self.model is None:
+                return cont(knn_lists(which), which)
+            return cont([self.model[which_ids[row]] if title else fill
+                         for title, row in zip(which.titles, which.rows)], which)
+
+        def walk_lists(which: Cases, mix: dict[str, float]) -> list[list[str]]:
+            return cont([top_songs(SeededWalk.mixed(part, mix, self.popularity.counts), rank, WALK_SONGS)
+                         for part in parts[id(which)]], which)
+
+        parts = {id(cases): self.walk.parts(cases)}
+        tuning: dict = {}
+        mix = {name: grid[0] for name, grid in MIX_GRIDS}
+        mix["title_share"] = 0.5
+        fusion = {"weight": 0.5, "c": 60.0}
+        if val is not None and val[0].rows:
+            val_cases, val_ids = val
+            parts[id(val_cases)] = self.walk.parts(val_cases)
+            mix = {name: grid[0] for name, grid in MIX_GRIDS}
+            trials = []
+            for name, grid in MIX_GRIDS:
+                tried = [{**mix, name: value} for value in grid]
+                scored = [{**t, "score": score(walk_lists(val_cases, t), val_cases.truths)} for t in tried]
+                trials += scored
+                # Ties (a share the category cannot use: no title, no seeds) go to the grid's first value.
+                mix[name] = max(scored, key=lambda t: t["score"])[name]
+            fusion, _ = tune_fusion(title_ranking(val_cases, val_ids), {"walk": walk_lists(val_cases, mix)},
+                                    val_cases.truths, n, score)
+            tuning = {"walk": dict(mix), "hybrid": {k: float(v) if k != "partner" else v for k, v in fusion.items()},
+                      "walk_trials": trials}
+
+        out = {"popularity": cont([fill] * len(cases.rows), cases),
+               "title_knn": cont(knn_lists(cases), cases),
+               "cooccurrence_knn": cont([top_songs(s, rank, n + len(seeds)) for s, seeds in
+                                         zip(self.cooccurrence.scored(cases.seeds, n + WALK_SONGS), cases.seeds)],
+                                        cases),
+               "item2vec": cont([top_songs(s, rank, n + len(seeds)) for s, seeds in
+                                 zip(self.vectors.scored(cases.seeds, n + WALK_SONGS), cases.seeds)], cases)}
+        if self.model is not None:
+            out["model"] = title_ranking(cases, ids)
+        out["walk"] = walk_lists(cases, mix)
+        out["hybrid"] = [fuse(m, w, n, fusion["weight"], fusion["c"])
+                         for m, w in zip(title_ranking(cases, ids), out["walk"])]
+        return out, tuning
+
+
+def case_metrics(rankings: Sequence[Sequence[str]], truths: Sequence[Sequence[str]],
+                 ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """Per case: R-precision, NDCG@k for ``ks`` and recommended-songs clicks (genrec.evaluate.metrics)."""
+    names = ("r_precision", *[f"ndcg@{k}" for k in ks])
+    if not truths:  # a category no playlist is long enough for
+        return {name: np.array([]) for name in (*names, "clicks")}
+    per = per_playlist(rankings, truths, ks)
+    chosen = {name: per[name] for name in names}
+    chosen["clicks"] = np.array([recommended_song_clicks(r, t) for r, t in zip(rankings, truths)])
+    return chosen
+
+
+def evaluate_continuation(systems: ContinuationSystems, test: EvalPlaylists, val: EvalPlaylists, n: int,
+                          ks: Sequence[int], seed: int, categories: Sequence[Category] = CATEGORIES) -> dict:
+    """Every system in every category on ``test`` (parameters tuned on ``val``): per category and overall, each
+    metric's mean and 95% bootstrap interval, and the best seeded system minus the best baseline."""
+    score = ndcg_score(max(ks))
+    metrics = ["r_precision", f"ndcg@{max(ks)}", "clicks"]
+    # values[system][metric]: (test playlists, categories), NaN where a playlist is not in a category.
+    values: dict[str, dict[str, np.ndarray]] = {}
+    described, tuning = [], {}
+    for column, category in enumerate(categories):
+        cases = category_cases(test, category, seed)
+        val_cases = category_cases(val, category, seed)
+        rankings, tuning[category.name] = systems.rankings(cases, test.ids, n, (val_cases, val.ids), score)
+        described.append({**asdict(category), "playlists": len(cases.rows), "validation_playlists": len(val_cases.rows)})
+        chosen = {k: v for k, v in tuning[category.name].items() if k != "walk_trials"}
+        log.info("continuation: %s, %d test playlists, tuned %s", category.name, len(cases.rows), chosen)
+        for system, ranked in rankings.items():
+            per = case_metrics(ranked, cases.truths, ks)
+            for metric in metrics:
+                table = values.setdefault(system, {}).setdefault(metric, np.full((len(test.ids), len(categories)),
+                                                                                 np.nan))
+                table[cases.rows, column] = per[metric]
+    counted = [c for c, d in enumerate(described) if d["playlists"] >= MIN_CATEGORY_PLAYLISTS]
+    summary = {system: {metric: {**{category.name: bootstrap_mean(table[:, [c]], seed=seed)
+                                    for c, category in enumerate(categories)},
+                                 "overall": bootstrap_mean(table[:, counted], seed=seed)}
+                        for metric, table in by_metric.items()}
+               for system, by_metric in values.items()}
+    top = f"ndcg@{max(ks)}"
+    baseline = max((s for s in BASELINES if s in values), key=lambda s: summary[s][top]["overall"]["mean"])
+    best = max((s for s in SEEDED_SYSTEMS if s in values), key=lambda s: summary[s][top]["overall"]["mean"])
+    difference = bootstrap_mean((values[best][top] - values[baseline][top])[:, counted], seed=seed)
+    return {"categories": described, "systems": summary, "tuning": tuning,
+            "versus_best_baseline": {"system": best, "baseline": baseline, "metric": top,
+                                     "relative": difference["mean"] / summary[baseline][top]["overall"]["mean"],
+                                     **difference},
+            "overall_categories": [categories[c].name for c in counted],
+            "definition": "per category: mean over the playlists long enough for it; overall: mean of the means of "
+                          f"the categories with at least {MIN_CATEGORY_PLAYLISTS} test playlists; 95% bootstrap "
+                          "intervals resample playlists (2000 samples)"}
+
+
+def format_tables(result: dict) -> str:
+    """Markdown: one table per metric, a row per category (and overall), a column per system, mean [95%]."""
+    systems = list(result["systems"])
+    names = [c["name"] for c in result["categories"]]
+    sizes = {c["name"]: c["playlists"] for c in result["categories"]}
+    lines = []
+    for metric in next(iter(result["systems"].values())):
+        lines += [f"{metric}, mean [95% interval]:", "",
+                  "| category (test playlists) | " + " | ".join(systems) + " |",
+                  "|---" * (len(systems) + 1) + "|"]
+        digits = 2 if metric == "clicks" else 4
+        for name in [*names, "overall"]:
+            label = f"{name} ({sizes[name]})" if name in sizes else "**overall**"
+            if name in sizes and name not in result["overall_categories"]:
+                label += ", not in the overall"
+            cells = []
+            for system in systems:
+                value = result["systems"][system][metric][name]
+                cells.append(f"{value['mean']:.{digits}f} [{value['ci95'][0]:.{digits}f}, {value['ci95'][1]:.{digits}f}]")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    v = result["versus_best_baseline"]
+    lines.append(f"{v['system']} minus {v['baseline']} (the best baseline), {v['metric']} overall: "
+                 f"{v['mean']:+.4f} [{v['ci95'][0]:+.4f}, {v['ci95'][1]:+.4f}] ({100 * v['relative']:+.1f}%)")
+    return "\n".join(lines)
+
+
+CONTINUATION_FILE = "continuation_metrics.json"
+MODEL_RANKINGS_FILE = "continuation_model_rankings.json"
+
+
+def continuation_stage(cfg, use_model: bool = True) -> dict:
+    """evaluate_continuation.py: build every system from the run's artifacts, evaluate, write
+    ``<run.output_dir>/continuation_metrics.json`` and print the tables."""
+    from pathlib import Path
+
+    from config import config_as_dict
+    from genrec.artifacts import manifest_path, require_fresh, write_json, write_manifest
+    from genrec.corpus.build import corpus_path, read_corpus, vocab_path
+    from genrec.corpus.id_tokens import SemanticIdVocab
+    from genrec.data.files import load_song_vectors
+    from genrec.evaluate.baselines import TrainingPlaylists
+    from genrec.evaluate.playlists import split_playlists
+    from genrec.evaluate.systems import tuned_title_knn
+
+    ecfg = cfg.eval
+    train_path = corpus_path(cfg, "train")
+    require_fresh(train_path, "prepare_corpus.py")
+    require_fresh(vocab_path(cfg), "prepare_corpus.py")
+    training = TrainingPlaylists.from_corpus(read_corpus(train_path))
+    catalogue = SemanticIdVocab.load(vocab_path(cfg)).songs
+    test = split_playlists(cfg, "test", catalogue).head(ecfg.max_playlists)
+    val = split_playlists(cfg, "val", catalogue).head(ecfg.val_playlists)
+    popularity = PopularityBaseline(training.songs)
+    knn, _ = tuned_title_knn(cfg, training, val, popularity)
+    song_vectors = load_song_vectors(cfg.data)
+    inputs = [train_path, corpus_path(cfg, "test"), Path(cfg.data.song_vector_file)]
+    model, title_scores = None, knn.scored
+    if use_model:
+        model, retriever = _model_rankings(cfg, [*test.ids, *val.ids], [*test.titles, *val.titles], popularity)
+        title_scores = retriever.scored if retriever is not None else knn.scored
+        from genrec.model.t5 import tiger_final_dir
+        inputs.append(manifest_path(tiger_final_dir(cfg)))
+    cooccurrence = ItemCooccurrence(knn)
+    systems = ContinuationSystems(popularity, knn, cooccurrence,
+                                  ItemVectors(song_vectors.ids, song_vectors.vectors, catalogue),
+                                  SeededWalk(CooccurrenceWalk(knn), title_scores, cooccurrence), model)
+    result = evaluate_continuation(systems, test, val, ecfg.num_songs, ecfg.k_values, cfg.run.seed)
+    result["model"] = use_model
+    result["data"] = {"source": test.source, **test.report, "validation_playlists": len(val.ids),
+                      "training_playlists": len(training.titles), "catalogue_songs": len(catalogue)}
+    path = Path(cfg.run.output_dir) / CONTINUATION_FILE
+    write_json(path, {**result, "config": config_as_dict(cfg)})
+    write_manifest(path, inputs, config_as_dict(cfg, ["data", "eval", "decode", "run"]))
+    print(format_tables(result))
+    print(f"\n{len(test.ids)} test playlists of {test.source}; written to {path}")
+    return result
+
+
+def _model_rankings(cfg, ids: Sequence[str], titles: Sequence[str], popularity: PopularityBaseline):
+    """The trained model's ranking for each playlist's title (each distinct title decoded once), by playlist id,
+    and the model's retriever (None without one). The rankings are kept in ``continuation_model_rankings.json``
+    and reused while the model, the corpus and the decoding settings are unchanged: decoding is most of the time."""
+    import json
+    from pathlib import Path
+
+    from config import config_as_dict
+    from genrec.artifacts import manifest_path, require_fresh, write_json, write_manifest
+    from genrec.corpus.build import corpus_path, vocab_path
+    from genrec.decode.decoding import DecodingSettings, decode
+    from genrec.errors import ArtifactError
+    from genrec.model.t5 import load_tiger, resolve_device, tiger_final_dir
+
+    bundle = load_tiger(tiger_final_dir(cfg), resolve_device(cfg.run.device), vocab_path(cfg))
+    settings = DecodingSettings.from_config(cfg.decode, cfg.eval.num_songs)
+    cache = Path(cfg.run.output_dir) / MODEL_RANKINGS_FILE
+    settings_record = config_as_dict(cfg, ["decode", "eval"])
+    by_title: dict[str, list[str]] = {}
+    try:
+        manifest = require_fresh(cache, "evaluate_continuation.py")
+        if manifest.get("config") == settings_record:
+            by_title = json.loads(cache.read_text(encoding="utf-8"))
+    except ArtifactError:
+        pass
+    missing = sorted(set(titles) - by_title.keys())
+    if missing:
+        decoded = decode(bundle, missing, settings, True, popularity.counts, progress=True)
+        by_title.update({title: [song for song, _ in d.songs] for title, d in zip(missing, decoded)})
+        write_json(cache, by_title)
+        write_manifest(cache, [manifest_path(tiger_final_dir(cfg)), corpus_path(cfg, "test"), corpus_path(cfg, "val")],
+                       settings_record)
+    return {pid: by_title[title] for pid, title in zip(ids, titles)}, bundle.retriever
