@@ -14,7 +14,7 @@ from conftest import REPO
 from genrec.cli import parse_config
 
 STAGE_EXTRAS = {"run_pipeline.py": {"--method": 1, "--force": 0},
-                "generate_playlist.py": {"--format": 1, "--serve": 0, "--host": 1, "--port": 1},
+                "generate_playlist.py": {"--format": 1, "--seeds": 1, "--serve": 0, "--host": 1, "--port": 1},
                 "evaluate_continuation.py": {"--without-model": 0}}
 ARGPARSE_BENCHES = ("bench/latency.py", "bench/service.py")  # plain argparse, no config: their own parser checks their flags
 BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1, "--batches": 1, "--workers": 1,

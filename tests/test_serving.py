@@ -307,6 +307,20 @@ def test_the_prompt_reads_seeds_after_a_bar(generator, tmp_path):
     assert "TITLE | SONG; SONG" in HELP
 
 
+def test_the_script_continues_seeds_and_refuses_an_unknown_one_before_any_title(shipped, generator, tmp_path):
+    songs = [s.song_id for s in generator.generate(TITLE, num_songs=2, system="knn").songs]
+    script = [sys.executable, str(REPO / "generate_playlist.py"), "--model", str(shipped[1]), "--title", TITLE]
+    done = subprocess.run([*script, "--json", "--seeds", f" {songs[0]} ;{songs[1]}; "], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads(done.stdout)
+    assert record["system"] == generator.seeded.system and len(record["songs"]) == 20
+    assert not set(songs) & {s["song_id"] for s in record["songs"]}
+    refused = subprocess.run([*script, "--seeds", f"{songs[0]}; nope"], cwd=tmp_path, capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: seed 'nope' is not a song")
+
+
 def test_the_bundle_records_the_seeded_system_the_continuation_evaluation_found_best(tmp_path):
     from genrec.artifacts import write_json, write_manifest
     from genrec.serve.export import seeded_system

@@ -16,6 +16,7 @@ from genrec.artifacts import write_text
 from genrec.errors import GenrecError
 from genrec.serve.exports import export, format_of
 from genrec.serve.generator import MAX_SONGS, GenerateOptions, PlaylistGenerator, check_options, format_playlist
+from genrec.serve.seeds import split_seeds
 from genrec.text import clean_title
 
 HELP = """Type a playlist title or a mood, e.g. "late night drive" or "夏日海边", and press Enter.
@@ -154,7 +155,7 @@ def repl(generator: PlaylistGenerator, history_file: Path, read: Callable[[str],
             write(message)
             continue
         title, bar, songs = text.partition("|")
-        seeds = [seed.strip() for seed in songs.split(";") if seed.strip()] if bar else []
+        seeds = split_seeds(songs) if bar else []
         try:
             playlist = generator.generate(title.strip(), **({"seeds": seeds} if seeds else {}))
         except KeyboardInterrupt:

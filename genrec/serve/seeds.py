@@ -31,6 +31,11 @@ DEFAULT_SEEDED = {"system": SEED_WALK, "by_seeds": [{"seeds": 1, "title": True, 
 """What a bundle without a continuation evaluation serves: the seeds' walk, the title's list at a quarter share."""
 
 
+def split_seeds(text: str) -> list[str]:
+    """Seeds typed on one line, separated by ';' (the prompt's ``TITLE | SONG; SONG``, the script's --seeds)."""
+    return [seed.strip() for seed in text.split(";") if seed.strip()]
+
+
 def fold_song_text(text: str) -> str:
     """Case, accents and spacing folded: "  Beyoncé  -  HALO " and "beyonce - halo" are equal."""
     decomposed = unicodedata.normalize("NFKD", text)
