@@ -360,6 +360,15 @@ def test_the_page_shows_the_apis_playlist_and_excludes_a_song_with_one_click(bro
     lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
     assert lines[0] == "#EXTM3U" and len(lines) == 2 + 2 * num_songs
 
+    # Seeds typed in the page continue those songs, as the API's seeds field does, and never come back.
+    page.fill("#seeds", f" {again[0]} ; {again[1]};")
+    page.select_option("#system", generator.default_system)
+    continued = shown_after(page, "#generate")
+    assert continued == ids(api.post("/playlist", json={"title": title, "num_songs": num_songs,
+                                                        "seeds": again[:2]}).json())
+    assert not set(again[:2]) & set(continued)
+    page.fill("#seeds", "")
+
     # The API's refusal is one line in the page; the playlist shown stays.
     page.fill("#num-songs", "0")
     page.click("#generate")
