@@ -61,6 +61,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(staged, target)
         else:
             os.replace(staged, target)
+    except OSError as err:
+        # The user named the target, not the staging folder: say which artifact could not be written.
+        if err.filename and str(err.filename).startswith(str(tmp)):
+            raise type(err)(err.errno, err.strerror, str(target)) from err
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
