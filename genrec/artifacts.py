@@ -3,9 +3,9 @@
 Every artifact ``X`` has a sibling ``X.manifest.json`` (for a folder: ``X/manifest.json``):
 
     {"artifact": "outputs/song_semantic_ids.jsonl", "stage": "train_rq_kmeans.py",
-     "created": "2026-11-28T09:00:00Z", "sha256": "<of the artifact file, absent for folders>",
-     "inputs": {"<path>": "<sha256>"}, "config": {<the config groups the stage used>},
-     "summary": {<counts and facts a later stage may check>}}
+     "created": "2026-11-28T09:00:00Z", "sha256": "<of the artifact file; a folder has "files" instead>",
+     "files": {"<path inside the folder>": "<sha256>"}, "inputs": {"<path>": "<sha256>"},
+     "config": {<the config groups the stage used>}, "summary": {<counts and facts a later stage may check>}}
 
 A later stage calls :func:`require_fresh` to refuse an artifact whose recorded inputs no longer
 match the files on disk (for example semantic IDs rebuilt after the corpus was made).
@@ -139,6 +139,45 @@ def build_manifest(artifact: str | os.PathLike, inputs: list[str | os.PathLike],
     }
     if artifact.is_file():
         manifest["sha256"] = sha256_of(artifact)
+    elif artifact.is_dir():
+        manifest["files"] = folder_hashes(artifact)
+    return manifest
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file in a folder artifact but its manifest (and a killed writer's staging folder)."""
+    return {str(path.relative_to(folder)): sha256_of(path) for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.name != "manifest.json" and not _in_staging(path.relative_to(folder))}
+
+
+def _in_staging(relative: Path) -> bool:
+    return any(part.startswith(".") and part.endswith(".tmp") for part in relative.parts)
+
+
+def verify_folder(folder: str | os.PathLike, manifest: dict, produced_by: str) -> None:
+    """Refuse a folder artifact whose files are not exactly those its manifest hashed (changed, missing or added).
+    Every file is read once: for a model folder that is the cost of reading its weights. A manifest written
+    before folders recorded their files has no "files" and is taken as it is."""
+    recorded = manifest.get("files")
+    if recorded is None:
+        return
+    folder = Path(folder)
+    present = {str(p.relative_to(folder)) for p in folder.rglob("*")
+               if p.is_file() and p.name != "manifest.json" and not _in_staging(p.relative_to(folder))}
+    for name in sorted(set(recorded) - present):
+        raise ArtifactError(f"{folder / name} is missing (the folder is incomplete): rerun {produced_by}")
+    for name in sorted(present - set(recorded)):
+        raise ArtifactError(f"{folder / name} was added after {produced_by} wrote {folder}: remove it or rerun "
+                            f"{produced_by}")
+    for name, digest in recorded.items():
+        if sha256_of(folder / name) != digest:
+            raise ArtifactError(f"{folder / name} changed after {produced_by} wrote it: rerun {produced_by}")
+
+
+def read_verified_manifest(folder: str | os.PathLike, produced_by: str) -> dict:
+    """The manifest of a folder artifact, after checking every file against it (not its inputs: see require_fresh)."""
+    manifest = read_manifest(folder, produced_by)
+    verify_folder(folder, manifest, produced_by)
     return manifest
 
 
@@ -169,6 +208,8 @@ def require_fresh(artifact: str | os.PathLike, produced_by: str) -> dict:
     recorded = manifest.get("sha256")
     if recorded and sha256_of(artifact) != recorded:
         raise ArtifactError(f"{artifact} changed after {produced_by} wrote it: rerun {produced_by}")
+    if Path(artifact).is_dir():
+        verify_folder(artifact, manifest, produced_by)
     for path, digest in manifest.get("inputs", {}).items():
         if not Path(path).exists():
             raise ArtifactError(f"{artifact} was made from {path}, which no longer exists: rerun {produced_by}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from config import Config, config_as_dict
 
-from genrec.artifacts import atomic_path, read_manifest, require_fresh, sha256_of, write_json
+from genrec.artifacts import atomic_path, read_verified_manifest, require_fresh, sha256_of, write_json
 from genrec.corpus.build import corpus_path, read_corpus
 from genrec.corpus.id_tokens import VOCAB_FILE, SemanticIdVocab
 from genrec.data.files import load_song_info
@@ -34,7 +34,7 @@ def export_bundle(cfg: Config, dest: Path | None = None) -> Path:
     """Write the bundle for this run's model and evaluation (see the module docstring), atomically."""
     dest = Path(dest) if dest else bundle_dir(cfg)
     model_dir = tiger_final_dir(cfg)
-    model_manifest = read_manifest(model_dir, "train_tiger.py")
+    model_manifest = read_verified_manifest(model_dir, "train_tiger.py")
     hybrid_file = hybrid_path(cfg)
     require_fresh(hybrid_file, "evaluate_tiger.py")
     hybrid = json.loads(hybrid_file.read_text(encoding="utf-8"))
