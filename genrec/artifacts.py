@@ -63,8 +63,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(staged, target)
     except OSError as err:
         # The user named the target, not the staging folder: say which artifact could not be written.
-        if err.filename and str(err.filename).startswith(str(tmp)):
-            raise type(err)(err.errno, err.strerror, str(target)) from err
+        if not err.filename or str(err.filename).startswith(str(tmp)):  # numpy's short write names no file
+            raise type(err)(err.errno, err.strerror or str(err), str(target)) from err
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
