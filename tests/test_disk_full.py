@@ -1,4 +1,5 @@
-"""A full disk while a stage writes: one line, exit != 0, the earlier artifacts intact, no staging folder left.
+"""A full disk or a read-only one while a stage writes: one line, exit != 0, the earlier artifacts intact, no staging
+folder left.
 
 The disk is a real small filesystem (a tmpfs mounted for the test, where this machine lets the test mount one) filled
 to a chosen number of free bytes, so the stage meets ENOSPC where it would on a full disk; and, on any machine, a
@@ -63,6 +64,19 @@ def test_a_full_disk_during_stage_1_is_one_line_and_keeps_the_old_codebooks_and_
     assert {k: v for k, v in snapshot(small_disk).items() if k != "filler"} == \
         {k: v for k, v in before.items() if k != "filler"}
     assert not staging_leftovers(small_disk)
+
+
+def test_a_read_only_disk_during_stage_1_is_one_line_and_keeps_the_old_codebooks_and_ids(tiny_pipeline, small_disk,
+                                                                                        tmp_path, monkeypatch):
+    work = copy_work(tiny_pipeline, tmp_path / "work")
+    shutil.copytree(work / "models", small_disk / "models", ignore=shutil.ignore_patterns("tiger_*", "bundle"))
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    before = snapshot(small_disk)
+    monkeypatch.chdir(work)
+    outcome = run_in_process("train_rq_kmeans.py", *TINY_DEMO, "--seed", "7", "--run.model_dir",
+                             str(small_disk / "models"))
+    assert_one_line_refusal(outcome, "Read-only file system", str(small_disk / "models"), "earlier artifacts are intact")
+    assert snapshot(small_disk) == before
 
 
 def test_a_full_disk_during_training_is_one_line_and_keeps_the_old_model(tiny_pipeline, small_disk, tmp_path,

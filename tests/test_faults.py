@@ -209,6 +209,27 @@ IMPORT_CASES = [
 ]
 
 
+def mpd_import(name: str, slice_text: str | None, expect: tuple[str, ...]) -> Case:
+    setup = write("inputs/mpd/mpd.slice.0-999.json", slice_text) if slice_text is not None else \
+        write("inputs/mpd/readme.txt", "no slices here")
+    return Case(f"import: MPD {name}", "prepare_data.py",
+                ("--source", "mpd", "--input", "inputs/mpd", "--output", "data/imported"), expect, setup)
+
+
+SLICE = "inputs/mpd/mpd.slice.0-999.json"
+IMPORT_CASES += [
+    mpd_import("folder without slices", None, ("inputs/mpd", "no mpd.slice")),
+    mpd_import("truncated slice", '{"info": {}, "playlists": [{"name": "x", "pid": 1, "tracks": [',
+               (SLICE, "invalid JSON")),
+    mpd_import("slice without playlists", '{"info": {"slice": "0-999"}}', (SLICE, "no 'playlists' list")),
+    mpd_import("playlist without a name", '{"playlists": [{"pid": 1, "tracks": []}]}', (SLICE, "has no 'name'")),
+    mpd_import("track without a uri", '{"playlists": [{"name": "x", "pid": 1, "tracks": [{"track_name": "a"}]}]}',
+               (SLICE, "no 'track_uri'")),
+    mpd_import("repeated pid", '{"playlists": [{"name": "x", "pid": 1, "tracks": []}, {"name": "y", "pid": 1, '
+               '"tracks": []}]}', (SLICE, "pid '1' already used")),
+]
+
+
 def tamper(relative: str) -> Callable[[Path], None]:
     return change(relative, lambda b: b + b" ")
 
