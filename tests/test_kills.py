@@ -77,6 +77,23 @@ def best_loss(work: Path) -> tuple[float, int]:
     return summary["best_eval"]["eval_loss"], summary["global_step"]
 
 
+@pytest.mark.parametrize("main_process", [True, False])
+def test_resume_picks_the_newest_checkpoint_written_whole_and_the_main_process_removes_the_others(tmp_path,
+                                                                                                  main_process):
+    from genrec.train.loop import CHECKPOINT_FILES, last_complete_checkpoint
+    for step, files, state in [(2, CHECKPOINT_FILES, '{"global_step": 2}'), (4, CHECKPOINT_FILES[:1], None),
+                               (6, CHECKPOINT_FILES, '{"global_st'), (8, CHECKPOINT_FILES[1:], '{"global_step": 8}')]:
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        for name in files:
+            (folder / name).write_bytes(b"x")
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state, encoding="utf-8")
+    assert last_complete_checkpoint(tmp_path, remove_incomplete=main_process) == str(tmp_path / "checkpoint-2")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == (["checkpoint-2"] if main_process else [f"checkpoint-{n}" for n in (2, 4, 6, 8)])
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_pipeline, tmp_path_factory) -> tuple[float, int]:
     work = copy_work(tiny_pipeline, tmp_path_factory.mktemp("uninterrupted") / "work")

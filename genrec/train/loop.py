@@ -92,7 +92,7 @@ def prepare_checkpoints(cfg: Config, args: Seq2SeqTrainingArguments, run_info: d
         if args.process_index == 0 and folder.exists():
             shutil.rmtree(folder)
         return None
-    last = last_complete_checkpoint(folder) if folder.is_dir() else None
+    last = last_complete_checkpoint(folder, remove_incomplete=args.process_index == 0) if folder.is_dir() else None
     if last is None:
         log.warning("--train.resume: no checkpoint in %s, starting from scratch", folder)
         return None
@@ -104,17 +104,18 @@ def prepare_checkpoints(cfg: Config, args: Seq2SeqTrainingArguments, run_info: d
     return last
 
 
-def last_complete_checkpoint(folder: Path) -> str | None:
+def last_complete_checkpoint(folder: Path, remove_incomplete: bool) -> str | None:
     """The newest checkpoint the trainer finished writing. The trainer writes a checkpoint-N folder file by file,
     trainer_state.json last, so a run killed mid-write leaves a folder without it (or with half of it): such a
-    folder is removed, and the one before it resumed."""
+    folder is skipped, and removed by the main process, and the one before it resumed."""
     steps = sorted((int(p.name.rsplit("-", 1)[1]), p) for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
                    if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit())
     for _, path in reversed(steps):
         if checkpoint_is_complete(path):
             return str(path)
-        log.warning("removing %s: its writing was interrupted", path)
-        shutil.rmtree(path)
+        if remove_incomplete:
+            log.warning("removing %s: its writing was interrupted", path)
+            shutil.rmtree(path, ignore_errors=True)
     return None
 
 
