@@ -145,13 +145,16 @@ def build_manifest(artifact: str | os.PathLike, inputs: list[str | os.PathLike],
 
 
 def folder_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every file in a folder artifact but its manifest (and a killed writer's staging folder)."""
-    return {str(path.relative_to(folder)): sha256_of(path) for path in sorted(folder.rglob("*"))
-            if path.is_file() and path.name != "manifest.json" and not _in_staging(path.relative_to(folder))}
+    """sha256 of every file in a folder artifact but its own manifest."""
+    return {name: sha256_of(folder / name) for name in folder_files(folder)}
 
 
-def _in_staging(relative: Path) -> bool:
-    return any(part.startswith(".") and part.endswith(".tmp") for part in relative.parts)
+def folder_files(folder: Path) -> list[str]:
+    """The files of a folder artifact, relative to it: all but its own manifest and a killed writer's staging
+    folder (a manifest further down, such as a bundle's copy of the model's, is a file like any other)."""
+    names = (path.relative_to(folder) for path in sorted(folder.rglob("*")) if path.is_file())
+    return [str(name) for name in names if str(name) != "manifest.json"
+            and not any(part.startswith(".") and part.endswith(".tmp") for part in name.parts)]
 
 
 def verify_folder(folder: str | os.PathLike, manifest: dict, produced_by: str) -> None:
@@ -162,8 +165,7 @@ def verify_folder(folder: str | os.PathLike, manifest: dict, produced_by: str) -
     if recorded is None:
         return
     folder = Path(folder)
-    present = {str(p.relative_to(folder)) for p in folder.rglob("*")
-               if p.is_file() and p.name != "manifest.json" and not _in_staging(p.relative_to(folder))}
+    present = set(folder_files(folder))
     for name in sorted(set(recorded) - present):
         raise ArtifactError(f"{folder / name} is missing (the folder is incomplete): rerun {produced_by}")
     for name in sorted(present - set(recorded)):

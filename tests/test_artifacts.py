@@ -55,8 +55,9 @@ def test_a_folder_manifest_hashes_every_file_and_refuses_any_change(tmp_path, ch
     (folder / "sub").mkdir(parents=True)
     (folder / "weights.bin").write_bytes(b"\0\1")
     (folder / "sub" / "vocab.json").write_text("{}")
+    (folder / "sub" / "manifest.json").write_text("{}")  # a copied artifact's own manifest, as in a bundle
     manifest = write_manifest(folder, [], {})
-    assert set(manifest["files"]) == {"weights.bin", "sub/vocab.json"}
+    assert set(manifest["files"]) == {"weights.bin", "sub/vocab.json", "sub/manifest.json"}
     (folder / ".x.123.abc.tmp").mkdir()  # a killed writer's staging folder is not part of the artifact
     require_fresh(folder, "train.py")
     change(folder)
