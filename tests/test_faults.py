@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import typing
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -92,7 +93,6 @@ def change(relative: str, edit: Callable[[bytes], bytes]) -> Callable[[Path], No
 
 def remove(relative: str) -> Callable[[Path], None]:
     def setup(work: Path) -> None:
-        import shutil
         path = work / relative
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     return setup
@@ -365,7 +365,6 @@ CASES = [*config_cases(), *data_cases(), *IMPORT_CASES, *STATE_CASES, *COMMAND_L
 @pytest.fixture(scope="module")
 def finished(tiny_pipeline, tmp_path_factory) -> Path:
     """The tiny finished pipeline, with the demo tables copied as a CSV import source."""
-    import shutil
     work = copy_work(tiny_pipeline, tmp_path_factory.mktemp("faults") / "work")
     source = work / CSV_SOURCE
     source.mkdir(parents=True)
