@@ -54,8 +54,21 @@ def _mid_import(calls: int) -> None:
     _kill_on_call(dataset, "write_split_file", calls)
 
 
+def _between_metrics_and_tuning(calls: int) -> None:
+    # evaluation_metrics.json written, hybrid.json (the tuned kNN and fusion) not.
+    import genrec.evaluate.run as run
+    _kill_on_call(run, "save_hybrid", calls)
+
+
+def _mid_export(calls: int) -> None:
+    # Inside the bundle's staging copy: the model copied, serving.json not yet written.
+    import genrec.serve.export as export
+    _kill_on_call(export, "best_system", calls)
+
+
 MOMENTS = {"checkpoint-write": _checkpoint_write, "mid-epoch": _mid_epoch,
-           "between-codebooks-and-ids": _between_codebooks_and_ids, "mid-import": _mid_import}
+           "between-codebooks-and-ids": _between_codebooks_and_ids, "mid-import": _mid_import,
+           "between-metrics-and-tuning": _between_metrics_and_tuning, "mid-export": _mid_export}
 
 
 if __name__ == "__main__":

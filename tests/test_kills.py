@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY_DEMO, TINY_MODEL, run_stage
+from conftest import REPO, TINY_DEMO, TINY_EVAL, TINY_MODEL, run_stage
 from faults import assert_one_line_refusal, copy_work, run_in_process, snapshot
 
 KILLED = -signal.SIGKILL
@@ -129,3 +129,35 @@ def test_a_run_killed_during_its_only_checkpoint_starts_again_on_resume(tiny_pip
     resumed = run_stage("train_tiger.py", *TRAIN, "--train.resume", "true", cwd=work)
     assert "removing" in resumed.stderr and "interrupted" in resumed.stderr
     assert best_loss(work)[1] == 6
+
+
+# ------------------------------------------------------------------------------------------------ stages 4 and 5
+
+EVALUATED = (*TINY_DEMO, *TINY_MODEL, *TINY_EVAL, "--retrieval.songs", "10")
+"""The tiny pipeline's own settings: its evaluation and bundle are what these reruns must reproduce."""
+
+
+@pytest.mark.slow
+def test_a_kill_between_the_metrics_and_the_tuning_is_refused_by_the_export_until_the_evaluation_reruns(
+        tiny_pipeline, tmp_path, monkeypatch):
+    work = copy_work(tiny_pipeline, tmp_path / "work")
+    run_killed("between-metrics-and-tuning", 1, "evaluate_tiger.py", *EVALUATED, "--decode.num_beams", "12",
+               cwd=work)
+    monkeypatch.chdir(work)
+    before = snapshot(work)
+    assert_one_line_refusal(run_in_process("export_bundle.py", *EVALUATED, "--decode.num_beams", "12"),
+                            "hybrid.json", "evaluate_tiger.py")
+    assert snapshot(work) == before
+    run_stage("evaluate_tiger.py", *EVALUATED, cwd=work)
+    run_stage("export_bundle.py", *EVALUATED, cwd=work)
+    assert files_of(work / "models/bundle") == files_of(tiny_pipeline / "models/bundle")
+
+
+@pytest.mark.slow
+def test_a_kill_mid_export_leaves_the_old_bundle_and_the_rerun_writes_the_same_one(tiny_pipeline, tmp_path):
+    work = copy_work(tiny_pipeline, tmp_path / "work")
+    before = files_of(work / "models/bundle")
+    run_killed("mid-export", 1, "export_bundle.py", *EVALUATED, cwd=work)
+    assert staging_leftovers(work / "models") and files_of(work / "models/bundle") == before
+    run_stage("export_bundle.py", *EVALUATED, cwd=work)
+    assert not staging_leftovers(work) and files_of(work / "models/bundle") == before
