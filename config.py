@@ -358,6 +358,13 @@ NON_NEGATIVE_FLOATS = {"targets.neighbour_weight", "targets.cooccurrence_weight"
                        "train.max_minutes"}
 """Float fields that must be at least 0."""
 
+MAXIMA = {"run.seed": 2 ** 32 - 1}
+"""Integer fields with an upper bound (the seed: numpy's legacy seeding, which the Hugging Face trainer calls,
+takes at most 32 bits)."""
+
+NON_EMPTY_LISTS = {"eval.k_values"}
+"""List fields that need at least one value."""
+
 _TIGER_MOVES = {
     **{f: f"network.{f}" for f in ("d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff",
                                    "dropout", "text_vocab_size", "max_input_length", "title_encoder")},
@@ -454,6 +461,8 @@ def _check_field(name: str, value) -> None:
         floor = 0 if name in MAY_BE_ZERO else 1
         if value < floor:
             raise ConfigError(f"{name} must be at least {floor} (got {value})")
+        if value > MAXIMA.get(name, value):
+            raise ConfigError(f"{name} must be at most {MAXIMA[name]} (got {value})")
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ConfigError(f"{name} must be a finite number (got {value})")
@@ -463,6 +472,8 @@ def _check_field(name: str, value) -> None:
             raise ConfigError(f"{name} must be greater than 0 (got {value})")
         if name in NON_NEGATIVE_FLOATS and value < 0:
             raise ConfigError(f"{name} must be at least 0 (got {value})")
+    elif isinstance(value, list) and not value and name in NON_EMPTY_LISTS:
+        raise ConfigError(f"{name} needs at least one value (got [])")
     elif isinstance(value, list) and value and all(isinstance(v, int) for v in value):
         if min(value) < 1:
             raise ConfigError(f"{name} values must be at least 1 (got {value})")

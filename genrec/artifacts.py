@@ -3,9 +3,9 @@
 Every artifact ``X`` has a sibling ``X.manifest.json`` (for a folder: ``X/manifest.json``):
 
     {"artifact": "outputs/song_semantic_ids.jsonl", "stage": "train_rq_kmeans.py",
-     "created": "2026-11-28T09:00:00Z", "sha256": "<of the artifact file, absent for folders>",
-     "inputs": {"<path>": "<sha256>"}, "config": {<the config groups the stage used>},
-     "summary": {<counts and facts a later stage may check>}}
+     "created": "2026-11-28T09:00:00Z", "sha256": "<of the artifact file; a folder has "files" instead>",
+     "files": {"<path inside the folder>": "<sha256>"}, "inputs": {"<path>": "<sha256>"},
+     "config": {<the config groups the stage used>}, "summary": {<counts and facts a later stage may check>}}
 
 A later stage calls :func:`require_fresh` to refuse an artifact whose recorded inputs no longer
 match the files on disk (for example semantic IDs rebuilt after the corpus was made).
@@ -61,6 +61,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(staged, target)
         else:
             os.replace(staged, target)
+    except OSError as err:
+        # The user named the target, not the staging folder: say which artifact could not be written.
+        if not err.filename or str(err.filename).startswith(str(tmp)):  # numpy's short write names no file
+            raise type(err)(err.errno, err.strerror or str(err), str(target)) from err
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -134,6 +139,47 @@ def build_manifest(artifact: str | os.PathLike, inputs: list[str | os.PathLike],
     }
     if artifact.is_file():
         manifest["sha256"] = sha256_of(artifact)
+    elif artifact.is_dir():
+        manifest["files"] = folder_hashes(artifact)
+    return manifest
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file in a folder artifact but its own manifest."""
+    return {name: sha256_of(folder / name) for name in folder_files(folder)}
+
+
+def folder_files(folder: Path) -> list[str]:
+    """The files of a folder artifact, relative to it: all but its own manifest and a killed writer's staging
+    folder (a manifest further down, such as a bundle's copy of the model's, is a file like any other)."""
+    names = (path.relative_to(folder) for path in sorted(folder.rglob("*")) if path.is_file())
+    return [str(name) for name in names if str(name) != "manifest.json"
+            and not any(part.startswith(".") and part.endswith(".tmp") for part in name.parts)]
+
+
+def verify_folder(folder: str | os.PathLike, manifest: dict, produced_by: str) -> None:
+    """Refuse a folder artifact whose files are not exactly those its manifest hashed (changed, missing or added).
+    Every file is read once: for a model folder that is the cost of reading its weights. A manifest written
+    before folders recorded their files has no "files" and is taken as it is."""
+    recorded = manifest.get("files")
+    if recorded is None:
+        return
+    folder = Path(folder)
+    present = set(folder_files(folder))
+    for name in sorted(set(recorded) - present):
+        raise ArtifactError(f"{folder / name} is missing (the folder is incomplete): rerun {produced_by}")
+    for name in sorted(present - set(recorded)):
+        raise ArtifactError(f"{folder / name} was added after {produced_by} wrote {folder}: remove it or rerun "
+                            f"{produced_by}")
+    for name, digest in recorded.items():
+        if sha256_of(folder / name) != digest:
+            raise ArtifactError(f"{folder / name} changed after {produced_by} wrote it: rerun {produced_by}")
+
+
+def read_verified_manifest(folder: str | os.PathLike, produced_by: str) -> dict:
+    """The manifest of a folder artifact, after checking every file against it (not its inputs: see require_fresh)."""
+    manifest = read_manifest(folder, produced_by)
+    verify_folder(folder, manifest, produced_by)
     return manifest
 
 
@@ -164,6 +210,8 @@ def require_fresh(artifact: str | os.PathLike, produced_by: str) -> dict:
     recorded = manifest.get("sha256")
     if recorded and sha256_of(artifact) != recorded:
         raise ArtifactError(f"{artifact} changed after {produced_by} wrote it: rerun {produced_by}")
+    if Path(artifact).is_dir():
+        verify_folder(artifact, manifest, produced_by)
     for path, digest in manifest.get("inputs", {}).items():
         if not Path(path).exists():
             raise ArtifactError(f"{artifact} was made from {path}, which no longer exists: rerun {produced_by}")

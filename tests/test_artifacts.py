@@ -1,4 +1,5 @@
-"""Atomic writes: an artifact is replaced whole or not at all, and a killed writer's staging folder does not stay."""
+"""Atomic writes: an artifact is replaced whole or not at all, and a killed writer's staging folder does not stay.
+A folder's manifest hashes every file in it, and a changed, missing or added file is refused."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import sys
 import pytest
 
 from conftest import REPO
-from genrec.artifacts import atomic_path, write_text
+import json
+
+from genrec.artifacts import atomic_path, require_fresh, write_manifest, write_text
+from genrec.errors import ArtifactError
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_staging_folder(tmp_path):
@@ -39,3 +43,31 @@ def test_a_killed_writers_staging_folder_is_removed_by_the_next_write_but_a_livi
         (staged / "weights").write_text("new", encoding="utf-8")
     assert (target / "weights").read_text(encoding="utf-8") == "new"
     assert not dead[0].exists() and alive.exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: (f / "weights.bin").write_bytes(b"\1\2"), "weights.bin changed after"),
+    (lambda f: (f / "sub" / "vocab.json").unlink(), "vocab.json is missing"),
+    (lambda f: (f / "stray.txt").write_text("x"), "stray.txt was added after"),
+])
+def test_a_folder_manifest_hashes_every_file_and_refuses_any_change(tmp_path, change, message):
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "weights.bin").write_bytes(b"\0\1")
+    (folder / "sub" / "vocab.json").write_text("{}")
+    (folder / "sub" / "manifest.json").write_text("{}")  # a copied artifact's own manifest, as in a bundle
+    manifest = write_manifest(folder, [], {})
+    assert set(manifest["files"]) == {"weights.bin", "sub/vocab.json", "sub/manifest.json"}
+    (folder / ".x.123.abc.tmp").mkdir()  # a killed writer's staging folder is not part of the artifact
+    require_fresh(folder, "train.py")
+    change(folder)
+    with pytest.raises(ArtifactError, match=f"{message}.*train.py"):
+        require_fresh(folder, "train.py")
+
+
+def test_a_folder_manifest_from_before_content_hashes_is_read_as_it_is(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "table.csv").write_text("a\n")
+    (folder / "manifest.json").write_text(json.dumps({"artifact": str(folder), "inputs": {}}))
+    assert require_fresh(folder, "prepare_data.py")["inputs"] == {}

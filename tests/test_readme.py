@@ -87,6 +87,9 @@ def test_readme_has_the_quick_start_commands():
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_readme_command_parses(command):
+    if command.startswith("python -m pytest"):  # the test runner: its options are pytest's, its files must exist
+        assert all((REPO / word).is_file() for word in shlex.split(command) if word.endswith(".py")), command
+        return
     script, flags = script_and_flags(command)
     assert (REPO / script).is_file(), f"README runs {script}, which does not exist"
     if "--help" in flags:

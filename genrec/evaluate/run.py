@@ -24,7 +24,7 @@ import numpy as np
 
 from config import Config, config_as_dict
 
-from genrec.artifacts import manifest_path, require_fresh
+from genrec.artifacts import manifest_path, read_verified_manifest, require_fresh
 from genrec.corpus.build import corpus_path, read_corpus, vocab_path
 from genrec.data.files import load_song_info
 from genrec.decode.decoding import DecodingSettings
@@ -57,6 +57,7 @@ def fusion_score(fusion: dict, trials: list[dict]) -> float:
 
 def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     ecfg = cfg.eval
+    read_verified_manifest(tiger_final_dir(cfg), "train_tiger.py")  # every file as trained, before it is loaded
     bundle = load_tiger(tiger_final_dir(cfg), shards.device(resolve_device(cfg.run.device)), vocab_path(cfg))
     catalogue = bundle.vocab.songs
     train_path = corpus_path(cfg, "train")

@@ -72,7 +72,7 @@ def train_rq_kmeans(vectors: np.ndarray, cfg: RQKMeansSettings, seed: int,
     residual = data.copy()
     codebooks = np.zeros((cfg.levels, cfg.vocab_size, dim), dtype=np.float32)
     for level in tqdm(range(cfg.levels), desc="RQ-KMeans levels", unit="level"):
-        kmeans = faiss.Kmeans(dim, cfg.vocab_size, niter=cfg.niter, seed=seed + level, gpu=use_gpu,
+        kmeans = faiss.Kmeans(dim, cfg.vocab_size, niter=cfg.niter, seed=faiss_seed(seed + level), gpu=use_gpu,
                               max_points_per_centroid=math.ceil(max_points / cfg.vocab_size),
                               min_points_per_centroid=1, verbose=False)
         kmeans.train(residual)
@@ -102,3 +102,8 @@ def encode(vectors: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
 
 def decode(codes: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
     return sum(codebooks[level][codes[:, level]] for level in range(codebooks.shape[0]))
+
+
+def faiss_seed(seed: int) -> int:
+    """faiss takes a C int: any run seed, folded into its range."""
+    return seed % 2 ** 31

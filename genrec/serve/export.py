@@ -10,7 +10,7 @@ from pathlib import Path
 
 from config import Config, config_as_dict
 
-from genrec.artifacts import atomic_path, read_manifest, require_fresh, sha256_of, write_json
+from genrec.artifacts import atomic_path, read_manifest, read_verified_manifest, require_fresh, sha256_of, write_json
 from genrec.corpus.build import corpus_path, read_corpus
 from genrec.corpus.id_tokens import VOCAB_FILE, SemanticIdVocab
 from genrec.data.files import load_song_info
@@ -39,7 +39,7 @@ def export_bundle(cfg: Config, dest: Path | None = None) -> Path:
     """Write the bundle for this run's model and evaluation (see the module docstring), atomically."""
     dest = Path(dest) if dest else bundle_dir(cfg)
     model_dir = tiger_final_dir(cfg)
-    model_manifest = read_manifest(model_dir, "train_tiger.py")
+    model_manifest = read_verified_manifest(model_dir, "train_tiger.py")
     hybrid_file = hybrid_path(cfg)
     require_fresh(hybrid_file, "evaluate_tiger.py")
     hybrid = json.loads(hybrid_file.read_text(encoding="utf-8"))
@@ -51,6 +51,8 @@ def export_bundle(cfg: Config, dest: Path | None = None) -> Path:
     catalogue = sorted(SemanticIdVocab.load(model_dir / VOCAB_FILE).songs)
     info = load_song_info(cfg.data)
     metrics_file = Path(cfg.run.output_dir) / METRICS_FILE
+    if metrics_file.is_file():
+        check_one_evaluation(metrics_file, hybrid_file)
     evaluation = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
     retrieval = model_dir / RETRIEVAL_FILE
     continuation_file = Path(cfg.run.output_dir) / CONTINUATION_FILE
@@ -116,6 +118,16 @@ def seeded_system(path: Path) -> dict | None:
             by_seeds.append({k: category[k] for k in ("seeds", "title", "random")} | tuned["walk"]
                             | {k: tuned["hybrid"][k] for k in ("weight", "c")})
     return {"system": {"walk": SEED_WALK, "hybrid": SEED_HYBRID}[best], "by_seeds": by_seeds}
+
+
+def check_one_evaluation(metrics_file: Path, hybrid_file: Path) -> None:
+    """evaluate_tiger.py writes the metrics, then hybrid.json: a run killed between the two leaves the metrics of one
+    run beside the tuning of another, which the bundle must not mix (the same settings give the same files)."""
+    metrics = read_manifest(metrics_file, "evaluate_tiger.py")["config"]
+    hybrid = read_manifest(hybrid_file, "evaluate_tiger.py")["config"]
+    if any(metrics.get(group) != settings for group, settings in hybrid.items()):
+        raise ArtifactError(f"{metrics_file} and {hybrid_file} come from two evaluate_tiger.py runs with different "
+                            "settings (one killed between its two writes?): rerun evaluate_tiger.py")
 
 
 def _model_config(model_dir: Path) -> dict:

@@ -6,19 +6,24 @@ continues from the last checkpoint, and the best model is written to ``<model_di
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
+import os
+import re
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import EarlyStoppingCallback, PreTrainedTokenizerBase, Seq2SeqTrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from config import Config, TrainConfig
 
-from genrec.artifacts import require_fresh, sha256_of, write_json
+from genrec.artifacts import atomic_path, require_fresh, sha256_of, write_json
 from genrec.corpus.build import CorpusRow, corpus_path, load_vocab, read_corpus, vocab_path
 from genrec.corpus.id_tokens import SemanticIdVocab
 from genrec.errors import ArtifactError
@@ -34,6 +39,8 @@ log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 TOKENIZER_DIR = "tokenizer"
+CHECKPOINT_FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt")
+"""What the trainer writes into a checkpoint folder before its trainer_state.json, which it writes last."""
 WEIGHT_DECAY = 0.01
 """AdamW weight decay."""
 MAX_GRAD_NORM = 1.0
@@ -85,7 +92,7 @@ def prepare_checkpoints(cfg: Config, args: Seq2SeqTrainingArguments, run_info: d
         if args.process_index == 0 and folder.exists():
             shutil.rmtree(folder)
         return None
-    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    last = last_complete_checkpoint(folder, remove_incomplete=args.process_index == 0) if folder.is_dir() else None
     if last is None:
         log.warning("--train.resume: no checkpoint in %s, starting from scratch", folder)
         return None
@@ -97,6 +104,30 @@ def prepare_checkpoints(cfg: Config, args: Seq2SeqTrainingArguments, run_info: d
     return last
 
 
+def last_complete_checkpoint(folder: Path, remove_incomplete: bool) -> str | None:
+    """The newest checkpoint the trainer finished writing. The trainer writes a checkpoint-N folder file by file,
+    trainer_state.json last, so a run killed mid-write leaves a folder without it (or with half of it): such a
+    folder is skipped, and removed by the main process, and the one before it resumed."""
+    steps = sorted((int(p.name.rsplit("-", 1)[1]), p) for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+                   if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit())
+    for _, path in reversed(steps):
+        if checkpoint_is_complete(path):
+            return str(path)
+        if remove_incomplete:
+            log.warning("removing %s: its writing was interrupted", path)
+            shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def checkpoint_is_complete(path: Path) -> bool:
+    if not all((path / name).is_file() for name in CHECKPOINT_FILES):
+        return False
+    try:
+        return "global_step" in json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
 def shared_tokenizer(cfg: Config, args: Seq2SeqTrainingArguments, titles: list[str], vocab: SemanticIdVocab,
                      resuming: bool) -> PreTrainedTokenizerBase:
     """Built once by the main process and saved beside the checkpoints; the other ranks load that copy."""
@@ -105,7 +136,8 @@ def shared_tokenizer(cfg: Config, args: Seq2SeqTrainingArguments, titles: list[s
     with args.main_process_first(desc="tokenizer"):
         if args.process_index == 0 and not (resuming and path.exists()):
             tokenizer = build_tokenizer(cfg.network.pretrained, titles, cfg.network.text_vocab_size, vocab)
-            tokenizer.save_pretrained(path)
+            with atomic_path(path) as staged:  # a kill mid-save must not leave half a tokenizer to resume with
+                tokenizer.save_pretrained(staged)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     check_id_tokens(tokenizer, vocab)
     return tokenizer
@@ -167,7 +199,8 @@ def train(cfg: Config) -> dict:
     start_step = 0
     if resume_from:
         start_step = int(Path(resume_from).name.rsplit("-", 1)[-1])
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    with refused_writes_named(checkpoint_dir(cfg)):
+        result = trainer.train(resume_from_checkpoint=resume_from)
 
     state = trainer.state
     examples_per_step = t.batch_size * t.gradient_accumulation_steps * args.world_size
@@ -191,10 +224,29 @@ def train(cfg: Config) -> dict:
     }
     if trainer.is_world_process_zero():
         inputs = [corpus_path(cfg, "train"), corpus_path(cfg, "val"), vocab_path(cfg)]
-        save_final(tiger_final_dir(cfg), trainer.model, tokenizer, vocab_path(cfg), cfg, inputs, summary, retrieval,
-                   title_encoder)
+        with refused_writes_named(tiger_final_dir(cfg)):
+            save_final(tiger_final_dir(cfg), trainer.model, tokenizer, vocab_path(cfg), cfg, inputs, summary,
+                       retrieval, title_encoder)
     trainer.accelerator.wait_for_everyone()
     return summary
+
+
+@contextlib.contextmanager
+def refused_writes_named(folder: Path):
+    """safetensors and torch.save report a write the machine refused (a full disk) as their own errors: make it the
+    OSError naming ``folder`` that the scripts report in one line (genrec.cli.run_script)."""
+    try:
+        yield
+    except SafetensorError as err:
+        if "I/O error" not in str(err):
+            raise
+        code = re.search(r"os error (\d+)", str(err))
+        number = int(code.group(1)) if code else errno.EIO
+        raise OSError(number, os.strerror(number) if code else str(err), str(folder)) from err
+    except RuntimeError as err:
+        if "file write failed" not in str(err):
+            raise
+        raise OSError(errno.EIO, "file write failed", str(folder)) from err
 
 
 def best_evaluation(history: list[dict], best_loss: float | None) -> dict:
