@@ -39,7 +39,8 @@ from typing import Sequence
 import numpy as np
 from scipy import sparse
 
-from genrec.evaluate.baselines import PopularityBaseline, TitleKNN, TrainingPlaylists, normalise_title
+from genrec.evaluate.baselines import (VOTES_PER_NEIGHBOUR, PopularityBaseline, TitleKNN, TrainingPlaylists, block_rows,
+                                      normalise_title)
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,10 @@ class CooccurrenceWalk:
         self.returns = np.asarray(self.spread.multiply(self.split.T).sum(axis=1)).ravel()
 
     def __call__(self, scores: Sequence[dict[str, float]], songs: int, batch: int = 256) -> list[dict[str, float]]:
-        """Per title: its top ``songs`` songs by walk score, each as its share of the title's whole walk score."""
+        """Per title: its top ``songs`` songs by walk score, each as its share of the title's whole walk score.
+        At most ``batch`` titles at a time, fewer where a block of their walk (titles x training playlists at
+        worst) would pass DENSE_BLOCK_BYTES."""
+        batch = block_rows(batch, self.split.shape[0])
         out = []
         for start in range(0, len(scores), batch):
             part = scores[start:start + batch]
@@ -165,8 +169,12 @@ def walked_knn_scores(knn: TitleKNN, walk: CooccurrenceWalk, titles: Sequence[st
     """Per title, the scores :func:`walked_knn` ranks by: song id -> kNN vote plus its walked share."""
     if not titles:
         return []
-    votes = knn.votes(*knn.neighbours(list(titles), knn.params.k))
-    scores = [top_votes(votes.getrow(i), knn.songs, songs) for i in range(len(titles))]
+    indices, sims = knn.neighbours(list(titles), knn.params.k)
+    scores = []
+    batch = block_rows(len(titles), knn.params.k * VOTES_PER_NEIGHBOUR)
+    for start in range(0, len(titles), batch):
+        votes = knn.votes(indices[start:start + batch], sims[start:start + batch])
+        scores.extend(top_votes(votes.getrow(i), knn.songs, songs) for i in range(votes.shape[0]))
     return [walked_scores(s, shares, weight) for s, shares in zip(scores, walk(scores, songs))]
 
 
