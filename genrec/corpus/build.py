@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, TextIO
 
-import numpy as np
-
 from config import Config
 
 from genrec.artifacts import atomic_path, require_fresh, write_manifest
