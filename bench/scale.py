@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -286,7 +287,10 @@ def import_breakdown(work: Path) -> dict:
             "songs_read": report["read"]["songs"]}
 
 
-def run_size(playlists: int, args: argparse.Namespace, measured: list[dict], log_file: Path) -> dict:
+def run_size(playlists: int, args: argparse.Namespace, measured: list[dict], log_file: Path,
+             on_stage: Callable[[dict], None] = lambda entry: None) -> dict:
+    """Every stage at one size, stopping at the first refused, stopped or failed one; ``on_stage`` sees the size's
+    entry after each stage (the bench saves it, so a bench stopped midway keeps what it measured)."""
     work = Path(args.out) / size_label(playlists)
     work.mkdir(parents=True, exist_ok=True)
     entry = {"size": size_label(playlists), "playlists": playlists, "stages": {}}
@@ -304,6 +308,8 @@ def run_size(playlists: int, args: argparse.Namespace, measured: list[dict], log
         if stage == "import" and result["returncode"] == 0:
             result.update(import_breakdown(work))
         entry["stages"][stage] = result
+        entry["rows"] = import_rows(work)
+        on_stage(entry)
         log.info("%s %s: %.1f s, peak %.2f GB%s", entry["size"], stage, result["seconds"], result["peak_gb"],
                  f" ({result['stopped']})" if "stopped" in result else "")
         if result["returncode"] != 0:
@@ -371,14 +377,18 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     measured: list[dict] = []
+
+    def save(entry: dict) -> None:
+        sizes = [*measured, entry]
+        (out / "scale.json").write_text(json.dumps({
+            "sizes": sizes, "exponents": with_exponents(sizes), "max_memory_gb": args.max_memory_gb,
+            "total_seconds": round(time.perf_counter() - started, 1), "cpus": os.cpu_count()}, indent=2),
+            encoding="utf-8")
+
     for playlists in sorted(args.sizes):
-        entry = run_size(playlists, args, measured, log_file)
+        entry = run_size(playlists, args, measured, log_file, save)
+        save(entry)
         measured.append(entry)
-        exponents = with_exponents(measured)
-        total = round(time.perf_counter() - started, 1)
-        (out / "scale.json").write_text(json.dumps({"sizes": measured, "exponents": exponents,
-                                                    "max_memory_gb": args.max_memory_gb, "total_seconds": total,
-                                                    "cpus": os.cpu_count()}, indent=2), encoding="utf-8")
         if any("refused" in s or "stopped" in s or s.get("returncode") for s in entry["stages"].values()):
             log.warning("stopping after %s: a stage was refused, stopped or failed (see above)", entry["size"])
             break
