@@ -26,7 +26,7 @@ from genrec.data.files import load_playlists
 from genrec.errors import DataError
 from genrec.evaluate import baselines
 from genrec.evaluate.baselines import KnnParams, TitleKNN, TrainingPlaylists, read_training_playlists
-from genrec.train.neighbour_targets import CooccurrenceWalk, walked_knn
+from genrec.train.neighbour_targets import CooccurrenceWalk, NeighbourVotes, walked_knn
 
 _spec = importlib.util.spec_from_file_location("scale_bench", REPO / "bench" / "scale.py")
 scale_bench = importlib.util.module_from_spec(_spec)
@@ -77,6 +77,14 @@ def test_walk_blocks_give_the_one_block_walk(knn, monkeypatch):
     monkeypatch.setattr(baselines, "DENSE_BLOCK_BYTES", 8 * len(TITLES))
     assert walked_knn(knn, walk, QUERIES, 2.0, 30, 20) == whole
     assert walk([{"s1": 1.0, "s2": 0.5}, {"s3": 2.0}], 10, batch=1) == walk([{"s1": 1.0, "s2": 0.5}, {"s3": 2.0}], 10)
+
+
+def test_neighbour_votes_in_blocks_give_the_one_block_votes(knn, monkeypatch):
+    votes = NeighbourVotes(knn, TrainingPlaylists(TITLES, SONGS, [f"p{i}" for i in range(len(TITLES))]))
+    titles = sorted(set(TITLES))
+    whole = votes(titles, 20)
+    monkeypatch.setattr(baselines, "DENSE_BLOCK_BYTES", 8 * len(TITLES))
+    assert votes(titles, 20) == whole and any(whole)
 
 
 def test_training_playlists_read_row_by_row(tmp_path):

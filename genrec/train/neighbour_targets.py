@@ -63,10 +63,18 @@ class NeighbourVotes:
             return []
         names = [normalise_title(t) for t in titles]
         k = self.knn.params.k
-        indices, sims = self.knn.neighbours(list(titles), k + max(self.title_counts[n] for n in names))
-        other = self.playlist_titles[indices] != np.array(names, dtype=object)[:, None]
-        votes = self.knn.votes(indices, sims, keep=other & (np.cumsum(other, axis=1) <= k))
-        return [top_votes(votes.getrow(i), self.knn.songs, songs) for i in range(len(titles))]
+        # Every block takes the same number of neighbours, so a title's votes do not depend on its block; blocks
+        # keep the (titles x neighbours) arrays small when a common title has thousands of playlists.
+        width = k + max(self.title_counts[n] for n in names)
+        batch = block_rows(len(titles), 2 * width)
+        out = []
+        for start in range(0, len(titles), batch):
+            part = names[start:start + batch]
+            indices, sims = self.knn.neighbours(list(titles[start:start + batch]), width)
+            other = self.playlist_titles[indices] != np.array(part, dtype=object)[:, None]
+            votes = self.knn.votes(indices, sims, keep=other & (np.cumsum(other, axis=1) <= k))
+            out.extend(top_votes(votes.getrow(i), self.knn.songs, songs) for i in range(len(part)))
+        return out
 
 
 def top_votes(row: sparse.csr_matrix, names: Sequence[str], songs: int) -> dict[str, float]:
