@@ -171,3 +171,23 @@ def test_bench_refuses_a_size_predicted_to_pass_the_memory_bound(tmp_path):
     assert list(entry["stages"]) == ["synthesize"]
     assert "predicted peak 5.0 GB > 4.0 GB" in entry["stages"]["synthesize"]["refused"]
     assert not (tmp_path / "1k" / "slices").exists()
+
+
+def test_song_vectors_parsed_as_floats_equal_the_checked_strings(tmp_path, monkeypatch):
+    vectors = np.random.default_rng(1).normal(size=(30, 4))
+    frame = pd.DataFrame(vectors, columns=[f"v{i}" for i in range(4)])
+    frame.insert(0, "song_id", [f"00{i}" for i in range(30)])
+    frame.to_csv(tmp_path / "vectors.csv", index=False, float_format="%.6g")
+    cfg = DataConfig(song_vector_file=str(tmp_path / "vectors.csv"), input_dim=4)
+    assert files_module._parsed_as_floats(tmp_path / "vectors.csv", 4) is not None
+    fast = files_module.load_song_vectors(cfg)
+    monkeypatch.setattr(files_module, "_parsed_as_floats", lambda *args: None)
+    slow = files_module.load_song_vectors(cfg)
+    assert fast.ids == slow.ids and fast.ids[0] == "000" and np.array_equal(fast.vectors, slow.vectors)
+
+
+def test_song_vectors_with_a_bad_value_are_named_by_the_string_checks(tmp_path):
+    (tmp_path / "vectors.csv").write_text("song_id,v0,v1\na,1.0,2.0\nb,inf,1.0\n", encoding="utf-8")
+    assert files_module._parsed_as_floats(tmp_path / "vectors.csv", 2) is None
+    with pytest.raises(DataError, match="line 3.*'inf' is not a finite number"):
+        files_module.load_song_vectors(DataConfig(song_vector_file=str(tmp_path / "vectors.csv"), input_dim=2))

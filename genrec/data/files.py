@@ -112,9 +112,34 @@ MAX_VECTOR_VALUE = 1e6
 overflow (embeddings are normally within a few units)."""
 
 
+def _parsed_as_floats(path: Path, input_dim: int) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The id column and the vectors, parsed straight into floats (a string per value would take gigabytes for a
+    million songs); None when anything is off, so that load_song_vectors's checks find and name it."""
+    try:
+        header = pd.read_csv(path, sep=separator_for(path), nrows=0, encoding="utf-8-sig").columns
+        if len(header) - 1 != input_dim:
+            return None
+        kinds = {name: (str if i == 0 else np.float64) for i, name in enumerate(header)}
+        frame = pd.read_csv(path, sep=separator_for(path), dtype=kinds, keep_default_na=False, na_filter=False,
+                            encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL, on_bad_lines="error")
+    except (ValueError, OSError, EOFError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    numeric = frame.iloc[:, 1:].to_numpy(dtype=np.float64)
+    if frame.empty or not np.isfinite(numeric).all() or (np.abs(numeric) > MAX_VECTOR_VALUE).any():
+        return None
+    frame = frame.iloc[:, :1]
+    frame.columns = [str(header[0]).strip()]
+    return frame, numeric
+
+
 def load_song_vectors(cfg: DataConfig) -> SongVectors:
     """Song ids (first column) and their ``input_dim`` floats; rejects NaN/inf and wrong widths."""
     path = Path(cfg.song_vector_file)
+    parsed = _parsed_as_floats(path, cfg.input_dim) if path.is_file() else None
+    if parsed is not None:
+        frame, numeric = parsed
+        check_ids(frame, frame.columns[0], path, unique=True)
+        return _checked_vectors(path, frame[frame.columns[0]], numeric)
     frame = read_table(path, [], "song vector")
     id_column = frame.columns[0]
     width = len(frame.columns) - 1
@@ -135,6 +160,11 @@ def load_song_vectors(cfg: DataConfig) -> SongVectors:
         row, col = map(int, np.argwhere(huge)[0])
         raise DataError(path, f"value {cells.iat[row, col]!r} is out of range (song vectors must lie within "
                         f"±{MAX_VECTOR_VALUE:g}: rescale them)", line=row + 2, column=str(cells.columns[col]))
+    return _checked_vectors(path, frame[id_column], numeric)
+
+
+def _checked_vectors(path: Path, ids: pd.Series, numeric: np.ndarray) -> SongVectors:
+    """The vectors once every value is a finite number in range: refused when all are equal, warned when some are."""
     distinct = len(np.unique(numeric, axis=0))
     if distinct == 1 and len(numeric) > 1:
         raise DataError(path, f"all {len(numeric)} songs have the same vector: there is nothing to tell them apart by")
@@ -142,8 +172,8 @@ def load_song_vectors(cfg: DataConfig) -> SongVectors:
         log.warning("%s: %d of %d songs share their vector with another song; such songs get the same codes "
                     "(collision_strategy suffix still gives each its own ID)", path, len(numeric) - distinct,
                     len(numeric))
-    ids = frame[id_column].str.strip().tolist()
-    log.info("read %d song vectors of width %d from %s", len(ids), width, path)
+    ids = ids.str.strip().tolist()
+    log.info("read %d song vectors of width %d from %s", len(ids), numeric.shape[1], path)
     return SongVectors(ids=ids, vectors=numeric.astype(np.float32))
 
 
