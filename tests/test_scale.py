@@ -191,3 +191,17 @@ def test_song_vectors_with_a_bad_value_are_named_by_the_string_checks(tmp_path):
     assert files_module._parsed_as_floats(tmp_path / "vectors.csv", 2) is None
     with pytest.raises(DataError, match="line 3.*'inf' is not a finite number"):
         files_module.load_song_vectors(DataConfig(song_vector_file=str(tmp_path / "vectors.csv"), input_dim=2))
+
+
+def test_vector_quality_check_in_small_chunks_gives_the_same_report(monkeypatch):
+    from genrec.data import item2vec
+    from genrec.data.files import SongVectors
+    generator = np.random.default_rng(2)
+    vectors = SongVectors([f"s{i}" for i in range(300)], generator.normal(size=(300, 8)).astype(np.float32))
+    singers = [f"a{i % 40}" for i in range(300)]
+    names = [f"song {i}" for i in range(300)]
+    popularity = generator.integers(1, 50, size=300)
+    whole = item2vec.quality_check(vectors, names, singers, popularity, seed=0, sample=200)
+    monkeypatch.setattr(item2vec, "NEIGHBOUR_BLOCK_BYTES", 16 * 300 * 3)  # three rows a chunk
+    assert item2vec.quality_check(vectors, names, singers, popularity, seed=0, sample=200) == whole
+    assert whole["same_singer"]["sampled_songs"] == 200
