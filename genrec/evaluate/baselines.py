@@ -170,7 +170,9 @@ class TitleKNN:
         """The ``k`` most similar training playlists per title: (indices, similarities), best first; at most
         ``batch`` titles at a time, fewer where their block of similarities would pass DENSE_BLOCK_BYTES."""
         k = min(k, self.matrix.shape[0])
-        batch = block_rows(batch, self.matrix.shape[0])
+        # A cell of the block is held about five times at once: the sparse product (12 bytes), the dense copy and
+        # its negation (8 each) and argpartition's indices (8).
+        batch = block_rows(batch, CELL_COPIES * self.matrix.shape[0])
         indices, sims = [], []
         for start in range(0, len(titles), batch):
             dense = self.similarities(titles[start:start + batch])
@@ -251,6 +253,8 @@ class TitleKNN:
         return [self.songs[i] for i in chosen]
 
 
+CELL_COPIES = 5
+"""Float64-sized copies of each (title, training playlist) similarity held while neighbours are selected."""
 VOTES_PER_NEIGHBOUR = 250
 """Songs a neighbour playlist is taken to bring when sizing a block of votes (the MPD's longest playlists)."""
 
