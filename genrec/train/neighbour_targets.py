@@ -39,8 +39,8 @@ from typing import Sequence
 import numpy as np
 from scipy import sparse
 
-from genrec.evaluate.baselines import (VOTES_PER_NEIGHBOUR, PopularityBaseline, TitleKNN, TrainingPlaylists, block_rows,
-                                      normalise_title)
+from genrec.evaluate.baselines import (CELL_COPIES, VOTES_PER_NEIGHBOUR, PopularityBaseline, TitleKNN,
+                                      TrainingPlaylists, block_rows, normalise_title)
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,10 @@ class CooccurrenceWalk:
 
     def __call__(self, scores: Sequence[dict[str, float]], songs: int, batch: int = 256) -> list[dict[str, float]]:
         """Per title: its top ``songs`` songs by walk score, each as its share of the title's whole walk score.
-        At most ``batch`` titles at a time, fewer where a block of their walk (titles x training playlists at
-        worst) would pass DENSE_BLOCK_BYTES."""
-        batch = block_rows(batch, self.split.shape[0])
+        At most ``batch`` titles at a time, fewer where a block of their walk would pass DENSE_BLOCK_BYTES: a title's
+        row is held as titles x training playlists after the first step and several times as titles x songs after
+        the second (dense at worst)."""
+        batch = block_rows(batch, CELL_COPIES * sum(self.split.shape))
         out = []
         for start in range(0, len(scores), batch):
             part = scores[start:start + batch]
