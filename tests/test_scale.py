@@ -64,6 +64,17 @@ def test_knn_blocks_give_the_dense_selection(knn, monkeypatch):
     assert knn.recommend(QUERIES, 15) == ranked
 
 
+def test_repeated_titles_are_scored_once_with_the_same_rows(knn, monkeypatch):
+    titles = ["gym", "chill night", "gym", "road trip", "chill night", "gym"]
+    whole = dense_neighbours(knn, titles, 25)
+    scored = []
+    similarities = knn.similarities
+    monkeypatch.setattr(knn, "similarities", lambda block: scored.extend(block) or similarities(block))
+    found = knn.neighbours(titles, 25)
+    assert sorted(scored) == sorted(set(titles))
+    assert np.array_equal(found[0], whole[0]) and np.array_equal(found[1], whole[1])
+
+
 def test_knn_membership_matrix_is_the_listed_one(knn):
     rows = [i for i, songs in enumerate(SONGS) for _ in songs]
     cols = [knn.songs.index(s) for songs in SONGS for s in songs]

@@ -169,6 +169,12 @@ class TitleKNN:
     def neighbours(self, titles: Sequence[str], k: int, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar training playlists per title: (indices, similarities), best first; at most
         ``batch`` titles at a time, fewer where their block of similarities would pass DENSE_BLOCK_BYTES."""
+        distinct = list(dict.fromkeys(titles))
+        if len(distinct) < len(titles):  # a repeated title's row is the same: scored once, then copied
+            found_indices, found_sims = self.neighbours(distinct, k, batch)
+            row = {title: i for i, title in enumerate(distinct)}
+            rows = np.fromiter((row[t] for t in titles), dtype=np.int64, count=len(titles))
+            return found_indices[rows], found_sims[rows]
         k = min(k, self.matrix.shape[0])
         # A cell of the block is held about five times at once: the sparse product (12 bytes), the dense copy and
         # its negation (8 each) and argpartition's indices (8).
