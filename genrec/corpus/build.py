@@ -21,12 +21,12 @@ manifest per file recording the semantic-ID file and data files it was made from
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Iterator, TextIO
 
 from config import Config
 
@@ -45,7 +45,7 @@ HEADER = ("playlist_id", "input_text", "target_text", "song_ids")
 SEMANTIC_ID_STAGES = "train_rq_kmeans.py or train_rqvae.py"
 
 
-@dataclass
+@dataclass(slots=True)  # slots: tens of millions of rows at a million playlists, each without a __dict__
 class CorpusRow:
     playlist_id: str
     input_text: str
@@ -64,16 +64,27 @@ def vocab_path(cfg: Config) -> Path:
 def write_corpus(path: str | Path, rows: list[CorpusRow]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as out:
         out.write("\t".join(HEADER) + "\n")
-        for row in rows:
-            out.write(f"{row.playlist_id}\t{row.input_text}\t{row.target_text}\t{' '.join(row.song_ids)}\n")
+        write_rows(out, rows)
+
+
+def write_rows(out: TextIO, rows: list[CorpusRow]) -> None:
+    for row in rows:
+        out.write(f"{row.playlist_id}\t{row.input_text}\t{row.target_text}\t{' '.join(row.song_ids)}\n")
 
 
 def read_corpus(path: str | Path) -> list[CorpusRow]:
     """Rows of a corpus file; DataError naming the line for anything malformed."""
+    return list(iter_corpus(path))
+
+
+def iter_corpus(path: str | Path) -> Iterator[CorpusRow]:
+    """The rows of a corpus file one at a time (a million playlists' train.tsv has tens of millions of rows,
+    too many to hold as objects); DataError naming the line for anything malformed. Equal field values share
+    one string object (a single-mode playlist repeats its id and title on every row, a song its target)."""
+    shared: dict[str, str] = {}
     path = Path(path)
     if not path.exists():
         raise DataError(path, "corpus file not found: run prepare_corpus.py first")
-    rows = []
     with open(path, encoding="utf-8") as lines:
         header = lines.readline().rstrip("\n").split("\t")
         if tuple(header) != HEADER:
@@ -85,8 +96,8 @@ def read_corpus(path: str | Path) -> list[CorpusRow]:
             for name, value in zip(HEADER, fields):
                 if not value.strip():
                     raise DataError(path, "empty field", line=number, column=name)
-            rows.append(CorpusRow(fields[0], fields[1], fields[2], fields[3].split()))
-    return rows
+            pid, title, target = (shared.setdefault(f, f) for f in fields[:3])
+            yield CorpusRow(pid, title, target, [shared.setdefault(s, s) for s in fields[3].split()])
 
 
 def load_vocab(cfg: Config) -> SemanticIdVocab:
@@ -137,38 +148,47 @@ def collision_report(vocab: SemanticIdVocab) -> dict:
 
 
 def build_corpus(cfg: Config) -> dict:
-    """Write vocab, train/val/test files and their manifests; return the report."""
+    """Write vocab, train/val/test files and their manifests; return the report. Rows are written as they are made
+    (a million playlists make tens of millions of single-mode rows): only counts stay in memory."""
     vocab, ids_file = build_vocab(cfg)
     playlists = load_playlists(cfg.data)
     split_of = load_or_assign_splits(playlists.ids, cfg.data.split_file, cfg.split, cfg.run.seed)
     max_songs = songs_per_sequence(cfg, vocab)
-    rows: dict[str, list[CorpusRow]] = {split: [] for split in SPLITS}
+    examples, playlist_counts, tokens = Counter(), Counter(), Counter()
     dropped_rows, dropped_songs, empty_playlists, truncated = 0, set(), Counter(), 0
-    for pid, title, songs in zip(playlists.ids, playlists.titles, playlists.songs):
-        known = [s for s in songs if s in vocab.songs]
-        dropped_rows += len(songs) - len(known)
-        dropped_songs.update(s for s in songs if s not in vocab.songs)
-        split = split_of[pid]
-        if not known:
-            empty_playlists[split] += 1
-            continue
-        truncated += len(known) > max_songs
-        rows[split].extend(playlist_rows(pid, fold_script(title, cfg.corpus.title_script), known, vocab, max_songs,
-                                         split, cfg.corpus.target_mode))
-    for split in SPLITS:
-        if not rows[split]:
-            raise DataError(cfg.data.playlist_info_file, f"the {split} split has no playlist with a song that has a "
-                            "semantic ID; add playlists or change split.val_ratio / split.test_ratio")
+    with contextlib.ExitStack() as files:
+        out = {split: files.enter_context(open(files.enter_context(atomic_path(corpus_path(cfg, split))), "w",
+                                               encoding="utf-8", newline="\n")) for split in SPLITS}
+        for handle in out.values():
+            handle.write("\t".join(HEADER) + "\n")
+        for pid, title, songs in zip(playlists.ids, playlists.titles, playlists.songs):
+            known = [s for s in songs if s in vocab.songs]
+            dropped_rows += len(songs) - len(known)
+            dropped_songs.update(s for s in songs if s not in vocab.songs)
+            split = split_of[pid]
+            if not known:
+                empty_playlists[split] += 1
+                continue
+            truncated += len(known) > max_songs
+            rows = playlist_rows(pid, fold_script(title, cfg.corpus.title_script), known, vocab, max_songs, split,
+                                 cfg.corpus.target_mode)
+            write_rows(out[split], rows)
+            examples[split] += len(rows)
+            playlist_counts[split] += 1
+            tokens[split] += sum(target_tokens(r) for r in rows)
+        for split in SPLITS:  # raised inside the block, so no corpus file is replaced
+            if not examples[split]:
+                raise DataError(cfg.data.playlist_info_file, f"the {split} split has no playlist with a song that "
+                                "has a semantic ID; add playlists or change split.val_ratio / split.test_ratio")
 
     report = {
         "target_mode": cfg.corpus.target_mode,
         "collision_strategy": cfg.corpus.collision_strategy,
         "title_script": cfg.corpus.title_script,
         "id_length": vocab.id_length,
-        "examples": {split: len(rows[split]) for split in SPLITS},
-        "playlists": {split: len({r.playlist_id for r in rows[split]}) for split in SPLITS},
-        "mean_target_tokens": {split: round(float(np.mean([target_tokens(r) for r in rows[split]])), 2)
-                               for split in SPLITS},
+        "examples": {split: examples[split] for split in SPLITS},
+        "playlists": {split: playlist_counts[split] for split in SPLITS},
+        "mean_target_tokens": {split: round(tokens[split] / examples[split], 2) for split in SPLITS},
         "playlists_truncated": truncated,
         "max_songs_per_sequence": max_songs,
         "playlist_rows_without_id": dropped_rows,
@@ -179,7 +199,7 @@ def build_corpus(cfg: Config) -> dict:
     if dropped_rows:
         log.warning("%d playlist rows (%d distinct songs) have no semantic ID and are dropped",
                     dropped_rows, len(dropped_songs))
-    write_outputs(cfg, vocab, rows, ids_file, report)
+    write_manifests(cfg, vocab, ids_file, report)
     return report
 
 
@@ -188,8 +208,8 @@ def target_tokens(row: CorpusRow) -> int:
     return row.target_text.count("<") + 1
 
 
-def write_outputs(cfg: Config, vocab: SemanticIdVocab, rows: dict[str, list[CorpusRow]], ids_file: Path,
-                  report: dict) -> None:
+def write_manifests(cfg: Config, vocab: SemanticIdVocab, ids_file: Path, report: dict) -> None:
+    """The vocabulary and the manifests of the corpus files build_corpus has written."""
     settings = config_as_dict(cfg, ["data", "split", "corpus", "run"])
     path = vocab_path(cfg)
     vocab.save(path)
@@ -200,7 +220,6 @@ def write_outputs(cfg: Config, vocab: SemanticIdVocab, rows: dict[str, list[Corp
         data_files.append(cfg.data.split_file)
     for split in SPLITS:
         out = corpus_path(cfg, split)
-        write_corpus(out, rows[split])
         write_manifest(out, [ids_file, path, *data_files], settings,
-                       dict(report, split=split, rows=len(rows[split])))
-        log.info("%s: %d examples", out, len(rows[split]))
+                       dict(report, split=split, rows=report["examples"][split]))
+        log.info("%s: %d examples", out, report["examples"][split])

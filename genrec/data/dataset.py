@@ -57,6 +57,22 @@ def data_config_for(folder: str | Path) -> dict:
             "split_file": str(folder / SPLIT_FILE)}
 
 
+PLAYLISTS_PER_WRITE = 100_000
+"""Playlists whose (playlist, song) rows are made and written at a time (all at once would be tens of millions of
+row objects for a million playlists)."""
+
+
+def write_playlist_songs(path: Path, playlist_ids: list[str], playlist_songs: list[list[str]]) -> None:
+    """The playlist-song table, one (playlist, song) row per song in playlist order, a block of playlists at a time."""
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        for start in range(0, max(len(playlist_ids), 1), PLAYLISTS_PER_WRITE):
+            block = playlist_songs[start:start + PLAYLISTS_PER_WRITE]
+            pids = np.repeat(np.asarray(playlist_ids[start:start + PLAYLISTS_PER_WRITE], dtype=object),
+                             [len(songs) for songs in block])
+            frame = pd.DataFrame({"special_gid": pids, "mixsongid": [sid for songs in block for sid in songs]})
+            frame.to_csv(out, index=False, header=start == 0)
+
+
 def write_dataset(folder: str | Path, data: Dataset, run_overrides: dict, inputs: list, config: dict,
                   summary: dict) -> None:
     """Write every file of a dataset folder atomically, with a config.yaml and manifest.json."""
@@ -69,9 +85,7 @@ def write_dataset(folder: str | Path, data: Dataset, run_overrides: dict, inputs
         vectors.to_csv(tmp / VECTOR_FILE, index=False, float_format="%.6g", encoding="utf-8")
         pd.DataFrame({"glid": data.playlist_ids, "listname": data.titles}).to_csv(
             tmp / INFO_FILE, index=False, encoding="utf-8")
-        pairs = [(pid, sid) for pid, songs in zip(data.playlist_ids, data.playlist_songs) for sid in songs]
-        pd.DataFrame(pairs, columns=["special_gid", "mixsongid"]).to_csv(tmp / SONGS_FILE, index=False,
-                                                                         encoding="utf-8")
+        write_playlist_songs(tmp / SONGS_FILE, data.playlist_ids, data.playlist_songs)
         pd.DataFrame({"mixsongid": data.song_ids, "songname": data.song_names, "singername": data.singers}).to_csv(
             tmp / SONG_INFO_FILE, index=False, encoding="utf-8")
         write_split_file(tmp / SPLIT_FILE, data.split)

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -32,14 +33,33 @@ def separator_for(path: str | Path) -> str:
 
 def read_table(path: str | Path, required: list[str], what: str) -> pd.DataFrame:
     """Read a CSV/TSV as strings and check that ``required`` columns are present."""
+    return next(read_table_chunks(path, required, what, rows=None))
+
+
+def read_table_chunks(path: str | Path, required: list[str], what: str, rows: int | None) -> Iterator[pd.DataFrame]:
+    """:func:`read_table` ``rows`` rows at a time (None: the whole table in one frame), so a table of tens of
+    millions of rows is never held whole; each chunk's index counts rows from the start of the file."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, f"{what} file not found")
     if path.is_dir():
         raise DataError(path, f"{what} path is a folder, not a file")
     try:
-        frame = pd.read_csv(path, sep=separator_for(path), dtype=str, keep_default_na=False,
-                            encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL, on_bad_lines="error")
+        reader = pd.read_csv(path, sep=separator_for(path), dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                             quoting=csv.QUOTE_MINIMAL, on_bad_lines="error", chunksize=rows)
+        chunks = [reader] if rows is None else reader
+        number = -1
+        for number, frame in enumerate(chunks):
+            frame.columns = [str(c).strip() for c in frame.columns]
+            missing = [c for c in required if c not in frame.columns]
+            if missing:
+                raise DataError(path, f"missing column(s) {', '.join(missing)}; the header has "
+                                f"{', '.join(map(str, frame.columns)) or 'no columns'}", line=1)
+            if frame.empty and number == 0:
+                raise DataError(path, f"{what} file has a header but no rows")
+            yield frame
+        if number < 0:
+            raise DataError(path, f"{what} file has a header but no rows")
     except pd.errors.EmptyDataError:
         raise DataError(path, f"{what} file is empty") from None
     except UnicodeDecodeError as err:
@@ -50,31 +70,25 @@ def read_table(path: str | Path, required: list[str], what: str) -> pd.DataFrame
                         line=int(line.group(1)) if line else None) from None
     except (OSError, EOFError) as err:
         raise DataError(path, f"cannot read {what} file ({err})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise DataError(path, f"missing column(s) {', '.join(missing)}; the header has "
-                        f"{', '.join(map(str, frame.columns)) or 'no columns'}", line=1)
-    if frame.empty:
-        raise DataError(path, f"{what} file has a header but no rows")
-    return frame
 
 
-def _first_line_where(mask: np.ndarray) -> int:
-    """File line of the first True row (header is line 1)."""
-    return int(np.flatnonzero(mask)[0]) + 2
+def _first_line_where(mask: np.ndarray, first_row: int = 0) -> int:
+    """File line of the first True row (header is line 1; ``first_row``: the frame's first row in the file)."""
+    return int(np.flatnonzero(mask)[0]) + 2 + first_row
 
 
-def check_ids(frame: pd.DataFrame, column: str, path: Path, unique: bool) -> None:
+def check_ids(frame: pd.DataFrame, column: str, path: Path, unique: bool, first_row: int = 0) -> None:
+    """Ids present, without whitespace, and (``unique``) not repeated; ``first_row``: where a chunk of the file
+    starts (read_table_chunks), so errors name the file's line."""
     ids = frame[column].str.strip()
     empty = (ids == "").to_numpy()
     if empty.any():
-        raise DataError(path, "empty id", line=_first_line_where(empty), column=column)
+        raise DataError(path, "empty id", line=_first_line_where(empty, first_row), column=column)
     # Later stages write space-separated id lists, so an id must not contain whitespace.
     spaced = ids.str.contains(r"\s", regex=True).to_numpy()
     if spaced.any():
-        line = _first_line_where(spaced)
-        raise DataError(path, f"id {ids.iloc[line - 2]!r} contains whitespace", line=line, column=column)
+        line = _first_line_where(spaced, first_row)
+        raise DataError(path, f"id {ids.iloc[line - 2 - first_row]!r} contains whitespace", line=line, column=column)
     if unique:
         dup = ids.duplicated().to_numpy()
         if dup.any():
@@ -98,9 +112,34 @@ MAX_VECTOR_VALUE = 1e6
 overflow (embeddings are normally within a few units)."""
 
 
+def _parsed_as_floats(path: Path, input_dim: int) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The id column and the vectors, parsed straight into floats (a string per value would take gigabytes for a
+    million songs); None when anything is off, so that load_song_vectors's checks find and name it."""
+    try:
+        header = pd.read_csv(path, sep=separator_for(path), nrows=0, encoding="utf-8-sig").columns
+        if len(header) - 1 != input_dim:
+            return None
+        kinds = {name: (str if i == 0 else np.float64) for i, name in enumerate(header)}
+        frame = pd.read_csv(path, sep=separator_for(path), dtype=kinds, keep_default_na=False, na_filter=False,
+                            encoding="utf-8-sig", quoting=csv.QUOTE_MINIMAL, on_bad_lines="error")
+    except (ValueError, OSError, EOFError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    numeric = frame.iloc[:, 1:].to_numpy(dtype=np.float64)
+    if frame.empty or not np.isfinite(numeric).all() or (np.abs(numeric) > MAX_VECTOR_VALUE).any():
+        return None
+    frame = frame.iloc[:, :1]
+    frame.columns = [str(header[0]).strip()]
+    return frame, numeric
+
+
 def load_song_vectors(cfg: DataConfig) -> SongVectors:
     """Song ids (first column) and their ``input_dim`` floats; rejects NaN/inf and wrong widths."""
     path = Path(cfg.song_vector_file)
+    parsed = _parsed_as_floats(path, cfg.input_dim) if path.is_file() else None
+    if parsed is not None:
+        frame, numeric = parsed
+        check_ids(frame, frame.columns[0], path, unique=True)
+        return _checked_vectors(path, frame[frame.columns[0]], numeric)
     frame = read_table(path, [], "song vector")
     id_column = frame.columns[0]
     width = len(frame.columns) - 1
@@ -121,6 +160,11 @@ def load_song_vectors(cfg: DataConfig) -> SongVectors:
         row, col = map(int, np.argwhere(huge)[0])
         raise DataError(path, f"value {cells.iat[row, col]!r} is out of range (song vectors must lie within "
                         f"±{MAX_VECTOR_VALUE:g}: rescale them)", line=row + 2, column=str(cells.columns[col]))
+    return _checked_vectors(path, frame[id_column], numeric)
+
+
+def _checked_vectors(path: Path, ids: pd.Series, numeric: np.ndarray) -> SongVectors:
+    """The vectors once every value is a finite number in range: refused when all are equal, warned when some are."""
     distinct = len(np.unique(numeric, axis=0))
     if distinct == 1 and len(numeric) > 1:
         raise DataError(path, f"all {len(numeric)} songs have the same vector: there is nothing to tell them apart by")
@@ -128,8 +172,8 @@ def load_song_vectors(cfg: DataConfig) -> SongVectors:
         log.warning("%s: %d of %d songs share their vector with another song; such songs get the same codes "
                     "(collision_strategy suffix still gives each its own ID)", path, len(numeric) - distinct,
                     len(numeric))
-    ids = frame[id_column].str.strip().tolist()
-    log.info("read %d song vectors of width %d from %s", len(ids), width, path)
+    ids = ids.str.strip().tolist()
+    log.info("read %d song vectors of width %d from %s", len(ids), numeric.shape[1], path)
     return SongVectors(ids=ids, vectors=numeric.astype(np.float32))
 
 
@@ -161,32 +205,40 @@ def load_playlist_info(cfg: DataConfig, path: str | Path | None = None) -> tuple
     return frame[cfg.playlist_id_column].str.strip().tolist(), titles.tolist()
 
 
+PLAYLIST_SONG_CHUNK_ROWS = 2_000_000
+"""Rows of the playlist-song table read at a time (a million playlists have tens of millions)."""
+
+
 def load_playlists(cfg: DataConfig, info_file: str | Path | None = None,
                    songs_file: str | Path | None = None) -> Playlists:
-    """Join playlist info with playlist-song rows; rows naming unknown playlists are counted, not used."""
+    """Join playlist info with playlist-song rows; rows naming unknown playlists are counted, not used. The
+    playlist-song table is read in chunks, and each song id is one string object however many playlists hold it."""
     ids, titles = load_playlist_info(cfg, info_file)
     path = Path(songs_file or cfg.playlist_songs_file)
-    rows = read_table(path, [cfg.membership_playlist_column, cfg.song_id_column], "playlist-song")
-    check_ids(rows, cfg.membership_playlist_column, path, unique=False)
-    check_ids(rows, cfg.song_id_column, path, unique=False)
     position = {pid: i for i, pid in enumerate(ids)}
     songs: list[list[str]] = [[] for _ in ids]
-    seen: list[set[str]] = [set() for _ in ids]
+    shared: dict[str, str] = {}
     unknown = Counter()
+    rows = 0
+    for chunk in read_table_chunks(path, [cfg.membership_playlist_column, cfg.song_id_column], "playlist-song",
+                                   PLAYLIST_SONG_CHUNK_ROWS):
+        check_ids(chunk, cfg.membership_playlist_column, path, unique=False, first_row=rows)
+        check_ids(chunk, cfg.song_id_column, path, unique=False, first_row=rows)
+        rows += len(chunk)
+        for pid, sid in zip(chunk[cfg.membership_playlist_column].str.strip(), chunk[cfg.song_id_column].str.strip()):
+            i = position.get(pid)
+            if i is None:
+                unknown[pid] += 1
+                continue
+            songs[i].append(shared.setdefault(sid, sid))
     repeats = 0
-    for pid, sid in zip(rows[cfg.membership_playlist_column].str.strip(), rows[cfg.song_id_column].str.strip()):
-        i = position.get(pid)
-        if i is None:
-            unknown[pid] += 1
-            continue
-        if sid in seen[i]:
-            repeats += 1
-            continue
-        seen[i].add(sid)
-        songs[i].append(sid)
+    for i, listed in enumerate(songs):
+        distinct = list(dict.fromkeys(listed))  # a song's first place in the playlist is kept
+        repeats += len(listed) - len(distinct)
+        songs[i] = distinct
     report = {
         "playlists": len(ids),
-        "rows": len(rows),
+        "rows": rows,
         "rows_unknown_playlist": sum(unknown.values()),
         "unknown_playlist_ids": len(unknown),
         "rows_repeated_song": repeats,

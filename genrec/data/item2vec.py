@@ -77,6 +77,9 @@ def train_item2vec(playlists: list[np.ndarray], song_ids: list[str], dim: int, c
     return SongVectors(kept, vectors)
 
 
+NEIGHBOUR_BLOCK_BYTES = 256 * 2**20
+
+
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
@@ -125,7 +128,10 @@ def quality_check(vectors: SongVectors, names: list[str], singers: list[str], po
     rng = np.random.default_rng(seed)
     picked = rng.choice(known, size=min(sample, len(known)), replace=False)
     same = 0
-    for chunk in np.array_split(picked, max(1, len(picked) // 256)):
+    # Each chunk's rows x catalogue similarities, their negation and argpartition's int64 indices (16 bytes a
+    # cell) stay within NEIGHBOUR_BLOCK_BYTES: a few hundred rows against a million songs would take gigabytes.
+    rows = max(1, min(256, NEIGHBOUR_BLOCK_BYTES // (16 * n)))
+    for chunk in np.array_split(picked, max(1, len(picked) // rows)):
         top, _ = _nearest(unit, chunk, k)
         same += int((singer_code[top] == singer_code[chunk][:, None]).sum())
     songs_per_singer = np.bincount(singer_code)

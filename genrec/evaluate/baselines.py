@@ -27,7 +27,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -51,6 +51,10 @@ _SPACES = re.compile(r"\s+")
 
 KNN_GRID = {"k": (10, 25, 50, 100, 250), "alpha": (1.0, 2.0, 4.0), "length_norm": (0.0, 0.5)}
 HYBRID_FILE = "hybrid.json"
+DENSE_BLOCK_BYTES = 256 * 2**20
+"""The most memory a block of (titles x training playlists) float64 similarities, or of title votes, may take:
+titles are scored this many rows at a time, so memory stays flat however many playlists there are (rows are
+scored independently, so the block size changes no result)."""
 FUSION_GRID = {"weight": tuple(round(w, 2) for w in np.linspace(0, 1, 11)), "c": (10.0, 60.0)}
 
 
@@ -73,18 +77,27 @@ class TrainingPlaylists:
     ids: list[str]
 
     @classmethod
-    def from_corpus(cls, rows: Sequence[CorpusRow]) -> "TrainingPlaylists":
-        """Group corpus rows by playlist (single mode has one row per song), keeping song order."""
+    def from_corpus(cls, rows: Iterable[CorpusRow]) -> "TrainingPlaylists":
+        """Group corpus rows by playlist (single mode has one row per song), keeping song order. ``rows`` is read
+        once, so it may be a file's rows one at a time (:func:`read_training_playlists`)."""
         titles: dict[str, str] = {}
         songs: dict[str, dict[str, None]] = defaultdict(dict)
+        shared: dict[str, str] = {}  # one string object per song id, however many playlists name it
         for row in rows:
             titles.setdefault(row.playlist_id, row.input_text)
-            songs[row.playlist_id].update(dict.fromkeys(row.song_ids))
-        return cls(list(titles.values()), [list(songs[pid]) for pid in titles], list(titles))
+            songs[row.playlist_id].update(dict.fromkeys(shared.setdefault(s, s) for s in row.song_ids))
+        return cls(list(titles.values()), [list(songs.pop(pid)) for pid in titles], list(titles))
 
     def subset(self, keep: Sequence[int]) -> "TrainingPlaylists":
         return TrainingPlaylists([self.titles[i] for i in keep], [self.songs[i] for i in keep],
                                  [self.ids[i] for i in keep])
+
+
+def read_training_playlists(path: str | Path) -> TrainingPlaylists:
+    """The playlists of a corpus file (train.tsv), read row by row: never every row in memory at once."""
+    from genrec.corpus.build import iter_corpus  # here: the corpus module imports pandas, which serving never needs
+
+    return TrainingPlaylists.from_corpus(iter_corpus(path))
 
 
 class PopularityBaseline:
@@ -139,9 +152,11 @@ class TitleKNN:
         if self.has_words:
             self.words.fit(words)
         self.matrix = self._vectorise(titles)
+        self.matrix_t = self.matrix.T.tocsr()  # what every product with the training titles reads, made once
         self.vectors = self.title_vectors(titles) if self.title_vectors else None
-        rows = [i for i, songs in enumerate(playlists) for _ in songs]
-        cols = [index[s] for songs in playlists for s in songs]
+        sizes = np.fromiter(map(len, playlists), dtype=np.int64, count=len(playlists))
+        rows = np.repeat(np.arange(len(playlists)), sizes)
+        cols = np.fromiter((index[s] for songs in playlists for s in songs), dtype=np.int64, count=int(sizes.sum()))
         self.members = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)),
                                          shape=(len(playlists), len(self.songs)))
         self.lengths = np.maximum(np.asarray(self.members.sum(axis=1)).ravel(), 1.0)
@@ -156,8 +171,18 @@ class TitleKNN:
         return normalize(sparse.hstack(parts).tocsr())
 
     def neighbours(self, titles: Sequence[str], k: int, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` most similar training playlists per title: (indices, similarities), best first."""
+        """The ``k`` most similar training playlists per title: (indices, similarities), best first; at most
+        ``batch`` titles at a time, fewer where their block of similarities would pass DENSE_BLOCK_BYTES."""
+        distinct = list(dict.fromkeys(titles))
+        if len(distinct) < len(titles):  # a repeated title's row is the same: scored once, then copied
+            found_indices, found_sims = self.neighbours(distinct, k, batch)
+            row = {title: i for i, title in enumerate(distinct)}
+            rows = np.fromiter((row[t] for t in titles), dtype=np.int64, count=len(titles))
+            return found_indices[rows], found_sims[rows]
         k = min(k, self.matrix.shape[0])
+        # A cell of the block is held about five times at once: the sparse product (12 bytes), the dense copy and
+        # its negation (8 each) and argpartition's indices (8).
+        batch = block_rows(batch, CELL_COPIES * self.matrix.shape[0])
         indices, sims = [], []
         for start in range(0, len(titles), batch):
             dense = self.similarities(titles[start:start + batch])
@@ -170,7 +195,7 @@ class TitleKNN:
 
     def similarities(self, titles: Sequence[str]) -> np.ndarray:
         """(titles, training playlists) title similarities: TF-IDF cosine, mixed with the title vectors' cosine."""
-        tfidf = (self._vectorise(titles) @ self.matrix.T).toarray()
+        tfidf = (self._vectorise(titles) @ self.matrix_t).toarray()
         if self.vectors is None:
             return tfidf
         weight = self.params.vector_weight
@@ -181,8 +206,14 @@ class TitleKNN:
         """Top ``n`` songs per title; ``found`` reuses neighbours computed for a larger ``k``."""
         params = params or self.params
         indices, sims = found if found is not None else self.neighbours(titles, params.k)
-        votes = self.votes(indices[:, :params.k], sims[:, :params.k], params)
-        return [self._top(votes.getrow(i), n) for i in range(len(indices))]
+        indices, sims = indices[:, :params.k], sims[:, :params.k]
+        out = []
+        # A block of titles at a time: all titles' votes at once would hold titles x k x playlist length entries.
+        batch = block_rows(len(indices), params.k * VOTES_PER_NEIGHBOUR)
+        for start in range(0, len(indices), batch):
+            votes = self.votes(indices[start:start + batch], sims[start:start + batch], params)
+            out.extend(self._top(votes.getrow(i), n) for i in range(votes.shape[0]))
+        return out
 
     def votes(self, indices: np.ndarray, sims: np.ndarray, params: KnnParams | None = None,
               keep: np.ndarray | None = None) -> sparse.csr_matrix:
@@ -210,7 +241,7 @@ class TitleKNN:
         """Each title's highest TF-IDF similarity to a training title (0: no shared word or character n-gram)."""
         if not len(titles):
             return np.zeros(0)
-        return (self._vectorise(titles) @ self.matrix.T).max(axis=1).toarray().ravel()
+        return (self._vectorise(titles) @ self.matrix_t).max(axis=1).toarray().ravel()
 
     def with_params(self, params: KnnParams) -> "TitleKNN":
         """This fitted kNN with other parameters, sharing its matrices (no refit); vector_weight must stay 0 or
@@ -230,6 +261,17 @@ class TitleKNN:
             taken = set(chosen)
             chosen += [i for i in range(min(len(self.songs), n + len(chosen))) if i not in taken][:n - len(chosen)]
         return [self.songs[i] for i in chosen]
+
+
+CELL_COPIES = 5
+"""Float64-sized copies of each (title, training playlist) similarity held while neighbours are selected."""
+VOTES_PER_NEIGHBOUR = 250
+"""Songs a neighbour playlist is taken to bring when sizing a block of votes (the MPD's longest playlists)."""
+
+
+def block_rows(rows: int, width: int) -> int:
+    """How many of ``rows`` rows of ``width`` float64 values fit in DENSE_BLOCK_BYTES (at least one)."""
+    return max(1, min(rows, DENSE_BLOCK_BYTES // (8 * max(width, 1))))
 
 
 def tune_knn(knn: TitleKNN, titles: Sequence[str], truths: Sequence[Sequence[str]], n: int,

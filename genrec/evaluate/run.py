@@ -25,11 +25,12 @@ import numpy as np
 from config import Config, config_as_dict
 
 from genrec.artifacts import manifest_path, read_verified_manifest, require_fresh
-from genrec.corpus.build import corpus_path, read_corpus, vocab_path
+from genrec.corpus.build import corpus_path, vocab_path
 from genrec.data.files import load_song_info
 from genrec.decode.decoding import DecodingSettings
 from genrec.distributed import Shards, set_threads_for
-from genrec.evaluate.baselines import PopularityBaseline, TrainingPlaylists, fuse, normalise_title, save_hybrid, tune_fusion
+from genrec.evaluate.baselines import (PopularityBaseline, fuse, normalise_title, read_training_playlists, save_hybrid,
+                                      tune_fusion)
 from genrec.evaluate.metrics import duplicate_rate, ndcg_score
 from genrec.evaluate.playlists import external_playlists, split_playlists
 from genrec.evaluate.report import (LABELS, METRICS_FILE, PLOT_FILE, RESULTS_FILE, bucket_metrics, build_analysis,
@@ -62,7 +63,7 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     catalogue = bundle.vocab.songs
     train_path = corpus_path(cfg, "train")
     require_fresh(train_path, "prepare_corpus.py")
-    training = TrainingPlaylists.from_corpus(read_corpus(train_path))
+    training = read_training_playlists(train_path)
     popularity = PopularityBaseline(training.songs)
     info = load_song_info(cfg.data)  # before minutes of decoding: a bad song info file fails at once
     test = (external_playlists(cfg, catalogue, bundle.title_script) if ecfg.playlist_info_file

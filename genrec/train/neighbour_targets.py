@@ -39,7 +39,8 @@ from typing import Sequence
 import numpy as np
 from scipy import sparse
 
-from genrec.evaluate.baselines import PopularityBaseline, TitleKNN, TrainingPlaylists, normalise_title
+from genrec.evaluate.baselines import (CELL_COPIES, VOTES_PER_NEIGHBOUR, PopularityBaseline, TitleKNN,
+                                      TrainingPlaylists, block_rows, normalise_title)
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,18 @@ class NeighbourVotes:
             return []
         names = [normalise_title(t) for t in titles]
         k = self.knn.params.k
-        indices, sims = self.knn.neighbours(list(titles), k + max(self.title_counts[n] for n in names))
-        other = self.playlist_titles[indices] != np.array(names, dtype=object)[:, None]
-        votes = self.knn.votes(indices, sims, keep=other & (np.cumsum(other, axis=1) <= k))
-        return [top_votes(votes.getrow(i), self.knn.songs, songs) for i in range(len(titles))]
+        # Every block takes the same number of neighbours, so a title's votes do not depend on its block; blocks
+        # keep the (titles x neighbours) arrays small when a common title has thousands of playlists.
+        width = k + max(self.title_counts[n] for n in names)
+        batch = block_rows(len(titles), 2 * width)
+        out = []
+        for start in range(0, len(titles), batch):
+            part = names[start:start + batch]
+            indices, sims = self.knn.neighbours(list(titles[start:start + batch]), width)
+            other = self.playlist_titles[indices] != np.array(part, dtype=object)[:, None]
+            votes = self.knn.votes(indices, sims, keep=other & (np.cumsum(other, axis=1) <= k))
+            out.extend(top_votes(votes.getrow(i), self.knn.songs, songs) for i in range(len(part)))
+        return out
 
 
 def top_votes(row: sparse.csr_matrix, names: Sequence[str], songs: int) -> dict[str, float]:
@@ -89,7 +98,11 @@ class CooccurrenceWalk:
         self.returns = np.asarray(self.spread.multiply(self.split.T).sum(axis=1)).ravel()
 
     def __call__(self, scores: Sequence[dict[str, float]], songs: int, batch: int = 256) -> list[dict[str, float]]:
-        """Per title: its top ``songs`` songs by walk score, each as its share of the title's whole walk score."""
+        """Per title: its top ``songs`` songs by walk score, each as its share of the title's whole walk score.
+        At most ``batch`` titles at a time, fewer where a block of their walk would pass DENSE_BLOCK_BYTES: a title's
+        row is held as titles x training playlists after the first step and several times as titles x songs after
+        the second (dense at worst)."""
+        batch = block_rows(batch, CELL_COPIES * sum(self.split.shape))
         out = []
         for start in range(0, len(scores), batch):
             part = scores[start:start + batch]
@@ -165,8 +178,12 @@ def walked_knn_scores(knn: TitleKNN, walk: CooccurrenceWalk, titles: Sequence[st
     """Per title, the scores :func:`walked_knn` ranks by: song id -> kNN vote plus its walked share."""
     if not titles:
         return []
-    votes = knn.votes(*knn.neighbours(list(titles), knn.params.k))
-    scores = [top_votes(votes.getrow(i), knn.songs, songs) for i in range(len(titles))]
+    indices, sims = knn.neighbours(list(titles), knn.params.k)
+    scores = []
+    batch = block_rows(len(titles), knn.params.k * VOTES_PER_NEIGHBOUR)
+    for start in range(0, len(titles), batch):
+        votes = knn.votes(indices[start:start + batch], sims[start:start + batch])
+        scores.extend(top_votes(votes.getrow(i), knn.songs, songs) for i in range(votes.shape[0]))
     return [walked_scores(s, shares, weight) for s, shares in zip(scores, walk(scores, songs))]
 
 
