@@ -24,6 +24,7 @@ MOMENTS = {  # moment: (module, the function whose call is the moment)
     "checkpoint-write": ("transformers.trainer", "Trainer._save_optimizer_and_scheduler"),
     "mid-epoch": ("genrec.train.trainer", "TigerTrainer.training_step"),
     "between-codebooks-and-ids": ("genrec.quantize.stage", "save_semantic_ids"),
+    "rqvae-epoch": ("genrec.quantize.rqvae", "Trainer.epoch"),
     # Inside the dataset folder's staging copy: the four tables written, the split not yet.
     "mid-import": ("genrec.data.dataset", "write_split_file"),
     # evaluation_metrics.json written, hybrid.json (the tuned kNN and fusion) not.

@@ -69,6 +69,35 @@ def test_a_kill_between_codebooks_and_ids_is_refused_downstream_and_the_rerun_gi
     assert not staging_leftovers(work)
 
 
+RQVAE = (*TINY_DEMO, "--rqvae.epochs", "6")
+
+
+@pytest.mark.parametrize("moment, calls", [("rqvae-epoch", 3), ("between-codebooks-and-ids", 1)])
+def test_a_killed_rqvae_training_changes_nothing_and_the_rerun_gives_the_uninterrupted_ids(
+        tiny_pipeline, tmp_path, monkeypatch, moment, calls):
+    """RQ-VAE training has no checkpoints to resume: killed mid-epoch it leaves every earlier artifact as it was;
+    killed between its model and its IDs, the IDs left are refused downstream; the rerun trains again, to the
+    same model and IDs as a run never killed."""
+    uninterrupted = copy_work(tiny_pipeline, tmp_path / "uninterrupted")
+    run_stage("train_rqvae.py", *RQVAE, cwd=uninterrupted)
+    work = copy_work(tiny_pipeline, tmp_path / "work")
+    if moment == "between-codebooks-and-ids":  # an RQ-VAE pair unlike the one killed below (else the IDs left
+        run_stage("train_rqvae.py", *RQVAE, "--seed", "7", cwd=work)  # are RQ-KMeans', whole and consistent)
+    before = snapshot(work)
+    run_killed(moment, calls, "train_rqvae.py", *RQVAE, cwd=work)
+    if moment == "rqvae-epoch":
+        assert {k: v for k, v in snapshot(work).items() if ".tmp" not in k} == before
+    else:
+        monkeypatch.chdir(work)
+        assert_one_line_refusal(run_in_process("prepare_corpus.py", *TINY_DEMO), "song_semantic_ids.jsonl",
+                                "train_rqvae.py")
+    run_stage("train_rqvae.py", *RQVAE, cwd=work)
+    assert files_of(work / "models" / "rqvae") == files_of(uninterrupted / "models" / "rqvae")
+    ids = "outputs/song_semantic_ids.jsonl"
+    assert (work / ids).read_bytes() == (uninterrupted / ids).read_bytes()
+    assert not staging_leftovers(work)
+
+
 # ------------------------------------------------------------------------------------------------ stage 3
 
 
