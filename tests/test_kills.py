@@ -72,14 +72,21 @@ def test_a_kill_between_codebooks_and_ids_is_refused_downstream_and_the_rerun_gi
 RQVAE = (*TINY_DEMO, "--rqvae.epochs", "6")
 
 
+@pytest.fixture(scope="module")
+def rqvae_uninterrupted(tiny_pipeline, tmp_path_factory) -> Path:
+    """The tiny pipeline's folder after one RQ-VAE training never killed."""
+    work = copy_work(tiny_pipeline, tmp_path_factory.mktemp("rqvae") / "uninterrupted")
+    run_stage("train_rqvae.py", *RQVAE, cwd=work)
+    return work
+
+
 @pytest.mark.parametrize("moment, calls", [("rqvae-epoch", 3), ("between-codebooks-and-ids", 1)])
 def test_a_killed_rqvae_training_changes_nothing_and_the_rerun_gives_the_uninterrupted_ids(
-        tiny_pipeline, tmp_path, monkeypatch, moment, calls):
+        tiny_pipeline, rqvae_uninterrupted, tmp_path, monkeypatch, moment, calls):
     """RQ-VAE training has no checkpoints to resume: killed mid-epoch it leaves every earlier artifact as it was;
     killed between its model and its IDs, the IDs left are refused downstream; the rerun trains again, to the
     same model and IDs as a run never killed."""
-    uninterrupted = copy_work(tiny_pipeline, tmp_path / "uninterrupted")
-    run_stage("train_rqvae.py", *RQVAE, cwd=uninterrupted)
+    uninterrupted = rqvae_uninterrupted
     work = copy_work(tiny_pipeline, tmp_path / "work")
     if moment == "between-codebooks-and-ids":  # an RQ-VAE pair unlike the one killed below (else the IDs left
         run_stage("train_rqvae.py", *RQVAE, "--seed", "7", cwd=work)  # are RQ-KMeans', whole and consistent)
