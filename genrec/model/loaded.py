@@ -8,6 +8,7 @@ transformers nor sentence-transformers.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from genrec.corpus.id_tokens import SemanticIdVocab
+from genrec.errors import ArtifactError
 from genrec.model.retrieval import SongRetriever, load_retriever
 from genrec.model.title_vectors import TitleVectorEncoder
 from genrec.text import fold_script
@@ -27,6 +29,14 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
+
+
+def read_model_config(model_dir: Path) -> dict:
+    """A trained model folder's ``config.json`` as a dict (the export and the plain-torch loader read it as data)."""
+    try:
+        return json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ArtifactError(f"{model_dir}/config.json is missing or unreadable ({err}): rerun train_tiger.py") from None
 
 
 @dataclass

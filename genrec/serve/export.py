@@ -18,6 +18,7 @@ from genrec.errors import ArtifactError
 from genrec.evaluate.continuation import CONTINUATION_FILE
 from genrec.evaluate.baselines import TrainingPlaylists, hybrid_path
 from genrec.evaluate.report import METRICS_FILE
+from genrec.model.loaded import read_model_config
 from genrec.model.retrieval import RETRIEVAL_FILE
 from genrec.model.t5 import tiger_final_dir
 from genrec.model.title_vectors import PACKAGED
@@ -62,7 +63,7 @@ def export_bundle(cfg: Config, dest: Path | None = None) -> Path:
     with atomic_path(dest) as staged:
         staged.mkdir()
         shutil.copytree(model_dir, staged / MODEL)
-        encoder = _model_config(model_dir).get("title_encoder")
+        encoder = read_model_config(model_dir).get("title_encoder")
         if encoder and encoder != PACKAGED:
             shutil.copytree(encoder, staged / ENCODER)
         if not (retrieval.is_file() and _same_playlists(retrieval, training)):
@@ -128,13 +129,6 @@ def check_one_evaluation(metrics_file: Path, hybrid_file: Path) -> None:
     if any(metrics.get(group) != settings for group, settings in hybrid.items()):
         raise ArtifactError(f"{metrics_file} and {hybrid_file} come from two evaluate_tiger.py runs with different "
                             "settings (one killed between its two writes?): rerun evaluate_tiger.py")
-
-
-def _model_config(model_dir: Path) -> dict:
-    try:
-        return json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ArtifactError(f"{model_dir}/config.json is missing or unreadable ({err}): rerun train_tiger.py") from None
 
 
 def _same_playlists(retrieval_file: Path, training: TrainingPlaylists) -> bool:

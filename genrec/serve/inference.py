@@ -38,16 +38,9 @@ from genrec.decode.constrained import TrieLogitsProcessor
 from genrec.decode.decoding import Decoded, DecodingSettings, build_trie, collect_songs, split_ids
 from genrec.errors import ArtifactError
 from genrec.model.copy_head import CopyHead
-from genrec.model.loaded import TigerBundle, assemble_bundle
+from genrec.model.loaded import TigerBundle, assemble_bundle, read_model_config
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_new": lambda x: F.gelu(x, approximate="tanh")}
-
-
-def read_config(model_dir: Path) -> dict:
-    try:
-        return json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ArtifactError(f"cannot read {model_dir / 'config.json'} ({err}): rerun train_tiger.py") from None
 
 
 def supports(config: dict, manifest: dict) -> bool:
@@ -232,7 +225,7 @@ def load_inference(model_dir: Path, title_encoder: str | Path | None = None) -> 
     from safetensors.torch import load_file
 
     manifest = read_manifest(model_dir, "train_tiger.py")
-    config = read_config(model_dir)
+    config = read_model_config(model_dir)
     if not supports(config, manifest):
         return None
     try:
