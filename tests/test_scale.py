@@ -216,3 +216,19 @@ def test_vector_quality_check_in_small_chunks_gives_the_same_report(monkeypatch)
     monkeypatch.setattr(item2vec, "NEIGHBOUR_BLOCK_BYTES", 16 * 300 * 3)  # three rows a chunk
     assert item2vec.quality_check(vectors, names, singers, popularity, seed=0, sample=200) == whole
     assert whole["same_singer"]["sampled_songs"] == 200
+
+
+def test_item2vec_passes_shrink_past_the_word_budget(monkeypatch):
+    """Small corpora keep every pass; a corpus past the budget gets fewer, never none, and gensim runs that many."""
+    from config import PrepareConfig
+    from genrec.data import item2vec
+    assert item2vec.epochs_for(1_000) == item2vec.EPOCHS
+    assert item2vec.epochs_for(item2vec.TRAINING_WORDS // 3) == 3
+    assert item2vec.epochs_for(item2vec.TRAINING_WORDS * 5) == 1
+    playlists = [np.array(codes) for codes in rng.integers(0, 40, size=(50, 6))]
+    song_ids = [f"s{i}" for i in range(40)]
+    passes = []
+    monkeypatch.setattr(item2vec, "_EpochProgress", lambda epochs: passes.append(epochs) or item2vec.CallbackAny2Vec())
+    monkeypatch.setattr(item2vec, "TRAINING_WORDS", 300 * 2)  # the 300 occurrences fit twice
+    vectors, epochs = item2vec.train_item2vec(playlists, song_ids, 4, PrepareConfig(item2vec_workers=1), seed=0)
+    assert epochs == 2 and passes == [2] and len(vectors.ids) == 40

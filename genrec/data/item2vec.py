@@ -51,30 +51,40 @@ class _EpochProgress(CallbackAny2Vec):
 WINDOW = 10
 """Skip-gram window (songs either side)."""
 EPOCHS = 10
-"""Passes over the training playlists."""
+"""Passes over the training playlists, for corpora under a tenth of ``TRAINING_WORDS``."""
+TRAINING_WORDS = 100_000_000
+"""Song occurrences item2vec reads in all, at most: a larger corpus gets fewer passes, no fewer than one.
+A song in a large corpus already appears in many playlists per pass (word2vec itself was trained in one
+pass over its corpus); more passes would make the import's time grow with rows x epochs (docs/scaling.md)."""
+
+
+def epochs_for(words: int) -> int:
+    """Passes over a corpus of ``words`` song occurrences: ``EPOCHS``, fewer past ``TRAINING_WORDS``."""
+    return max(1, min(EPOCHS, TRAINING_WORDS // max(words, 1)))
 NEGATIVE = 5
 """Negative samples per positive."""
 
 
 def train_item2vec(playlists: list[np.ndarray], song_ids: list[str], dim: int, cfg: PrepareConfig,
-                   seed: int) -> SongVectors:
-    """Vectors for the songs of ``playlists`` (every song of a kept playlist gets one).
+                   seed: int) -> tuple[SongVectors, int]:
+    """Vectors for the songs of ``playlists`` (every song of a kept playlist gets one), and the epochs run.
 
     Bit-identical reruns need ``item2vec_workers=1``: with several threads, gensim's updates
     interleave differently from run to run (results stay statistically the same).
     """
     workers = cfg.item2vec_workers or os.cpu_count() or 1
     sentences = PlaylistSentences([p for p in playlists if len(p) > 1], song_ids)
+    epochs = epochs_for(sum(len(p) for p in sentences.playlists))
     log.info("item2vec: %d training playlists, dim %d, window %d, %d epochs, %d negatives, %d workers",
-             len(sentences.playlists), dim, WINDOW, EPOCHS, NEGATIVE, workers)
+             len(sentences.playlists), dim, WINDOW, epochs, NEGATIVE, workers)
     model = Word2Vec(vector_size=dim, window=WINDOW, min_count=1, sg=1, negative=NEGATIVE, workers=workers, seed=seed)
     model.build_vocab(sentences)
-    model.train(sentences, total_examples=model.corpus_count, epochs=EPOCHS, callbacks=[_EpochProgress(EPOCHS)])
+    model.train(sentences, total_examples=model.corpus_count, epochs=epochs, callbacks=[_EpochProgress(epochs)])
     # Keep the catalogue's own order, not gensim's frequency order.
     keyed = model.wv
     kept = [s for s in song_ids if s in keyed.key_to_index]
     vectors = np.stack([keyed[s] for s in kept]).astype(np.float32) if kept else np.zeros((0, dim), np.float32)
-    return SongVectors(kept, vectors)
+    return SongVectors(kept, vectors), epochs
 
 
 NEIGHBOUR_BLOCK_BYTES = 256 * 2**20

@@ -157,13 +157,13 @@ def song_vectors_for(data: ImportedPlaylists, split: list[str], cfg: Config, ste
     if not any(len(codes) > 1 for codes in train):  # item2vec learns from songs side by side in a playlist
         raise DataError(p.input, f"nothing is left after the catalogue cut: no training playlist keeps two songs "
                         f"heard in >= {p.min_song_playlists} training playlists (lower prepare.min_song_playlists)")
-    vectors = train_item2vec(train, data.song_ids, cfg.data.input_dim, p, cfg.run.seed)
+    vectors, epochs = train_item2vec(train, data.song_ids, cfg.data.input_dim, p, cfg.run.seed)
     has_vector = np.zeros(len(data.song_ids), bool)
     has_vector[[code[s] for s in vectors.ids]] = True
     _restrict_songs(data, has_vector)
     steps.record("songs without an item2vec vector leave", data.songs, split)
     report["vectors"] = {"source": "item2vec (training playlists only)", "songs": len(vectors.ids),
-                         "dim": cfg.data.input_dim, "window": item2vec.WINDOW, "epochs": item2vec.EPOCHS,
+                         "dim": cfg.data.input_dim, "window": item2vec.WINDOW, "epochs": epochs,
                          "negative": item2vec.NEGATIVE, "min_count": 1,
                          "seconds": round(time.perf_counter() - started, 1)}
     return vectors
