@@ -51,10 +51,9 @@ def main(cfg, extras) -> None:
     workers, batches = extras["workers"], extras["batches"]
     if workers < 1 or batches < 1:
         sys.exit("--workers and --batches must be at least 1")
-    train_rows, val_rows, vocab, _ = check_corpus(cfg)
-    tokenizer = build_tokenizer(cfg.network.pretrained, [r.input_text for r in train_rows], cfg.network.text_vocab_size,
-                                vocab)
-    data = training_data(cfg, train_rows, val_rows, vocab, tokenizer)
+    train, val_rows, vocab, _ = check_corpus(cfg)
+    tokenizer = build_tokenizer(cfg.network.pretrained, train.titles(), cfg.network.text_vocab_size, vocab)
+    data = training_data(cfg, train, val_rows, vocab, tokenizer)
     collate = PadCollator(tokenizer.pad_token_id)
     size = cfg.train.batch_size
     print(f"{len(data.train)} training examples ({type(data.train).__name__}), batch {size}, "

@@ -52,7 +52,16 @@ def setup_for(rows: list[CorpusRow], songs: int = 6, folds: int = 4,
               walk: WalkParams = WalkParams()) -> tuple[RetrievalSetup, SemanticIdVocab]:
     vocab = catalogue(sorted({s for r in rows for s in r.song_ids}))
     val = [CorpusRow("v1", "rock music", "", ["rock-0", "rock-1"]), CorpusRow("v2", "chill", "", ["chill-2"])]
-    return RetrievalSetup(rows, val, songs, folds, vocab, TokenIds(vocab), tuning_cutoff=10, walk=walk), vocab
+    return RetrievalSetup(TrainingPlaylists.from_corpus(rows), val, songs, folds, vocab, TokenIds(vocab),
+                          tuning_cutoff=10, walk=walk), vocab
+
+
+def cross_fitted_rows(setup: RetrievalSetup, rows: list[CorpusRow]) -> list:
+    """Each row's retrieved songs: its title's, from outside its playlist's fold."""
+    keys = [(row.input_text, setup.fold(row.playlist_id)) for row in rows]
+    retrieved = setup.cross_fitted(keys)
+    assert set(retrieved) == set(keys)  # each (title, fold) asked, retrieved once
+    return [retrieved[key] for key in keys]
 
 
 def decoded_songs(vocab: SemanticIdVocab, tokenizer: TokenIds, retrieved: list[list[int]]) -> list[str]:
@@ -65,7 +74,7 @@ def test_training_rows_never_retrieve_their_own_playlists_songs(walk):
     rows = rows_with_own_songs()
     setup, vocab = setup_for(rows, walk=walk)
     tokenizer = TokenIds(vocab)
-    retrieved = setup.cross_fitted(rows)
+    retrieved = cross_fitted_rows(setup, rows)
     assert len(retrieved) == len(rows) and all(len(r) == 6 for r in retrieved)
     for row, songs in zip(rows, retrieved):
         names = decoded_songs(vocab, tokenizer, songs)
@@ -104,11 +113,12 @@ def test_a_retriever_with_title_vectors_is_saved_and_reloaded_with_them(tmp_path
     rows = rows_with_own_songs()
     vocab = catalogue(sorted({s for r in rows for s in r.song_ids}))
     val = [CorpusRow("v1", "workout", "", ["rock-0", "rock-1"])]
-    setup = RetrievalSetup(rows, val, 6, 4, vocab, TokenIds(vocab), tuning_cutoff=10, vector_weight=0.5,
+    setup = RetrievalSetup(TrainingPlaylists.from_corpus(rows), val, 6, 4, vocab, TokenIds(vocab), tuning_cutoff=10,
+                           vector_weight=0.5,
                            title_vectors=synonym_vectors)
     assert setup.params.vector_weight == 0.5
     assert decoded_songs(vocab, TokenIds(vocab), setup.full(["workout"])[0])[:4] == [f"rock-{j}" for j in range(4)]
-    for fold_lists in setup.cross_fitted(rows)[:6]:  # the folds' kNNs mix in the vectors too
+    for fold_lists in cross_fitted_rows(setup, rows)[:6]:  # the folds' kNNs mix in the vectors too
         assert len(fold_lists) == 6
     setup.save(tmp_path)
     assert json.loads((tmp_path / RETRIEVAL_FILE).read_text(encoding="utf-8"))["title_knn"]["vector_weight"] == 0.5

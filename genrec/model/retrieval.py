@@ -138,11 +138,11 @@ def fitted_knn(playlists: TrainingPlaylists, params: KnnParams, songs: int,
 class RetrievalSetup:
     """What training needs: kNN parameters tuned on validation, full and cross-fitted retrieval."""
 
-    def __init__(self, train_rows: Sequence[CorpusRow], val_rows: Sequence[CorpusRow], songs: int, folds: int,
+    def __init__(self, playlists: TrainingPlaylists, val_rows: Sequence[CorpusRow], songs: int, folds: int,
                  vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase, tuning_cutoff: int,
                  walk: WalkParams = WalkParams(), vector_weight: float = 0.0,
                  title_vectors: TitleVectors | None = None):
-        self.playlists = TrainingPlaylists.from_corpus(train_rows)
+        self.playlists = playlists
         self.songs, self.folds, self.walk, self.title_vectors = songs, folds, walk, title_vectors
         self.token_ids = song_token_ids(vocab, tokenizer)
         check_enough_songs(self.playlists, songs)
@@ -150,21 +150,26 @@ class RetrievalSetup:
         self.params = knn.params
         self.full = SongRetriever(knn, songs, self.token_ids, walk)
 
-    def cross_fitted(self, rows: Sequence[CorpusRow]) -> list[Retrieved]:
-        """Each training row's retrieved songs, from the training playlists outside its fold (the walk too)."""
-        row_folds = [fold_of(row.playlist_id, self.folds) for row in rows]
+    def fold(self, playlist_id: str) -> int:
+        return fold_of(playlist_id, self.folds)
+
+    def cross_fitted(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Retrieved]:
+        """The retrieved songs of each (title, fold) asked (a training playlist's title and :meth:`fold`), from the
+        training playlists outside that fold (the walk too). Keyed, not listed per pair: titles repeat."""
         playlist_folds = [fold_of(pid, self.folds) for pid in self.playlists.ids]
-        out: list[Retrieved] = [() for _ in rows]
-        for fold in sorted(set(row_folds)):
+        by_fold: dict[int, list[str]] = {}
+        for title, fold in dict.fromkeys(keys):
+            by_fold.setdefault(fold, []).append(title)
+        out: dict[tuple[str, int], Retrieved] = {}
+        for fold in sorted(by_fold):
             others = [i for i, f in enumerate(playlist_folds) if f != fold]
             if not others:
                 raise ConfigError(f"every training playlist falls in one of tiger.retrieval_folds={self.folds} "
                                   "folds, leaving none to retrieve from: add playlists")
             knn = fitted_knn(self.playlists.subset(others), self.params, self.songs, self.title_vectors)
-            members = [i for i, f in enumerate(row_folds) if f == fold]
-            retrieved = SongRetriever(knn, self.songs, self.token_ids, self.walk)([rows[i].input_text for i in members])
-            for i, songs in zip(members, retrieved):
-                out[i] = songs
+            titles = by_fold[fold]
+            out.update(((title, fold), songs) for title, songs in
+                       zip(titles, SongRetriever(knn, self.songs, self.token_ids, self.walk)(titles)))
         log.info("retrieval: %d songs per title, kNN %s, walk %s, %d cross-fitting folds", self.songs, self.params,
                  self.walk, self.folds)
         return out

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import random
 import sys
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
+from typing import Iterator
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -28,8 +30,7 @@ from genrec.model.retrieval import (RETRIEVAL_FOLDS, Retrieved, RetrievalSetup, 
                                     vector_mix)
 from genrec.model.title_vectors import TitleVectorEncoder
 from genrec.train.neighbour_targets import NEIGHBOUR_SONGS, CooccurrenceWalk, NeighbourVotes, neighbour_paths
-from genrec.train.pooled_targets import (PAIRS_PER_EXAMPLE, PooledCollator, PooledDataset, pool_examples,
-                                         with_extra_inputs)
+from genrec.train.pooled_targets import PAIRS_PER_EXAMPLE, PooledCollator, PooledDataset, pool_counted, with_extra_inputs
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,62 @@ class Encoded:
 
     def target_tokens(self) -> int:
         return sum(map(len, self.labels))
+
+
+@dataclass
+class TrainingCorpus:
+    """train.tsv as training reads it: its playlists, and in sequence mode its rows (one a playlist).
+
+    Single mode's file has a row per (playlist, song) pair, tens of millions at a million playlists: it is read
+    row by row into its playlists (genrec.evaluate.baselines.read_training_playlists) and its pairs are counted
+    per model input (:func:`count_pairs`), never listed, in every process of a torchrun."""
+    playlists: TrainingPlaylists
+    rows: list[CorpusRow] | None = None
+
+    def titles(self) -> Iterator[str]:
+        """The title of every row, in file order (what the title tokenizer learns from)."""
+        if self.rows is not None:
+            return (row.input_text for row in self.rows)
+        return (title for title, songs in zip(self.playlists.titles, self.playlists.songs) for _ in songs)
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.rows is not None else sum(map(len, self.playlists.songs))
+
+
+@dataclass
+class CountedPairs:
+    """Single mode's (title, song) pairs as :func:`genrec.train.pooled_targets.pool_counted` takes them."""
+    by_input: dict[tuple, Counter]
+    vector_of: dict[tuple[int, ...], torch.Tensor] | None
+    pairs: int
+    target_tokens: int
+    truncated_titles: int
+
+
+def count_pairs(playlists: TrainingPlaylists, tokenizer: PreTrainedTokenizerBase, vocab: SemanticIdVocab,
+                max_input_length: int, title_encoder: TitleVectorEncoder | None,
+                retrieval: RetrievalSetup | None) -> CountedPairs:
+    """Each playlist's (title, song) pairs counted under its model input (title token ids, and the songs its title
+    retrieves from outside its fold), in file order: what pooling counted from the listed pairs, without the list."""
+    titles, cut = encode_titles(tokenizer, playlists.titles, max_input_length)
+    labels = {song: (*ids, tokenizer.eos_token_id) for song, ids in song_token_ids(vocab, tokenizer).items()}
+    folds = [retrieval.fold(pid) for pid in playlists.ids] if retrieval else []
+    retrieved = retrieval.cross_fitted(zip(playlists.titles, folds)) if retrieval else None
+    by_input: dict[tuple, Counter] = defaultdict(Counter)
+    pairs = tokens = 0
+    for i, (title, songs) in enumerate(zip(playlists.titles, playlists.songs)):
+        counts = by_input[(tuple(titles[title]), retrieved[title, folds[i]] if retrieved is not None else ())]
+        for song in songs:
+            label = labels[song]
+            counts[label] += 1
+            tokens += len(label)
+        pairs += len(songs)
+    vector_of = None
+    if title_encoder:
+        # Titles cut to equal token ids share the vector of the last such playlist, as the listed pairs' did.
+        vectors = dict(zip(playlists.titles, title_encoder.vectors(playlists.titles)))
+        vector_of = {tuple(titles[title]): vectors[title] for title in playlists.titles}
+    return CountedPairs(by_input, vector_of, pairs, tokens, cut)
 
 
 class ExampleDataset(torch.utils.data.Dataset):
@@ -138,12 +195,11 @@ def validation_pairs(rows: list[CorpusRow], vocab: SemanticIdVocab, target_mode:
     return pairs
 
 
-def neighbour_extra(cfg: Config, train_rows: list[CorpusRow], tokenizer: PreTrainedTokenizerBase,
+def neighbour_extra(cfg: Config, playlists: TrainingPlaylists, tokenizer: PreTrainedTokenizerBase,
                     vocab: SemanticIdVocab) -> tuple[dict, dict]:
     """Neighbour songs to add to each training title's pooled counts (genrec.train.neighbour_targets) from the kNN
     that evaluate_tiger.py reports as ``title_knn`` (same fit, same tuning on val), and how it was set."""
     targets = cfg.targets
-    playlists = TrainingPlaylists.from_corpus(train_rows)
     val = split_playlists(cfg, "val", vocab.songs).head(cfg.eval.val_playlists)
     knn, _ = tuned_title_knn(cfg, playlists, val)
     title_ids, _ = encode_titles(tokenizer, playlists.titles, cfg.network.max_input_length)
@@ -159,13 +215,15 @@ def neighbour_extra(cfg: Config, train_rows: list[CorpusRow], tokenizer: PreTrai
 class TrainingData:
     train: torch.utils.data.Dataset  # pooled examples in single mode, one example per playlist in sequence mode
     val: ExampleDataset
-    encoded: Encoded  # the training pairs as encoded, before pooling
+    pairs: int  # training pairs before pooling: (title, song) pairs in single mode, playlists in sequence mode
+    target_tokens: int  # their target tokens
+    truncated_titles: int  # distinct training titles cut to network.max_input_length
     title_encoder: TitleVectorEncoder | None
     retrieval: RetrievalSetup | None
     neighbour_setup: dict | None
 
 
-def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[CorpusRow], vocab: SemanticIdVocab,
+def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow], vocab: SemanticIdVocab,
                   tokenizer: PreTrainedTokenizerBase) -> TrainingData:
     """The training and validation sets as the Trainer sees them (title vectors, retrieval, pooled targets)."""
     net, targets, ret, mode = cfg.network, cfg.targets, cfg.retrieval, cfg.corpus.target_mode
@@ -174,7 +232,7 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
         # A preset that mixes in vectors must still run where the title encoder is turned off (non-English titles).
         log.warning("retrieval.vector_weight=%g needs network.title_encoder: the retriever's kNN uses TF-IDF alone",
                     ret.vector_weight)
-    retrieval = (RetrievalSetup(train_rows, val_rows, ret.songs, RETRIEVAL_FOLDS, vocab, tokenizer,
+    retrieval = (RetrievalSetup(train.playlists, val_rows, ret.songs, RETRIEVAL_FOLDS, vocab, tokenizer,
                                 max(cfg.eval.k_values), WalkParams(ret.walk_weight, NEIGHBOUR_SONGS),
                                 *vector_mix(ret.vector_weight, title_encoder))
                  if ret.songs else None)
@@ -184,17 +242,23 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
         if getattr(ret, name) and not ret.songs:
             log.warning("retrieval.%s=%g %s: ignored without retrieval.songs", name, getattr(ret, name), what)
     val_pairs = validation_pairs(val_rows, vocab, mode, cfg.train.val_loss_examples, cfg.run.seed)
-    train_set = encode(training_pairs(train_rows), tokenizer, net.max_input_length, title_encoder,
-                       retrieval.cross_fitted(train_rows) if retrieval else None)
+    pooled_mode = mode == "single"
+    if pooled_mode:
+        counted = count_pairs(train.playlists, tokenizer, vocab, net.max_input_length, title_encoder, retrieval)
+        pairs, target_tokens, truncated = counted.pairs, counted.target_tokens, counted.truncated_titles
+    else:
+        rows = train.rows if train.rows is not None else []
+        keys = [(row.input_text, retrieval.fold(row.playlist_id)) for row in rows] if retrieval else []
+        retrieved = retrieval.cross_fitted(keys) if retrieval else None
+        train_set = encode(training_pairs(rows), tokenizer, net.max_input_length, title_encoder,
+                           [retrieved[key] for key in keys] if retrieved is not None else None)
+        pairs, target_tokens, truncated = len(train_set.inputs), train_set.target_tokens(), train_set.truncated_titles
     val_set = encode(val_pairs, tokenizer, net.max_input_length, title_encoder,
                      retrieval.full([title for title, _ in val_pairs]) if retrieval else None)
-    if train_set.truncated_titles:
+    if truncated:
         log.warning("%d distinct training titles are longer than network.max_input_length=%d tokens and were cut",
-                    train_set.truncated_titles, net.max_input_length)
-    train_data: torch.utils.data.Dataset = ExampleDataset(train_set)
-    pooled_mode = mode == "single"
-    merged = train_set.truncated_titles and titles_merged_by_cutting(
-        tokenizer, [row.input_text for row in train_rows], net.max_input_length)
+                    truncated, net.max_input_length)
+    merged = truncated and titles_merged_by_cutting(tokenizer, train.playlists.titles, net.max_input_length)
     smoothed = targets.neighbour_weight or targets.cooccurrence_weight
     if merged and pooled_mode and (title_encoder or smoothed):
         # Pooled examples key title vectors and neighbour targets by the title's token ids.
@@ -205,13 +269,14 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
         if getattr(targets, name) and not pooled_mode:
             log.warning("targets.%s=%g shapes pooled single-mode targets only: ignored here", name,
                         getattr(targets, name))
-    neighbours, neighbour_setup = (neighbour_extra(cfg, train_rows, tokenizer, vocab)
-                                   if smoothed and pooled_mode else (None, None))
-    if pooled_mode:
-        pooled = pool_examples(train_set.inputs, train_set.labels, PAIRS_PER_EXAMPLE, cfg.run.seed,
-                               train_set.vectors, train_set.retrieved, targets.sharpening, neighbours,
-                               targets.paths_per_title)
-        log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
-                 pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
-        train_data = PooledDataset(pooled)
-    return TrainingData(train_data, ExampleDataset(val_set), train_set, title_encoder, retrieval, neighbour_setup)
+    if not pooled_mode:
+        return TrainingData(ExampleDataset(train_set), ExampleDataset(val_set), pairs, target_tokens, truncated,
+                            title_encoder, retrieval, None)
+    neighbours, neighbour_setup = (neighbour_extra(cfg, train.playlists, tokenizer, vocab)
+                                   if smoothed else (None, None))
+    pooled = pool_counted(counted.by_input, counted.pairs, PAIRS_PER_EXAMPLE, cfg.run.seed, counted.vector_of,
+                          retrieval is not None, targets.sharpening, neighbours, targets.paths_per_title)
+    log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
+             pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
+    return TrainingData(PooledDataset(pooled), ExampleDataset(val_set), pairs, target_tokens, truncated,
+                        title_encoder, retrieval, neighbour_setup)

@@ -15,6 +15,7 @@ import re
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Iterable
 
 import torch
 from safetensors import SafetensorError
@@ -30,7 +31,8 @@ from genrec.errors import ArtifactError
 from genrec.model.retrieval import RETRIEVAL_FOLDS
 from genrec.model.t5 import build_model, checkpoint_dir, resolve_device, save_final, tiger_final_dir
 from genrec.model.tokenizer import build_tokenizer, check_id_tokens, check_pretrained_folder, unknown_share
-from genrec.train.batches import PadCollator, training_data
+from genrec.evaluate.baselines import TrainingPlaylists, read_training_playlists
+from genrec.train.batches import PadCollator, TrainingCorpus, training_data
 from genrec.train.pooled_targets import PooledDataset
 from genrec.train.trainer import (GENERATION_K, GENERATION_SAMPLE, GenerationProbe, LogToFile, TigerTrainer,
                                   TimeBudget, precision_flags)
@@ -72,17 +74,22 @@ def training_arguments(cfg: Config, device: str, examples: int) -> Seq2SeqTraini
         **precision_flags(t.mixed_precision, device))
 
 
-def check_corpus(cfg: Config) -> tuple[list[CorpusRow], list[CorpusRow], SemanticIdVocab, dict]:
+def check_corpus(cfg: Config) -> tuple[TrainingCorpus, list[CorpusRow], SemanticIdVocab, dict]:
     manifests = {split: require_fresh(corpus_path(cfg, split), "prepare_corpus.py") for split in ("train", "val")}
     summary = manifests["train"]["summary"]
     if summary.get("target_mode") != cfg.corpus.target_mode:
         raise ArtifactError(f"{corpus_path(cfg, 'train')} was built with corpus.target_mode="
                             f"{summary.get('target_mode')}, not {cfg.corpus.target_mode}: rerun prepare_corpus.py")
-    train_rows, val_rows = read_corpus(corpus_path(cfg, "train")), read_corpus(corpus_path(cfg, "val"))
-    for split, rows in (("train", train_rows), ("val", val_rows)):
-        if not rows:
+    if cfg.corpus.target_mode == "single":
+        train = TrainingCorpus(read_training_playlists(corpus_path(cfg, "train")))
+    else:
+        rows = read_corpus(corpus_path(cfg, "train"))
+        train = TrainingCorpus(TrainingPlaylists.from_corpus(rows), rows)
+    val_rows = read_corpus(corpus_path(cfg, "val"))
+    for split, size in (("train", len(train.playlists.ids)), ("val", len(val_rows))):
+        if not size:
             raise ArtifactError(f"{corpus_path(cfg, split)} has no examples: rerun prepare_corpus.py")
-    return train_rows, val_rows, load_vocab(cfg), summary
+    return train, val_rows, load_vocab(cfg), summary
 
 
 def prepare_checkpoints(cfg: Config, args: Seq2SeqTrainingArguments, run_info: dict) -> str | None:
@@ -128,7 +135,7 @@ def checkpoint_is_complete(path: Path) -> bool:
         return False
 
 
-def shared_tokenizer(cfg: Config, args: Seq2SeqTrainingArguments, titles: list[str], vocab: SemanticIdVocab,
+def shared_tokenizer(cfg: Config, args: Seq2SeqTrainingArguments, titles: Iterable[str], vocab: SemanticIdVocab,
                      resuming: bool) -> PreTrainedTokenizerBase:
     """Built once by the main process and saved beside the checkpoints; the other ranks load that copy."""
     from transformers import AutoTokenizer
@@ -165,22 +172,22 @@ def train(cfg: Config) -> dict:
     cfg = settings_for_mode(cfg)
     if cfg.network.pretrained:  # before anything touches the checkpoints: a bad value must not cost them
         check_pretrained_folder(cfg.network.pretrained)
-    train_rows, val_rows, vocab, corpus_summary = check_corpus(cfg)
+    train, val_rows, vocab, corpus_summary = check_corpus(cfg)
     t, net = cfg.train, cfg.network
     device = resolve_device(cfg.run.device)
-    args = training_arguments(cfg, device, len(train_rows))
+    args = training_arguments(cfg, device, len(train))
     run_info = run_fingerprint(cfg)
     resume_from = prepare_checkpoints(cfg, args, run_info)
-    tokenizer = shared_tokenizer(cfg, args, [r.input_text for r in train_rows], vocab, resume_from is not None)
+    tokenizer = shared_tokenizer(cfg, args, train.titles(), vocab, resume_from is not None)
     if args.process_index == 0:
         write_json(checkpoint_dir(cfg) / RUN_FILE, run_info)
-        share = unknown_share(tokenizer, sorted({r.input_text for r in train_rows}))
+        share = unknown_share(tokenizer, sorted(set(train.playlists.titles)))
         if share > 0.05:
             log.warning("%.0f%% of title tokens are <unk> for this tokenizer", 100 * share)
 
     mode = cfg.corpus.target_mode
-    data = training_data(cfg, train_rows, val_rows, vocab, tokenizer)
-    title_encoder, retrieval, train_set = data.title_encoder, data.retrieval, data.encoded
+    data = training_data(cfg, train, val_rows, vocab, tokenizer)
+    title_encoder, retrieval = data.title_encoder, data.retrieval
     if isinstance(data.train, PooledDataset):
         args.logging_steps = logging_interval(t, len(data.train))
     probe = GenerationProbe(val_rows, tokenizer, vocab, mode, net.max_input_length, GENERATION_SAMPLE,
@@ -205,12 +212,12 @@ def train(cfg: Config) -> dict:
     state = trainer.state
     examples_per_step = t.batch_size * t.gradient_accumulation_steps * args.world_size
     train_seconds = max(result.metrics["train_runtime"] - trainer.eval_seconds, 1e-9)
-    tokens = (state.global_step - start_step) * examples_per_step * train_set.target_tokens() / len(train_set.inputs)
+    tokens = (state.global_step - start_step) * examples_per_step * data.target_tokens / data.pairs
     best = best_evaluation(state.log_history, state.best_metric)
     summary = {
         "target_mode": mode, "collision_strategy": vocab.collision_strategy, "id_length": vocab.id_length,
         "max_input_length": net.max_input_length, "parameters": model.num_parameters(),
-        "train_examples": len(data.train), "train_pairs": len(train_set.inputs), "val_examples": len(data.val),
+        "train_examples": len(data.train), "train_pairs": data.pairs, "val_examples": len(data.val),
         "global_step": state.global_step, "epochs": round(state.epoch or 0.0, 3), "resumed_from_step": start_step,
         "stopped_by_time_budget_at_step": budget.stopped_at_step if budget else None,
         "processes": args.world_size, "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
@@ -219,7 +226,7 @@ def train(cfg: Config) -> dict:
         "retrieval": {"songs": cfg.retrieval.songs, "folds": RETRIEVAL_FOLDS, "title_knn": asdict(retrieval.params), "walk": asdict(retrieval.walk)}
         if retrieval else None,
         "neighbour_targets": data.neighbour_setup,
-        "truncated_titles": train_set.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in
+        "truncated_titles": data.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in
                                                                    ("examples", "largest_collision_group")},
     }
     if trainer.is_world_process_zero():

@@ -74,9 +74,19 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
         by_input[key][tuple(label)] += 1
     # Equal token ids mean an equal folded title, and so an equal title vector.
     vector_of = dict(zip(map(tuple, inputs), vectors)) if vectors is not None else None
+    return pool_counted(by_input, len(labels), pairs_per_example, seed, vector_of, retrieved is not None, sharpening,
+                        extra, paths_per_input)
+
+
+def pool_counted(by_input: dict[tuple, Counter], pairs: int, pairs_per_example: int, seed: int,
+                 vector_of: dict[tuple[int, ...], torch.Tensor] | None = None, with_retrieved: bool = False,
+                 sharpening: float = 1.0, extra: dict[tuple[int, ...], dict[tuple[int, ...], float]] | None = None,
+                 paths_per_input: int = 0) -> PooledExamples:
+    """:func:`pool_examples` from pairs already counted: ``by_input`` maps (title token ids, retrieved songs, or
+    ``()``) to {label path: pairs}, in the order the pairs came (the float sums below follow it); ``vector_of``
+    maps title token ids to the title vector. Training counts a corpus's pairs this way without listing them."""
     rng = random.Random(seed)
-    out = PooledExamples([], [], [], [], len(labels), [] if vectors is not None else None,
-                         [] if retrieved is not None else None)
+    out = PooledExamples([], [], [], [], pairs, [] if vector_of is not None else None, [] if with_retrieved else None)
     for key in sorted(by_input):
         title, songs = key
         total = sum(by_input[key].values())
@@ -102,7 +112,7 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
             out.weights.append(total / len(walked))
             if vector_of is not None:
                 out.vectors.append(vector_of[title])
-            if retrieved is not None:
+            if with_retrieved:
                 out.retrieved.append(songs)
     return out
 
