@@ -232,3 +232,84 @@ def test_item2vec_passes_shrink_past_the_word_budget(monkeypatch):
     monkeypatch.setattr(item2vec, "TRAINING_WORDS", 300 * 2)  # the 300 occurrences fit twice
     vectors, epochs = item2vec.train_item2vec(playlists, song_ids, 4, PrepareConfig(item2vec_workers=1), seed=0)
     assert epochs == 2 and passes == [2] and len(vectors.ids) == 40
+
+
+class TitleTokens:
+    """Just enough of a tokenizer for training's pair counting: a word's id, then </s>; ID tokens from 10."""
+
+    unk_token_id, eos_token_id = 0, 1
+
+    def __init__(self, vocab):
+        self.ids = {t: i for i, t in enumerate(vocab.all_tokens(), start=10)}
+        self.words: dict[str, int] = {}
+
+    def convert_tokens_to_ids(self, tokens):
+        return self.ids[tokens] if isinstance(tokens, str) else [self.ids[t] for t in tokens]
+
+    def __call__(self, titles):
+        return {"input_ids": [[self.words.setdefault(w, 1000 + len(self.words)) for w in t.split()] + [1]
+                              for t in titles]}
+
+
+class TitleVectors:
+    """A title's vector from its text's checksum: equal titles, equal vectors."""
+
+    def vectors(self, titles):
+        import torch
+        import zlib
+        return [torch.tensor([float(zlib.crc32(f"{t}{i}".encode()) % 97) for i in range(4)]) for t in titles]
+
+
+def test_pairs_counted_per_playlist_pool_as_the_listed_pairs():
+    """Training counts single mode's (title, song) pairs playlist by playlist (a million playlists hold tens of
+    millions of them); pooled, the counts give exactly the examples that listing every pair gave, retrieved songs,
+    title vectors, cut titles and all."""
+    import test_retrieval
+    from genrec.train.batches import count_pairs, encode_titles
+    from genrec.train.pooled_targets import pool_counted, pool_examples
+    from genrec.model.retrieval import RetrievalSetup, song_token_ids
+    rows = test_retrieval.rows_with_own_songs()
+    # Two long titles that cutting to three tokens makes equal to each other: the last playlist's vector is kept.
+    rows += [CorpusRow(f"long{i}", f"rock anthems of {end}", "", [s]) for i, end in enumerate(("old", "new"))
+             for s in ("rock-0", "chill-1", "sleep-2")]
+    vocab = test_retrieval.catalogue(sorted({s for r in rows for s in r.song_ids}))
+    tokenizer = TitleTokens(vocab)
+    val = [CorpusRow("v1", "rock music", "", ["rock-0", "rock-1"])]
+    playlists = TrainingPlaylists.from_corpus(rows)
+    setup = RetrievalSetup(playlists, val, 6, 4, vocab, tokenizer, tuning_cutoff=10)
+    counted = count_pairs(playlists, tokenizer, vocab, 3, TitleVectors(), setup)
+
+    titles, cut = encode_titles(tokenizer, [r.input_text for r in rows], 3)
+    keys = [(r.input_text, setup.fold(r.playlist_id)) for r in rows]
+    retrieved = setup.cross_fitted(keys)
+    song_ids = song_token_ids(vocab, tokenizer)
+    labels = [[*song_ids[r.song_ids[0]], 1] for r in rows]
+    listed = pool_examples([titles[r.input_text] for r in rows], labels, 2, seed=0,
+                           vectors=TitleVectors().vectors([r.input_text for r in rows]),
+                           retrieved=[retrieved[key] for key in keys], sharpening=2.0)
+    pooled = pool_counted(counted.by_input, counted.pairs, 2, 0, counted.vector_of, True, 2.0)
+    assert cut == counted.truncated_titles == 2
+    assert (counted.pairs, counted.target_tokens) == (len(rows), sum(map(len, labels)))
+    for field in ("inputs", "paths", "targets", "weights", "pairs", "retrieved"):
+        assert getattr(pooled, field) == getattr(listed, field), field
+    assert len(pooled.vectors) == len(listed.vectors)
+    assert all(a.equal(b) for a, b in zip(pooled.vectors, listed.vectors))
+
+
+def test_walk_spreads_a_popular_song_over_a_seeded_sample_of_its_playlists(knn, monkeypatch):
+    from genrec.train import neighbour_targets
+    exact = CooccurrenceWalk(knn)
+    monkeypatch.setattr(neighbour_targets, "WALK_PLAYLISTS_PER_SONG", 3)
+    capped = CooccurrenceWalk(knn)
+    held_exact, held = np.diff(exact.spread.indptr), np.diff(capped.spread.indptr)
+    assert held_exact.max() > 3 and (held == np.minimum(held_exact, 3)).all()
+    for song in range(len(held)):
+        playlists = set(capped.spread.indices[capped.spread.indptr[song]:capped.spread.indptr[song + 1]])
+        assert playlists <= set(exact.spread.indices[exact.spread.indptr[song]:exact.spread.indptr[song + 1]])
+        weights = capped.spread.data[capped.spread.indptr[song]:capped.spread.indptr[song + 1]]
+        assert np.allclose(weights, 1 / held[song])  # the step stays uniform over the playlists kept
+    light = np.flatnonzero(held_exact <= 3)
+    assert (capped.spread[light] != exact.spread[light]).nnz == 0
+    assert (CooccurrenceWalk(knn).spread != capped.spread).nnz == 0  # the same sample on every run
+    walked = capped([{"s1": 1.0, "s2": 0.5}], songs=10)[0]
+    assert walked and sum(walked.values()) <= 1 + 1e-9

@@ -83,6 +83,30 @@ def top_votes(row: sparse.csr_matrix, names: Sequence[str], songs: int) -> dict[
     return {names[row.indices[i]]: float(row.data[i]) for i in order if row.data[i] > 0}
 
 
+WALK_PLAYLISTS_PER_SONG = 1000
+"""A song spreads its score over at most this many of its playlists: a uniform sample of them, drawn once (seeded),
+an unbiased estimate of the step over all of them. A title's walk then costs at most its songs x this x playlist
+length, whatever the data's size; over every playlist, the popular songs of a million playlists (each in tens of
+thousands) made the walk's cost grow with the square of the data (docs/scaling.md). It is above every song's count
+in the shipped datasets, where the walk is the exact one."""
+
+
+def sample_holders(song_playlists: sparse.csr_matrix, most: int, seed: int = 0) -> sparse.csr_matrix:
+    """``song_playlists`` (songs x playlists) with each row cut to a uniform sample of ``most`` of its entries."""
+    counts = np.diff(song_playlists.indptr)
+    heavy = np.flatnonzero(counts > most)
+    if not len(heavy):
+        return song_playlists
+    keep = np.ones(song_playlists.nnz, dtype=bool)
+    rng = np.random.default_rng(seed)
+    for song in heavy:
+        start, held = song_playlists.indptr[song], counts[song]
+        keep[start + rng.choice(held, size=held - most, replace=False)] = False
+    rows = np.repeat(np.arange(song_playlists.shape[0]), counts)[keep]
+    return sparse.csr_matrix((song_playlists.data[keep], (rows, song_playlists.indices[keep])),
+                             shape=song_playlists.shape)
+
+
 class CooccurrenceWalk:
     """One step of a song -> playlist -> song walk over title kNN's training playlists (see the module docstring)."""
 
@@ -90,9 +114,10 @@ class CooccurrenceWalk:
         self.songs = knn.songs
         self.index = {song: i for i, song in enumerate(knn.songs)}
         members = (knn.members > 0).astype(np.float32).tocsr()  # playlists x songs
-        holders = np.maximum(np.asarray(members.sum(axis=0)).ravel(), 1.0)
+        held = sample_holders(members.T.tocsr(), WALK_PLAYLISTS_PER_SONG)  # songs x the playlists they spread over
+        holders = np.maximum(np.asarray(held.sum(axis=1)).ravel(), 1.0)
         lengths = np.maximum(np.asarray(members.sum(axis=1)).ravel(), 1.0)
-        self.spread = (sparse.diags(1.0 / holders) @ members.T).tocsr()  # song -> its playlists
+        self.spread = (sparse.diags(1.0 / holders) @ held).tocsr()  # song -> its playlists
         self.split = (sparse.diags(1.0 / lengths) @ members).tocsr()  # playlist -> its songs
         # The share of a song's score that the walk brings straight back to it.
         self.returns = np.asarray(self.spread.multiply(self.split.T).sum(axis=1)).ravel()
