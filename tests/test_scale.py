@@ -313,3 +313,11 @@ def test_walk_spreads_a_popular_song_over_a_seeded_sample_of_its_playlists(knn, 
     assert (CooccurrenceWalk(knn).spread != capped.spread).nnz == 0  # the same sample on every run
     walked = capped([{"s1": 1.0, "s2": 0.5}], songs=10)[0]
     assert walked and sum(walked.values()) <= 1 + 1e-9
+
+
+def test_stable_top_is_the_stable_sort_prefix():
+    from genrec.train.neighbour_targets import stable_top
+    generator = np.random.default_rng(3)
+    for size, k in ((50, 10), (50, 50), (50, 80), (1000, 1), (7, 0)):
+        values = generator.integers(0, 5, size=size).astype(np.float64)  # many ties, at the cut too
+        assert stable_top(values, k).tolist() == np.argsort(-values, kind="stable")[:k].tolist()

@@ -107,6 +107,17 @@ def sample_holders(song_playlists: sparse.csr_matrix, most: int, seed: int = 0) 
                              shape=song_playlists.shape)
 
 
+def stable_top(values: np.ndarray, k: int) -> np.ndarray:
+    """``np.argsort(-values, kind="stable")[:k]`` without sorting every value: a walk's row holds most of the
+    catalogue, and only its top ``k`` are kept. The candidates are every value at least the k-th largest (ties
+    included, in index order), so the stable order among them is the full sort's."""
+    if k >= len(values):
+        return np.argsort(-values, kind="stable")[:k]
+    kth = -np.partition(-values, k - 1)[k - 1]
+    candidates = np.flatnonzero(values >= kth)
+    return candidates[np.argsort(-values[candidates], kind="stable")][:k]
+
+
 class CooccurrenceWalk:
     """One step of a song -> playlist -> song walk over title kNN's training playlists (see the module docstring)."""
 
@@ -144,7 +155,7 @@ class CooccurrenceWalk:
     def _top(self, row: sparse.csr_matrix, songs: int) -> dict[str, float]:
         data = np.clip(row.data, 0.0, None)
         total = data.sum()
-        order = np.argsort(-data, kind="stable")[:songs]
+        order = stable_top(data, songs)
         return {self.songs[row.indices[i]]: float(data[i] / total) for i in order if data[i] > 0}
 
 
