@@ -3,7 +3,8 @@
 Examples are tokenized once up front and padded per batch (titles are short, targets of single mode
 are one ID plus </s>), with no dataloader workers: on a CPU the model step is the cost, not input.
 In single mode the (title, song) pairs become pooled examples (genrec.train.pooled_targets), shaped by the
-``targets`` group (neighbour votes and the co-occurrence walk, genrec.train.neighbour_targets); with
+``targets`` group (neighbour votes and the co-occurrence walk, genrec.train.neighbour_targets; continuation examples
+with seed songs, genrec.train.seeded_examples); with
 ``retrieval.songs`` every example also carries title kNN's songs for its title (genrec.model.retrieval).
 """
 
@@ -28,8 +29,10 @@ from genrec.model.retrieval import (RETRIEVAL_FOLDS, Retrieved, RetrievalSetup, 
                                     vector_mix)
 from genrec.model.title_vectors import TitleVectorEncoder
 from genrec.train.neighbour_targets import NEIGHBOUR_SONGS, CooccurrenceWalk, NeighbourVotes, neighbour_paths
+from genrec.model.seed_songs import kept_seeds
 from genrec.train.pooled_targets import (PAIRS_PER_EXAMPLE, PooledCollator, PooledDataset, pool_examples,
                                          with_extra_inputs)
+from genrec.train.seeded_examples import SeededRows, seeded_rows
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ class PadCollator:
             return self.pooled(batch)
         return with_extra_inputs({"input_ids": pad([b["input_ids"] for b in batch], self.pad_id),
                                    "attention_mask": pad([[1] * len(b["input_ids"]) for b in batch], 0),
-                                   "labels": pad([b["labels"] for b in batch], -100)}, batch)
+                                   "labels": pad([b["labels"] for b in batch], -100)}, batch, self.pad_id)
 
 
 def pad(rows: list[list[int]], value: int) -> torch.Tensor:
@@ -163,6 +166,8 @@ class TrainingData:
     title_encoder: TitleVectorEncoder | None
     retrieval: RetrievalSetup | None
     neighbour_setup: dict | None
+    seeded: dict | None = None
+    """The continuation examples' share and playlists per category (None: the model reads no seeds)."""
 
 
 def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[CorpusRow], vocab: SemanticIdVocab,
@@ -184,15 +189,17 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
         if getattr(ret, name) and not ret.songs:
             log.warning("retrieval.%s=%g %s: ignored without retrieval.songs", name, getattr(ret, name), what)
     val_pairs = validation_pairs(val_rows, vocab, mode, cfg.train.val_loss_examples, cfg.run.seed)
-    train_set = encode(training_pairs(train_rows), tokenizer, net.max_input_length, title_encoder,
-                       retrieval.cross_fitted(train_rows) if retrieval else None)
+    pooled_mode = mode == "single"
+    seeded = seeded_rows(train_rows, targets.seeded_share, cfg.run.seed) if targets.seeded_share and pooled_mode else None
+    rows = [*train_rows, *seeded.rows] if seeded else train_rows
+    train_set = encode(training_pairs(rows), tokenizer, net.max_input_length, title_encoder,
+                       retrieval.cross_fitted(rows) if retrieval else None)
     val_set = encode(val_pairs, tokenizer, net.max_input_length, title_encoder,
                      retrieval.full([title for title, _ in val_pairs]) if retrieval else None)
     if train_set.truncated_titles:
         log.warning("%d distinct training titles are longer than network.max_input_length=%d tokens and were cut",
                     train_set.truncated_titles, net.max_input_length)
     train_data: torch.utils.data.Dataset = ExampleDataset(train_set)
-    pooled_mode = mode == "single"
     merged = train_set.truncated_titles and titles_merged_by_cutting(
         tokenizer, [row.input_text for row in train_rows], net.max_input_length)
     smoothed = targets.neighbour_weight or targets.cooccurrence_weight
@@ -201,17 +208,46 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
         log.warning("%d distinct training titles were cut to another title's tokens and share its title vector and "
                     "neighbour targets: raise network.max_input_length to keep them apart", merged)
     # The targets group shapes pooled targets only; a preset that sets it must still run sequence mode.
-    for name in ("neighbour_weight", "cooccurrence_weight", "paths_per_title"):
+    for name in ("neighbour_weight", "cooccurrence_weight", "paths_per_title", "seeded_share"):
         if getattr(targets, name) and not pooled_mode:
             log.warning("targets.%s=%g shapes pooled single-mode targets only: ignored here", name,
                         getattr(targets, name))
     neighbours, neighbour_setup = (neighbour_extra(cfg, train_rows, tokenizer, vocab)
                                    if smoothed and pooled_mode else (None, None))
     if pooled_mode:
-        pooled = pool_examples(train_set.inputs, train_set.labels, PAIRS_PER_EXAMPLE, cfg.run.seed,
-                               train_set.vectors, train_set.retrieved, targets.sharpening, neighbours,
-                               targets.paths_per_title)
+        pooled = pooled_examples(train_set, len(train_rows), cfg, neighbours)
+        if seeded:
+            # Pooled on their own, so the title-only examples are the same whatever the share.
+            pooled = pooled.followed_by(pooled_examples(train_set, len(train_rows), cfg, None,
+                                                        seed_token_ids(seeded, vocab, tokenizer)))
         log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
                  pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
         train_data = PooledDataset(pooled)
-    return TrainingData(train_data, ExampleDataset(val_set), train_set, title_encoder, retrieval, neighbour_setup)
+    seeded_setup = {"share": targets.seeded_share, "playlists": seeded.categories} if seeded else None
+    if seeded:
+        log.info("continuation examples: %d (title, seeds, song) pairs from %s playlists by category",
+                 len(seeded.rows), seeded.categories)
+    return TrainingData(train_data, ExampleDataset(val_set), train_set, title_encoder, retrieval, neighbour_setup,
+                        seeded_setup)
+
+
+def pooled_examples(train_set: Encoded, title_rows: int, cfg: Config, neighbours: dict | None,
+                    seeds: list[tuple[tuple[int, ...], ...]] | None = None):
+    """The pooled examples of the first ``title_rows`` encoded pairs (the title-only rows), or with ``seeds`` of the
+    pairs after them (the continuation rows, one seed tuple each)."""
+    part = slice(title_rows, None) if seeds is not None else slice(title_rows)
+
+    def cut(values):
+        return values[part] if values is not None else None
+
+    return pool_examples(train_set.inputs[part], train_set.labels[part], PAIRS_PER_EXAMPLE, cfg.run.seed,
+                         cut(train_set.vectors), cut(train_set.retrieved), cfg.targets.sharpening, neighbours,
+                         cfg.targets.paths_per_title, seeds)
+
+
+def seed_token_ids(seeded: SeededRows, vocab: SemanticIdVocab,
+                   tokenizer: PreTrainedTokenizerBase) -> list[tuple[tuple[int, ...], ...]]:
+    """Each continuation pair's seeds as the model reads them (genrec.model.seed_songs.kept_seeds)."""
+    token_ids = song_token_ids(vocab, tokenizer)
+    as_ids = {seeds: tuple(token_ids[song] for song in kept_seeds(seeds, token_ids)) for seeds in set(seeded.seeds)}
+    return [as_ids[seeds] for seeds in seeded.seeds]
