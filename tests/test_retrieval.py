@@ -73,6 +73,28 @@ def test_training_rows_never_retrieve_their_own_playlists_songs(walk):
         assert f"{row.input_text}-0" in names  # the title group's shared songs come from the other folds
 
 
+def test_seeded_rows_copy_the_seeds_walk_without_the_seeds_or_their_own_playlists_songs():
+    """A continuation row (title + seeds) retrieves the seeds' co-occurring songs, cross-fitted like a title."""
+    rows = rows_with_own_songs()
+    setup, vocab = setup_for(rows)
+    tokenizer = TokenIds(vocab)
+    # Seeds from another title group than the row's own title: the walk must follow the seeds.
+    seeds = [("chill-0", f"own-{r.playlist_id[2:]}-a") if r.input_text.startswith("rock") else () for r in rows]
+    retrieved = setup.cross_fitted(rows, seeds)
+    assert retrieved[:6] != setup.cross_fitted(rows)[:6]
+    for row, given, songs in zip(rows, seeds, retrieved):
+        names = decoded_songs(vocab, tokenizer, songs)
+        assert len(names) == 6 and not set(names) & set(given)
+        assert not any(name.startswith(f"own-{row.playlist_id[2:]}-") for name in names)
+        if given:
+            assert "chill-1" in names
+    titles = ["rock", "rock", ""]
+    full = setup.full.inputs(titles, [("chill-0",), (), ("chill-0", "chill-1")])
+    assert full[1] == setup.full(["rock"])[0]
+    assert {"chill-1", "chill-2"} <= set(decoded_songs(vocab, tokenizer, full[0]))
+    assert "chill-1" not in decoded_songs(vocab, tokenizer, full[2])
+
+
 def test_inference_retrieves_from_all_training_playlists_with_the_tuned_knn():
     rows = rows_with_own_songs()
     setup, vocab = setup_for(rows)

@@ -128,7 +128,7 @@ def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constra
     seed_ids, extra = seed_input(bundle, seeds)
     asked = min(num_songs + extra, len(vocab.by_tokens)) if single else num_songs + extra
     encoded = title_inputs(model, tokenizer, titles, bundle.max_input_length, bundle.title_encoder, bundle.retriever,
-                           seed_ids)
+                           seed_ids, seeds if seed_ids is not None else None)
     kwargs = dict(max_new_tokens=id_length + 1 if single else asked * id_length + 1,
                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                   return_dict_in_generate=True, output_scores=True)

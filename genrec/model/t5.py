@@ -170,15 +170,16 @@ def save_final(final_dir: Path, model: TigerT5, tokenizer: PreTrainedTokenizerBa
 
 def title_inputs(model: TigerT5, tokenizer: PreTrainedTokenizerBase, titles: list[str], max_length: int,
                  title_encoder: TitleVectorEncoder | None = None, retriever: SongRetriever | None = None,
-                 seed_ids: torch.Tensor | None = None) -> dict:
+                 seed_ids: torch.Tensor | None = None, seeds: list[list[str]] | None = None) -> dict:
     """What generate() takes for these titles: token ids, or embeddings with the extra tokens first (and the
-    seed songs last: ``seed_ids``, genrec.model.seed_songs.seed_tensor)."""
+    seed songs last: ``seed_ids``, genrec.model.seed_songs.seed_tensor, of the song ids ``seeds``, which a copy head
+    copies the seeds' walk for: genrec.model.retrieval.SongRetriever.inputs)."""
     encoded = tokenizer(titles, padding=True, truncation=True, max_length=max_length,
                         return_tensors="pt").to(model.device)
     if title_encoder is None and retriever is None and seed_ids is None:
         return dict(encoded)
     vectors = title_encoder.encode(titles).to(model.device) if title_encoder else None
-    retrieved = torch.tensor(retriever(titles), device=model.device) if retriever else None
+    retrieved = torch.tensor(retriever.inputs(titles, seeds), device=model.device) if retriever else None
     seed_ids = seed_ids.to(model.device) if seed_ids is not None else None
     embeds, mask = model.input_embeddings(encoded["input_ids"], encoded["attention_mask"], vectors, retrieved,
                                           seed_ids)

@@ -269,7 +269,8 @@ def _decode_batch(bundle: TigerBundle, titles: list[str], settings: DecodingSett
     asked = min(num_songs + extra, len(vocab.by_tokens))
     input_ids, mask = tokenizer.encode(titles)
     vectors = bundle.title_encoder.encode(titles) if bundle.title_encoder else None
-    retrieved = torch.tensor(bundle.retriever(titles)) if bundle.retriever else None
+    read_seeds = seeds if seed_ids is not None else None  # a model that reads seeds copies from their walk
+    retrieved = torch.tensor(bundle.retriever.inputs(titles, read_seeds)) if bundle.retriever else None
     encoded = model.encode(input_ids, mask, vectors, retrieved, seed_ids)
     processor = TrieLogitsProcessor(build_trie(bundle), tokenizer.eos_token_id, tokenizer.pad_token_id, max_songs=1,
                                     min_songs=1, unique=False)

@@ -192,8 +192,9 @@ def training_data(cfg: Config, train_rows: list[CorpusRow], val_rows: list[Corpu
     pooled_mode = mode == "single"
     seeded = seeded_rows(train_rows, targets.seeded_share, cfg.run.seed) if targets.seeded_share and pooled_mode else None
     rows = [*train_rows, *seeded.rows] if seeded else train_rows
+    row_seeds = [*[()] * len(train_rows), *seeded.seeds] if seeded else None
     train_set = encode(training_pairs(rows), tokenizer, net.max_input_length, title_encoder,
-                       retrieval.cross_fitted(rows) if retrieval else None)
+                       retrieval.cross_fitted(rows, row_seeds) if retrieval else None)
     val_set = encode(val_pairs, tokenizer, net.max_input_length, title_encoder,
                      retrieval.full([title for title, _ in val_pairs]) if retrieval else None)
     if train_set.truncated_titles:
