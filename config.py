@@ -229,6 +229,10 @@ class TargetsConfig:
     """Also walk each title's target scores one step song -> training playlist -> song and add the walk's top
     songs at this weight times the title's total score, so a title also learns what its songs' playlists
     share; 0: off."""
+    seeded_share: float = 0.0
+    """Also train continuation examples from this share of the training playlists (a seeded draw per playlist):
+    the title and seed songs of a RecSys Challenge category it is long enough for in, its other songs out, so the
+    model reads seed songs (genrec.train.seeded_examples); 0: titles only."""
 
 
 @dataclass
@@ -347,7 +351,7 @@ MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists"
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
 
 UNIT_INTERVAL = {"split.val_ratio", "split.test_ratio", "network.dropout", "retrieval.title_dropout",
-                 "retrieval.vector_weight", "train.warmup_ratio", "decode.top_p"}
+                 "retrieval.vector_weight", "train.warmup_ratio", "decode.top_p", "targets.seeded_share"}
 """Float fields that must lie in [0, 1]."""
 
 POSITIVE_FLOATS = {"rqvae.learning_rate", "train.learning_rate", "train.epochs", "targets.sharpening",

@@ -34,6 +34,7 @@ def test_file_overrides_defaults_and_command_line_overrides_file(tmp_path):
     (["--split.val_ratio", "1.5"], "split.val_ratio must be between 0 and 1"),
     (["--retrieval.title_dropout", "1.5"], "retrieval.title_dropout must be between 0 and 1"),
     (["--retrieval.vector_weight", "-0.1"], "retrieval.vector_weight must be between 0 and 1"),
+    (["--targets.seeded_share", "1.5"], "targets.seeded_share must be between 0 and 1"),
     (["--split.val_ratio", "0.6", "--split.test_ratio", "0.5"], "must be below 1"),
     (["--corpus.target_mode", "both"], "corpus.target_mode must be one of"),
     (["--train.learning_rate", "0"], "train.learning_rate must be greater than 0"),
@@ -132,10 +133,11 @@ def test_help_lists_the_groups_a_script_reads_in_at_most_150_lines(script, group
     assert len(out.splitlines()) <= 150
 
 
-def test_config_has_at_most_90_fields_and_no_group_over_20():
+def test_config_has_at_most_91_fields_and_no_group_over_20():
     import config
     sizes = {group: len(rows) for group, (_, rows) in config.field_docs().items()}
-    assert sum(sizes.values()) <= 90 and max(sizes.values()) <= 20, sizes
+    # 90 until targets.seeded_share (issue 33: the model that reads seed songs).
+    assert sum(sizes.values()) <= 91 and max(sizes.values()) <= 20, sizes
 
 
 def test_every_dataset_in_shared_has_a_preset_that_parses():

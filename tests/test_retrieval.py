@@ -56,9 +56,9 @@ def setup_for(rows: list[CorpusRow], songs: int = 6, folds: int = 4,
                           tuning_cutoff=10, walk=walk), vocab
 
 
-def cross_fitted_rows(setup: RetrievalSetup, rows: list[CorpusRow]) -> list:
-    """Each row's retrieved songs: its title's, from outside its playlist's fold."""
-    keys = [(row.input_text, setup.fold(row.playlist_id)) for row in rows]
+def cross_fitted_rows(setup: RetrievalSetup, rows: list[CorpusRow], seeds: list[tuple] | None = None) -> list:
+    """Each row's retrieved songs: its title's (with its seeds when given), from outside its playlist's fold."""
+    keys = [(row.input_text, setup.fold(row.playlist_id), seeds[i] if seeds else ()) for i, row in enumerate(rows)]
     retrieved = setup.cross_fitted(keys)
     assert set(retrieved) == set(keys)  # each (title, fold) asked, retrieved once
     return [retrieved[key] for key in keys]
@@ -80,6 +80,28 @@ def test_training_rows_never_retrieve_their_own_playlists_songs(walk):
         names = decoded_songs(vocab, tokenizer, songs)
         assert not any(name.startswith(f"own-{row.playlist_id[2:]}-") for name in names)
         assert f"{row.input_text}-0" in names  # the title group's shared songs come from the other folds
+
+
+def test_seeded_rows_copy_the_seeds_walk_without_the_seeds_or_their_own_playlists_songs():
+    """A continuation row (title + seeds) retrieves the seeds' co-occurring songs, cross-fitted like a title."""
+    rows = rows_with_own_songs()
+    setup, vocab = setup_for(rows)
+    tokenizer = TokenIds(vocab)
+    # Seeds from another title group than the row's own title: the walk must follow the seeds.
+    seeds = [("chill-0", f"own-{r.playlist_id[2:]}-a") if r.input_text.startswith("rock") else () for r in rows]
+    retrieved = cross_fitted_rows(setup, rows, seeds)
+    assert retrieved[:6] != cross_fitted_rows(setup, rows)[:6]
+    for row, given, songs in zip(rows, seeds, retrieved):
+        names = decoded_songs(vocab, tokenizer, songs)
+        assert len(names) == 6 and not set(names) & set(given)
+        assert not any(name.startswith(f"own-{row.playlist_id[2:]}-") for name in names)
+        if given:
+            assert "chill-1" in names
+    titles = ["rock", "rock", ""]
+    full = setup.full.inputs(titles, [("chill-0",), (), ("chill-0", "chill-1")])
+    assert full[1] == setup.full(["rock"])[0]
+    assert {"chill-1", "chill-2"} <= set(decoded_songs(vocab, tokenizer, full[0]))
+    assert "chill-1" not in decoded_songs(vocab, tokenizer, full[2])
 
 
 def test_inference_retrieves_from_all_training_playlists_with_the_tuned_knn():

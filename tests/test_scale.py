@@ -280,7 +280,7 @@ def test_pairs_counted_per_playlist_pool_as_the_listed_pairs():
     counted = count_pairs(playlists, tokenizer, vocab, 3, TitleVectors(), setup)
 
     titles, cut = encode_titles(tokenizer, [r.input_text for r in rows], 3)
-    keys = [(r.input_text, setup.fold(r.playlist_id)) for r in rows]
+    keys = [(r.input_text, setup.fold(r.playlist_id), ()) for r in rows]
     retrieved = setup.cross_fitted(keys)
     song_ids = song_token_ids(vocab, tokenizer)
     labels = [[*song_ids[r.song_ids[0]], 1] for r in rows]

@@ -26,6 +26,7 @@ from config import DecodeConfig
 
 from genrec.decode.constrained import IdTrie, TrieLogitsProcessor
 from genrec.corpus.id_tokens import SemanticIdVocab
+from genrec.model.seed_songs import seed_tensor
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,22 @@ def build_trie(bundle) -> IdTrie:
     return trie
 
 
+def seed_input(bundle, seeds: Sequence[Sequence[str]] | None) -> tuple[torch.Tensor | None, int]:
+    """What a batch's seed songs change in its decoding: the seeds' tensor for a model that reads them
+    (genrec.model.seed_songs; None for one that does not, or without seeds), and how many more songs to decode,
+    so that the list is still full once the seeds are left out of it."""
+    if not seeds or not any(seeds):
+        return None, 0
+    extra = max(len(set(songs)) for songs in seeds)
+    if not getattr(bundle, "seed_songs", 0):
+        return None, extra
+    token_ids = getattr(bundle, "_seed_token_ids", None)
+    if token_ids is None:
+        from genrec.model.retrieval import song_token_ids
+        token_ids = bundle._seed_token_ids = song_token_ids(bundle.vocab, bundle.tokenizer)
+    return seed_tensor(seeds, token_ids, bundle.vocab.id_length, bundle.tokenizer.pad_token_id), extra
+
+
 def recommend(bundle, titles: Sequence[str], num_songs: int, settings: DecodingSettings | None = None,
               constrained: bool = True, popularity: dict[str, int] | None = None,
               progress: bool = False) -> list[list[tuple[str, float]]]:
@@ -85,18 +102,21 @@ def recommend(bundle, titles: Sequence[str], num_songs: int, settings: DecodingS
 
 def decode(bundle, titles: Sequence[str], settings: DecodingSettings, constrained: bool = True,
            popularity: dict[str, int] | None = None, progress: bool = False,
-           rng: random.Random | None = None) -> list[Decoded]:
-    """Decode every title in batches; see the module docstring for the two target modes."""
+           rng: random.Random | None = None, seeds: Sequence[Sequence[str]] | None = None) -> list[Decoded]:
+    """Decode every title in batches; see the module docstring for the two target modes. ``seeds``: per title, the
+    songs its playlist starts with, which a model that reads seeds reads, and which are never among its songs."""
     results: list[Decoded] = []
     batches = range(0, len(titles), settings.batch_size)
     for start in tqdm(batches, desc="decoding", unit="batch", disable=not progress):
         batch = list(titles[start:start + settings.batch_size])
-        results.extend(_decode_batch(bundle, batch, settings, constrained, popularity, rng))
+        batch_seeds = list(seeds[start:start + settings.batch_size]) if seeds is not None else None
+        results.extend(_decode_batch(bundle, batch, settings, constrained, popularity, rng, batch_seeds))
     return results
 
 
 def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constrained: bool,
-                  popularity: dict[str, int] | None, rng: random.Random | None) -> list[Decoded]:
+                  popularity: dict[str, int] | None, rng: random.Random | None,
+                  seeds: list[Sequence[str]] | None = None) -> list[Decoded]:
     from transformers import LogitsProcessorList  # here, so the generator's plain-torch path never imports it
 
     from genrec.model.t5 import title_inputs
@@ -105,21 +125,24 @@ def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constra
     single = bundle.target_mode == "single"
     id_length = vocab.id_length
     num_songs = min(settings.num_songs, len(vocab.by_tokens)) if single else settings.num_songs
-    encoded = title_inputs(model, tokenizer, titles, bundle.max_input_length, bundle.title_encoder, bundle.retriever)
-    kwargs = dict(max_new_tokens=id_length + 1 if single else num_songs * id_length + 1,
+    seed_ids, extra = seed_input(bundle, seeds)
+    asked = min(num_songs + extra, len(vocab.by_tokens)) if single else num_songs + extra
+    encoded = title_inputs(model, tokenizer, titles, bundle.max_input_length, bundle.title_encoder, bundle.retriever,
+                           seed_ids, seeds if seed_ids is not None else None)
+    kwargs = dict(max_new_tokens=id_length + 1 if single else asked * id_length + 1,
                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                   return_dict_in_generate=True, output_scores=True)
     if settings.sample:
         kwargs.update(do_sample=True, num_beams=1, temperature=settings.temperature, top_p=settings.top_p)
     else:
-        kwargs.update(do_sample=False, num_beams=max(settings.num_beams, num_songs) if single else 1)
-    kwargs["num_return_sequences"] = num_songs if single else 1
+        kwargs.update(do_sample=False, num_beams=max(settings.num_beams, asked) if single else 1)
+    kwargs["num_return_sequences"] = asked if single else 1
     if single and kwargs["num_beams"] > 1:
         kwargs["length_penalty"] = 0.0  # rank by total log-probability
-    min_songs = 1 if single else num_songs
+    min_songs = 1 if single else asked
     if constrained:
         processor = TrieLogitsProcessor(build_trie(bundle), tokenizer.eos_token_id, tokenizer.pad_token_id,
-                                        max_songs=1 if single else num_songs, min_songs=min_songs,
+                                        max_songs=1 if single else asked, min_songs=min_songs,
                                         unique=not single)
         kwargs["logits_processor"] = LogitsProcessorList([processor])
     else:
@@ -143,7 +166,8 @@ def _decode_batch(bundle, titles: list[str], settings: DecodingSettings, constra
                 ids.append(chunk)
                 # Sequence mode ranks by position; single mode by the beam's score.
                 id_scores.append(scores[r] if single else -float(len(ids)))
-        results.append(collect_songs(vocab, ids, id_scores, partials, num_songs, popularity, rng))
+        results.append(collect_songs(vocab, ids, id_scores, partials, num_songs, popularity, rng,
+                                     set(seeds[i]) if seeds else frozenset()))
     return results
 
 
@@ -173,8 +197,10 @@ def split_ids(tokenizer, token_ids: list[int], id_length: int) -> tuple[list[tup
 
 
 def collect_songs(vocab: SemanticIdVocab, ids: list[tuple[str, ...]], scores: list[float], partial: int,
-                  num_songs: int, popularity: dict[str, int] | None, rng: random.Random | None) -> Decoded:
-    """One title's generated IDs (rank order) as a Decoded: invalid and repeated IDs counted, the rest expanded."""
+                  num_songs: int, popularity: dict[str, int] | None, rng: random.Random | None,
+                  exclude: set[str] | frozenset = frozenset()) -> Decoded:
+    """One title's generated IDs (rank order) as a Decoded: invalid and repeated IDs counted, IDs of ``exclude``d
+    songs (the seeds) left out, the rest expanded."""
     seen_ids: set[tuple[str, ...]] = set()
     invalid, duplicates = partial, 0
     kept: list[tuple[tuple[str, ...], float]] = []
@@ -185,17 +211,20 @@ def collect_songs(vocab: SemanticIdVocab, ids: list[tuple[str, ...]], scores: li
             duplicates += 1
         else:
             seen_ids.add(tokens)
-            kept.append((tokens, score))
-    return Decoded(expand_ids(vocab, kept, num_songs, popularity, rng), ids, invalid, duplicates, partial)
+            if not exclude.issuperset(vocab.songs_of(tokens)):
+                kept.append((tokens, score))
+    return Decoded(expand_ids(vocab, kept, num_songs, popularity, rng, exclude), ids, invalid, duplicates, partial)
 
 
 def expand_ids(vocab: SemanticIdVocab, ids: list[tuple[tuple[str, ...], float]], num_songs: int,
-               popularity: dict[str, int] | None = None, rng: random.Random | None = None) -> list[tuple[str, float]]:
-    """One song per distinct ranked ID: its only song (suffix IDs) or one of its cluster (see module doc)."""
+               popularity: dict[str, int] | None = None, rng: random.Random | None = None,
+               exclude: set[str] | frozenset = frozenset()) -> list[tuple[str, float]]:
+    """One song per distinct ranked ID, none of ``exclude``: its only song (suffix IDs) or one of its cluster (see
+    module doc)."""
     popularity = popularity or {}
     songs: list[tuple[str, float]] = []
     for tokens, score in ids[:num_songs]:
-        members = vocab.songs_of(tokens)
+        members = [song for song in vocab.songs_of(tokens) if song not in exclude]
         weights = [popularity.get(s, 0) + 1 for s in members]
         song = rng.choices(members, weights)[0] if rng else members[weights.index(max(weights))]
         songs.append((song, score))

@@ -13,7 +13,9 @@ Systems, all scored by genrec.evaluate.metrics:
 
 - ``popularity``: the most popular training songs.
 - ``title_knn``: the evaluated TF-IDF title kNN (tuned on validation); without a title, the popular songs.
-- ``model``: the trained T5 reading the title alone (it cannot read seeds); without a title, the popular songs.
+- ``model``: the trained T5. A model trained with seeds (``targets.seeded_share``) reads each case's title (none in
+  the no-title categories) and seeds; one trained without reads the title alone (without a title, the popular
+  songs).
 - ``cooccurrence_knn``: item-to-item kNN, a song's cosine similarity between its set of training playlists and
   each seed's, summed over the seeds (songs from playlists sharing the seeds).
 - ``item2vec``: the catalogue songs nearest (cosine) to the mean of the seeds' song vectors (stage 0's item2vec
@@ -246,6 +248,8 @@ class ContinuationSystems:
     walk: SeededWalk
     model: dict[str, list[str]] | None
     """Each evaluated playlist's model ranking for its title, by playlist id (None: no model evaluated)."""
+    seeded_model: Callable[[Cases], list[list[str]]] | None = None
+    """A model that reads seeds: each case's ranking for its title and seeds (replaces ``model``)."""
 
     def rankings(self, cases: Cases, ids: Sequence[str], n: int, val: "tuple[Cases, Sequence[str]] | None" = None,
                  score: Callable | None = None) -> tuple[dict[str, list[list[str]]], dict]:
@@ -266,7 +270,10 @@ class ContinuationSystems:
             return [next(knn) if title else fill for title in which.titles]
 
         def title_ranking(which: Cases, which_ids: Sequence[str]) -> list[list[str]]:
-            """The model's ranking (title kNN's without a model); the popular songs without a title."""
+            """The model's ranking (title kNN's without a model); the popular songs without a title, unless the model
+            reads seeds."""
+            if self.seeded_model is not None:
+                return cont(self.seeded_model(which), which)
             if self.model is None:
                 return cont(knn_lists(which), which)
             return cont([self.model[which_ids[row]] if title else fill
@@ -304,7 +311,7 @@ class ContinuationSystems:
                                         cases),
                "item2vec": cont([top_songs(s, rank, n + len(seeds)) for s, seeds in
                                  zip(self.vectors.scored(cases.seeds, n + WALK_SONGS), cases.seeds)], cases)}
-        if self.model is not None:
+        if self.model is not None or self.seeded_model is not None:
             out["model"] = title_ranking(cases, ids)
         out["walk"] = walk_lists(cases, mix)
         out["hybrid"] = [fuse(m, w, n, fusion["weight"], fusion["c"])
@@ -423,16 +430,16 @@ def continuation_stage(cfg, use_model: bool = True) -> dict:
     knn, _ = tuned_title_knn(cfg, training, val, popularity)
     song_vectors = load_song_vectors(cfg.data)
     inputs = [train_path, corpus_path(cfg, "test"), Path(cfg.data.song_vector_file)]
-    model, title_scores = None, knn.scored
+    model, seeded_model, title_scores = None, None, knn.scored
     if use_model:
-        model, retriever = _model_rankings(cfg, [*test.ids, *val.ids], [*test.titles, *val.titles], popularity)
+        model, seeded_model, retriever = _model_rankings(cfg, test, val, popularity)
         title_scores = retriever.scored if retriever is not None else knn.scored
         from genrec.model.t5 import tiger_final_dir
         inputs.append(manifest_path(tiger_final_dir(cfg)))
     cooccurrence = ItemCooccurrence(knn)
     systems = ContinuationSystems(popularity, knn, cooccurrence,
                                   ItemVectors(song_vectors.ids, song_vectors.vectors, catalogue),
-                                  SeededWalk(CooccurrenceWalk(knn), title_scores, cooccurrence), model)
+                                  SeededWalk(CooccurrenceWalk(knn), title_scores, cooccurrence), model, seeded_model)
     result = evaluate_continuation(systems, test, val, ecfg.num_songs, ecfg.k_values, cfg.run.seed)
     result["model"] = use_model
     result["data"] = {"source": test.source, **test.report, "validation_playlists": len(val.ids),
@@ -445,10 +452,18 @@ def continuation_stage(cfg, use_model: bool = True) -> dict:
     return result
 
 
-def _model_rankings(cfg, ids: Sequence[str], titles: Sequence[str], popularity: PopularityBaseline):
-    """The trained model's ranking for each playlist's title (each distinct title decoded once), by playlist id,
-    and the model's retriever (None without one). The rankings are kept in ``continuation_model_rankings.json``
-    and reused while the model, the corpus and the decoding settings are unchanged: decoding is most of the time."""
+def query_key(title: str, seeds: Sequence[str]) -> str:
+    """A (title, seeds) model query's key in ``continuation_model_rankings.json`` (a title-only query: the title)."""
+    import json
+    return json.dumps([title, list(seeds)], ensure_ascii=False) if seeds else title
+
+
+def _model_rankings(cfg, test: EvalPlaylists, val: EvalPlaylists, popularity: PopularityBaseline):
+    """The trained model's rankings and its retriever (None without one): for a title-only model, each playlist's
+    title's ranking by playlist id (each distinct title decoded once; no seeded model); for a model that reads
+    seeds, no title rankings and the seeded model (each case of every category, test and validation, decoded once
+    with its title and seeds). The rankings are kept in ``continuation_model_rankings.json`` and reused while the
+    model, the corpus and the decoding settings are unchanged: decoding is most of the time."""
     import json
     from pathlib import Path
 
@@ -470,11 +485,22 @@ def _model_rankings(cfg, ids: Sequence[str], titles: Sequence[str], popularity: 
             by_title = json.loads(cache.read_text(encoding="utf-8"))
     except ArtifactError:
         pass
-    missing = sorted(set(titles) - by_title.keys())
+    if bundle.seed_songs:
+        every = [category_cases(playlists, category, cfg.run.seed) for playlists in (test, val) for category in CATEGORIES]
+        queries = {(title, tuple(seeds)) for cases in every for title, seeds in zip(cases.titles, cases.seeds)}
+    else:
+        queries = {(title, ()) for title in (*test.titles, *val.titles)}
+    # Fewest seeds first: a batch decodes as many extra beams as its longest seed list.
+    missing = sorted((q for q in queries if query_key(*q) not in by_title), key=lambda q: (len(q[1]), q))
     if missing:
-        decoded = decode(bundle, missing, settings, True, popularity.counts, progress=True)
-        by_title.update({title: [song for song, _ in d.songs] for title, d in zip(missing, decoded)})
+        decoded = decode(bundle, [title for title, _ in missing], settings, True, popularity.counts, progress=True,
+                         seeds=[list(seeds) for _, seeds in missing] if bundle.seed_songs else None)
+        by_title.update({query_key(*q): [song for song, _ in d.songs] for q, d in zip(missing, decoded)})
         write_json(cache, by_title)
         write_manifest(cache, [manifest_path(tiger_final_dir(cfg)), corpus_path(cfg, "test"), corpus_path(cfg, "val")],
                        settings_record)
-    return {pid: by_title[title] for pid, title in zip(ids, titles)}, bundle.retriever
+    if bundle.seed_songs:
+        return None, lambda cases: [by_title[query_key(t, s)] for t, s in zip(cases.titles, cases.seeds)], bundle.retriever
+    return ({pid: by_title[title] for pid, title in zip([*test.ids, *val.ids], [*test.titles, *val.titles])}, None,
+            bundle.retriever)
+

@@ -52,6 +52,8 @@ class TigerBundle:
     title_encoder: TitleVectorEncoder | None = None
     retriever: SongRetriever | None = None
     title_script: str = ""  # fold every title into this script before the model or its retriever reads it
+    seed_songs: int = 0
+    """The most seed songs the model reads (genrec.model.seed_songs); 0: it reads the title alone."""
 
     def model_titles(self, titles: list[str]) -> list[str]:
         """Titles as this model's training titles were written (genrec.text.fold_script)."""
@@ -70,4 +72,4 @@ def assemble_bundle(model, tokenizer, vocab: SemanticIdVocab, model_dir: Path, m
     retriever = (load_retriever(model_dir, vocab, tokenizer, encoder.array if encoder else None)
                  if config.get("retrieved_songs") else None)
     return TigerBundle(model, tokenizer, vocab, summary["target_mode"], int(summary["max_input_length"]), manifest,
-                       encoder, retriever, config.get("title_script") or "")
+                       encoder, retriever, config.get("title_script") or "", int(config.get("seed_songs") or 0))

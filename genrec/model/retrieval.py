@@ -10,6 +10,11 @@ the list is kNN's after one step of the co-occurrence walk over the same trainin
 ``retrieval.vector_weight`` w, kNN's title similarity mixes in the title encoder's cosine
 (``(1 - w) * TF-IDF + w * vectors``), so a title also finds playlists whose titles mean the same in other words.
 
+A model that reads seed songs (genrec.model.seed_songs) copies, for an input with seeds, from the seeds' co-occurrence
+walk mixed with the title's list instead (:meth:`SongRetriever.inputs`: the continuation evaluation's ``walk``
+system, genrec.evaluate.continuation.SeededWalk, at :data:`SEEDED_MIX`), the seeds themselves left out: with seeds,
+that walk is the best list measured (docs/results.md, "Continuation").
+
 No leakage: a training example must not find its own playlist's songs among its inputs, or the model
 learns to copy lists that at test time do not hold the answer. Training playlists are split into
 :data:`RETRIEVAL_FOLDS` folds by a hash of their id, and a title in fold f retrieves from a kNN
@@ -31,8 +36,10 @@ import json
 import logging
 import zlib
 from dataclasses import asdict, dataclass
+from functools import cached_property
+from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from genrec.artifacts import write_json
 from genrec.evaluate.baselines import KnnParams, TitleKNN, TitleVectors, TrainingPlaylists, knn_tuned_on
@@ -60,6 +67,11 @@ def fold_of(playlist_id: str, folds: int) -> int:
     """A playlist's cross-fitting fold: stable across runs and machines."""
     return zlib.crc32(playlist_id.encode("utf-8")) % folds
 
+
+SEEDED_MIX = {"title_share": 0.25, "popularity_penalty": 0.0, "cooccurrence_share": 0.0}
+"""The seeds' walk mixed with the title's list at a quarter share: what a bundle serves seeds with before any
+continuation evaluation (genrec.serve.seeds.DEFAULT_SEEDED); fixed, since the mix tuned per category on validation
+needs a trained model first."""
 
 Retrieved = tuple[tuple[int, ...], ...]
 """One title's retrieved songs: ``songs`` tuples of id_length ID token ids, best first."""
@@ -107,6 +119,42 @@ class SongRetriever:
                  for title, songs in zip(distinct, self.rank(distinct))}
         return [lists[title] for title in titles]
 
+    def inputs(self, titles: Sequence[str], seeds: Sequence[Sequence[str]] | None = None) -> list[Retrieved]:
+        """What a model copies from: per title, its list (:meth:`__call__`), or with seeds the seeds' walk mixed
+        with the title's list (see the module docstring), no seed in it, filled from the title's list and then the
+        popular songs."""
+        if not seeds or not any(seeds):
+            return self(titles)
+        from genrec.evaluate.continuation import WALK_SONGS, Cases, Category, SeededWalk, top_songs
+
+        queries = sorted({(title, tuple(given)) for title, given in zip(titles, seeds)})
+        seeded = [q for q in queries if q[1]]
+        cases = Cases(Category("model input", 0), list(range(len(seeded))), [t for t, _ in seeded],
+                      [list(given) for _, given in seeded], [[] for _ in seeded])
+        popularity = self.knn.popularity
+        plain = dict(zip(sorted({t for t, _ in queries}), self.rank(sorted({t for t, _ in queries}))))
+        lists = {}
+        for (title, given), part in zip(seeded, self.seeded_walk.parts(cases)):
+            walked = top_songs(SeededWalk.mixed(part, SEEDED_MIX, popularity.counts), popularity.rank, WALK_SONGS)
+            songs: dict[str, None] = {}
+            for song in chain(walked, plain[title], popularity.ranking):  # the ranking only as deep as needed
+                if song not in given:
+                    songs[song] = None
+                    if len(songs) == self.songs:
+                        break
+            lists[(title, given)] = tuple(self.token_ids[song] for song in songs)
+        for title, given in queries:
+            if not given:
+                lists[(title, given)] = tuple(self.token_ids[song] for song in plain[title])
+        return [lists[(title, tuple(given))] for title, given in zip(titles, seeds)]
+
+    @cached_property
+    def seeded_walk(self):
+        from genrec.evaluate.continuation import ItemCooccurrence, SeededWalk
+
+        walk = self.cooccurrence or CooccurrenceWalk(self.knn)
+        return SeededWalk(walk, self.scored, ItemCooccurrence(self.knn))
+
 
 def vector_mix(weight: float, title_encoder: TitleVectorEncoder | None) -> tuple[float, TitleVectors | None]:
     """The retriever's title-vector weight and vectors (``retrieval.vector_weight``): without a title
@@ -153,23 +201,25 @@ class RetrievalSetup:
     def fold(self, playlist_id: str) -> int:
         return fold_of(playlist_id, self.folds)
 
-    def cross_fitted(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Retrieved]:
-        """The retrieved songs of each (title, fold) asked (a training playlist's title and :meth:`fold`), from the
-        training playlists outside that fold (the walk too). Keyed, not listed per pair: titles repeat."""
+    def cross_fitted(self, keys: Iterable[tuple[str, int, tuple[str, ...]]]) -> dict[tuple, Retrieved]:
+        """What each (title, fold, seeds) asked copies from (a training playlist's title, its :meth:`fold`, and the
+        seed songs of a continuation example, or ``()``): :meth:`SongRetriever.inputs` from the training playlists
+        outside that fold (the walk too). Keyed, not listed per pair: titles repeat."""
         playlist_folds = [fold_of(pid, self.folds) for pid in self.playlists.ids]
-        by_fold: dict[int, list[str]] = {}
-        for title, fold in dict.fromkeys(keys):
-            by_fold.setdefault(fold, []).append(title)
-        out: dict[tuple[str, int], Retrieved] = {}
+        by_fold: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
+        for title, fold, seeds in dict.fromkeys(keys):
+            by_fold.setdefault(fold, []).append((title, seeds))
+        out: dict[tuple, Retrieved] = {}
         for fold in sorted(by_fold):
             others = [i for i, f in enumerate(playlist_folds) if f != fold]
             if not others:
                 raise ConfigError(f"every training playlist falls in one of tiger.retrieval_folds={self.folds} "
                                   "folds, leaving none to retrieve from: add playlists")
             knn = fitted_knn(self.playlists.subset(others), self.params, self.songs, self.title_vectors)
-            titles = by_fold[fold]
-            out.update(((title, fold), songs) for title, songs in
-                       zip(titles, SongRetriever(knn, self.songs, self.token_ids, self.walk)(titles)))
+            asked = by_fold[fold]
+            retriever = SongRetriever(knn, self.songs, self.token_ids, self.walk)
+            lists = retriever.inputs([title for title, _ in asked], [seeds for _, seeds in asked])
+            out.update(((title, fold, seeds), songs) for (title, seeds), songs in zip(asked, lists))
         log.info("retrieval: %d songs per title, kNN %s, walk %s, %d cross-fitting folds", self.songs, self.params,
                  self.walk, self.folds)
         return out

@@ -27,6 +27,7 @@ from genrec.errors import ArtifactError
 from genrec.corpus.id_tokens import VOCAB_FILE, SemanticIdVocab
 from genrec.model.loaded import TITLE_VECTORS_FILE, TigerBundle, assemble_bundle, resolve_device
 from genrec.model.retrieval import RetrievalSetup, SongRetriever
+from genrec.model.seed_songs import with_seeds
 from genrec.model.title_vectors import TitleVectorEncoder
 from genrec.model.tokenizer import check_id_tokens, check_pretrained_folder
 
@@ -51,8 +52,11 @@ class TigerT5(T5ForConditionalGeneration):
       genrec.model.title_vectors), through a learned projection, as an extra encoder token.
     - ``config.retrieved_songs``: title kNN's top songs (genrec.model.retrieval), which a copy head
       (genrec.model.copy_head) lets the decoder write out token by token; the logits are then log-probabilities.
+    - ``config.seed_songs``: seed songs of the playlist to continue, one encoder token each
+      (genrec.model.seed_songs).
 
-    Encoder input order: [title vector] [title tokens] [padding], so the title vector sits at a fixed position.
+    Encoder input order: [title vector] [title tokens] [seed songs] [padding], so the title vector sits at a
+    fixed position.
     """
 
     def __init__(self, config: T5Config):
@@ -61,30 +65,39 @@ class TigerT5(T5ForConditionalGeneration):
         self.title_projection = torch.nn.Linear(dim, config.d_model) if dim else None
         slots = getattr(config, "retrieved_songs", 0) or 0
         self.copy_head = CopyHead(config.d_model, slots, config.eos_token_id) if slots else None
+        seeds = getattr(config, "seed_songs", 0) or 0
+        self.seed_position = torch.nn.Embedding(seeds, config.d_model) if seeds else None
 
     def input_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                          title_vectors: torch.Tensor | None = None,
-                         retrieved_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder input embeddings and mask with the title vector (see the class docstring) first; retrieved
-        songs go to the copy head, not the encoder."""
+                         retrieved_ids: torch.Tensor | None = None,
+                         seed_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder input embeddings and mask with the title vector (see the class docstring) first and the seed
+        songs last; retrieved songs go to the copy head, not the encoder."""
         tokens = self.get_input_embeddings()(input_ids)
         parts, masks = [tokens], [attention_mask]
         if title_vectors is not None:
             parts.insert(0, self.title_projection(title_vectors.to(tokens.dtype)).unsqueeze(1))
             masks.insert(0, attention_mask.new_ones((attention_mask.shape[0], 1)))
-        return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+        embeds, mask = torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+        if seed_ids is None or not seed_ids.shape[1]:
+            return embeds, mask
+        if self.seed_position is None:
+            raise ValueError("this model was trained without seed songs (targets.seeded_share 0)")
+        return with_seeds(embeds, mask, seed_ids, self.get_input_embeddings(), self.seed_position.weight,
+                          self.config.pad_token_id)
 
     def forward(self, input_ids=None, attention_mask=None, title_vectors=None, retrieved_ids=None,
-                decoder_prefix_ids=None, **kwargs):
+                decoder_prefix_ids=None, seed_ids=None, **kwargs):
         """T5's forward; ``retrieved_ids`` (batch, songs, id_length) feed the encoder and/or the copy head.
 
         Generation passes the encoder's output instead of input ids (its embeddings came from
         :func:`title_inputs`), and ``decoder_prefix_ids``, the whole decoder input so far, since with a
         cache ``decoder_input_ids`` holds the last token only and the copy head matches whole prefixes.
         """
-        if input_ids is not None and (title_vectors is not None or retrieved_ids is not None):
+        if input_ids is not None and (title_vectors is not None or retrieved_ids is not None or seed_ids is not None):
             kwargs["inputs_embeds"], attention_mask = self.input_embeddings(input_ids, attention_mask, title_vectors,
-                                                                            retrieved_ids)
+                                                                            retrieved_ids, seed_ids)
             input_ids = None
         if self.copy_head is None or retrieved_ids is None:
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
@@ -107,13 +120,15 @@ class TigerT5(T5ForConditionalGeneration):
 
 
 def build_model(tcfg: NetworkConfig, retrieved_songs: int, tokenizer: PreTrainedTokenizerBase,
-                title_vector_dim: int | None = None, title_script: str = "") -> TigerT5:
+                title_vector_dim: int | None = None, title_script: str = "", seed_songs: int = 0) -> TigerT5:
     """A fresh T5 sized by the config, or the pretrained one with its embeddings grown for the ID tokens.
 
     ``title_script`` is the corpus's (genrec.text.fold_script), kept in the config so prompts are folded alike.
+    ``seed_songs``: the most seed songs the model reads (0: none; the key is left out of config.json then, so a
+    title-only model's files stay as they were).
     """
     extra = dict(title_vector_dim=title_vector_dim, title_encoder=tcfg.title_encoder or None, title_script=title_script,
-                 retrieved_songs=retrieved_songs)
+                 retrieved_songs=retrieved_songs, **({"seed_songs": seed_songs} if seed_songs else {}))
     if tcfg.pretrained:
         model = TigerT5.from_pretrained(check_pretrained_folder(tcfg.pretrained), local_files_only=True, **extra)
         model.resize_token_embeddings(len(tokenizer))
@@ -154,15 +169,20 @@ def save_final(final_dir: Path, model: TigerT5, tokenizer: PreTrainedTokenizerBa
 
 
 def title_inputs(model: TigerT5, tokenizer: PreTrainedTokenizerBase, titles: list[str], max_length: int,
-                 title_encoder: TitleVectorEncoder | None = None, retriever: SongRetriever | None = None) -> dict:
-    """What generate() takes for these titles: token ids, or embeddings with the extra tokens first."""
+                 title_encoder: TitleVectorEncoder | None = None, retriever: SongRetriever | None = None,
+                 seed_ids: torch.Tensor | None = None, seeds: list[list[str]] | None = None) -> dict:
+    """What generate() takes for these titles: token ids, or embeddings with the extra tokens first (and the
+    seed songs last: ``seed_ids``, genrec.model.seed_songs.seed_tensor, of the song ids ``seeds``, which a copy head
+    copies the seeds' walk for: genrec.model.retrieval.SongRetriever.inputs)."""
     encoded = tokenizer(titles, padding=True, truncation=True, max_length=max_length,
                         return_tensors="pt").to(model.device)
-    if title_encoder is None and retriever is None:
+    if title_encoder is None and retriever is None and seed_ids is None:
         return dict(encoded)
     vectors = title_encoder.encode(titles).to(model.device) if title_encoder else None
-    retrieved = torch.tensor(retriever(titles), device=model.device) if retriever else None
-    embeds, mask = model.input_embeddings(encoded["input_ids"], encoded["attention_mask"], vectors, retrieved)
+    retrieved = torch.tensor(retriever.inputs(titles, seeds), device=model.device) if retriever else None
+    seed_ids = seed_ids.to(model.device) if seed_ids is not None else None
+    embeds, mask = model.input_embeddings(encoded["input_ids"], encoded["attention_mask"], vectors, retrieved,
+                                          seed_ids)
     inputs = {"inputs_embeds": embeds, "attention_mask": mask}
     if model.copy_head is not None:
         inputs["retrieved_ids"] = retrieved

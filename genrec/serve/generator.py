@@ -17,7 +17,8 @@ Systems (``system=``; the bundle's default is the best on the validation split):
   score: its walked vote.
 - ``knn``: title kNN with the parameters tuned on validation; score: its neighbours' summed vote.
 - with ``seeds`` (and no ``system``): ``seed_walk`` or ``seed_hybrid``, whichever evaluate_continuation.py measured
-  best (genrec.serve.seeds); the seeds themselves are never in the playlist.
+  best (genrec.serve.seeds); the seeds themselves are never in the playlist. A model trained with seeds
+  (``targets.seeded_share``) reads them wherever its ranking is used (``model``, ``hybrid``, ``seed_hybrid``).
 
 Every playlist holds exactly ``num_songs`` distinct songs when the catalogue has that many after ``exclude`` and
 ``max_per_artist``: when a system's own list runs short, the rest comes from a fallback (the retrieved list or
@@ -219,9 +220,9 @@ class PlaylistGenerator:
         if system in (SEED_WALK, SEED_HYBRID):  # the seeds carry an unreadable title's playlist
             read, readable = [t if ok else "" for t, ok in zip(folded, readable)], [True] * len(cleaned)
             ranked = iter([(system, r)] for r in self.seeded.rank(
-                read, seeds, want, lambda titles, n: self.model_ranked(titles, n, opts, progress)))
+                read, seeds, want, lambda titles, n: self.model_ranked(titles, n, opts, progress, seeds)))
         else:
-            ranked = iter(self.ranked(system, read, want, opts, progress))
+            ranked = iter(self.ranked(system, read, want, opts, progress, seeds))
         playlists = []
         for title, ok in zip(cleaned, readable):
             if ok:
@@ -236,8 +237,9 @@ class PlaylistGenerator:
         return playlists
 
     def ranked(self, system: str, titles: list[str], n: int, opts: GenerateOptions,
-               progress: bool = False) -> list[list[tuple[str, Scored]]]:
-        """Per title, the system's scored list then its fallback's: [(system, [(song, score), ...]), ...]."""
+               progress: bool = False, seeds: list[str] | None = None) -> list[list[tuple[str, Scored]]]:
+        """Per title, the system's scored list then its fallback's: [(system, [(song, score), ...]), ...]; the model
+        reads ``seeds`` when it was trained to."""
         if not titles:
             return []
         if system == "knn":
@@ -246,7 +248,7 @@ class PlaylistGenerator:
         if system == "retrieved":
             return [[("retrieved", r)] for r in self.partner("retrieved", titles, n)]
         if system == "model":
-            model = self.model_ranked(titles, n, opts, progress)
+            model = self.model_ranked(titles, n, opts, progress, seeds)
             return [[("model", m), (partner_name, p)] for m, p in zip(model, self.partner(partner_name, titles, n))]
         # The hybrid fuses lists as deep as the evaluation's, so its top songs are the ones evaluated.
         depth = max(n, int(self.serving.get("fusion_depth", n)))
@@ -254,7 +256,7 @@ class PlaylistGenerator:
         partner = self.partner("retrieved" if fusion["partner"] == "retrieved" else "knn", titles, depth)
         # Filled with the most popular songs to the same depth, as the evaluation's partner lists are.
         partner = filled([[s for s, _ in p] for p in partner], self.popularity.ranking[:depth], depth)
-        model = self.model_ranked(titles, depth, opts, progress)
+        model = self.model_ranked(titles, depth, opts, progress, seeds)
         return [[("hybrid", fused_scores([s for s, _ in m], p, fusion["weight"], fusion["c"])[:n])]
                 for m, p in zip(model, partner)]
 
@@ -273,8 +275,10 @@ class PlaylistGenerator:
             return self.tiger.retriever.scored(titles, n)
         return self.knn.scored(titles, n)
 
-    def model_ranked(self, titles: list[str], n: int, opts: GenerateOptions, progress: bool) -> list[Scored]:
-        """The model's songs, scored by their ID's probability (sequence mode: 1 / position)."""
+    def model_ranked(self, titles: list[str], n: int, opts: GenerateOptions, progress: bool,
+                     seeds: list[str] | None = None) -> list[Scored]:
+        """The model's songs, scored by their ID's probability (sequence mode: 1 / position), never a seed; a model
+        trained with seeds reads them."""
         # Sampling draws songs independently, so some repeat: draw more than needed.
         settings = DecodingSettings(num_beams=max(opts.num_beams, n), sample=opts.sample,
                                     temperature=opts.temperature, top_p=opts.top_p, batch_size=self.batch_size,
@@ -283,7 +287,7 @@ class PlaylistGenerator:
         rng = random.Random(opts.seed) if opts.sample else None
         popularity = self.popularity.counts if self.tiger.vocab.collision_strategy == "cluster" else None
         decoded = self.decode(self.tiger, titles, settings, constrained=True, popularity=popularity,
-                              progress=progress, rng=rng)
+                              progress=progress, rng=rng, seeds=[seeds] * len(titles) if seeds else None)
         single = self.tiger.target_mode == "single"
         return [[(song, math.exp(score) if single else 1.0 / rank) for rank, (song, score) in enumerate(d.songs, 1)]
                 for d in decoded]

@@ -5,8 +5,9 @@ computes what it needs from the bundle's ``model.safetensors``, ``config.json`` 
 
 - the T5 encoder-decoder as transformers' T5ForConditionalGeneration computes it in eval mode (RMS layer norms,
   unscaled attention with relative position buckets shared across layers, ReLU or gated-GELU feed-forward, the
-  tied output scaled by d_model^-0.5), plus TigerT5's extra input (the projected title vector, first) and copy
-  head (genrec.model.copy_head, the same module);
+  tied output scaled by d_model^-0.5), plus TigerT5's extra input (the projected title vector, first; the seed
+  songs after the title, genrec.model.seed_songs, the same code) and copy head (genrec.model.copy_head, the same
+  module);
 - beam search as ``generate(num_beams=K, num_return_sequences=K, length_penalty=0)`` runs it under the trie
   (genrec.decode.constrained.TrieLogitsProcessor, the same processor): log-softmax, mask, add to the beam's
   score, keep the K best of every beam's continuations, until every beam has written ``</s>``. A song's score is
@@ -35,10 +36,11 @@ from tqdm import tqdm
 from genrec.artifacts import read_manifest
 from genrec.corpus.id_tokens import VOCAB_FILE, SemanticIdVocab
 from genrec.decode.constrained import TrieLogitsProcessor
-from genrec.decode.decoding import Decoded, DecodingSettings, build_trie, collect_songs, split_ids
+from genrec.decode.decoding import Decoded, DecodingSettings, build_trie, collect_songs, seed_input, split_ids
 from genrec.errors import ArtifactError
 from genrec.model.copy_head import CopyHead
 from genrec.model.loaded import TigerBundle, assemble_bundle, read_model_config
+from genrec.model.seed_songs import with_seeds
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_new": lambda x: F.gelu(x, approximate="tanh")}
 
@@ -125,6 +127,8 @@ class TigerInference:
             self.copy_head.load_state_dict({k.removeprefix("copy_head."): v for k, v in weights.items()
                                             if k.startswith("copy_head.")})
             self.copy_head.eval()
+        self.seed_positions = weights.get("seed_position.weight")
+        self.pad_token_id = int(config.get("pad_token_id") or 0)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         return t.view(t.shape[0], t.shape[1], self.heads, self.d_kv).transpose(1, 2)
@@ -159,16 +163,20 @@ class TigerInference:
 
     @torch.no_grad()
     def encode(self, input_ids: torch.Tensor, mask: torch.Tensor, title_vectors: torch.Tensor | None = None,
-               retrieved: torch.Tensor | None = None) -> "Encoded":
+               retrieved: torch.Tensor | None = None, seed_ids: torch.Tensor | None = None) -> "Encoded":
         """What the decoder reads of each title, computed once for all its beams: the encoder's output (with
-        TigerT5.input_embeddings' projected title vector first) as every layer's cross-attention keys and values,
-        and the copy head's keys of the retrieved songs."""
+        TigerT5.input_embeddings' projected title vector first and seed songs after the title) as every layer's
+        cross-attention keys and values, and the copy head's keys of the retrieved songs."""
         x = self.embedding(input_ids)
         if title_vectors is not None:
             projected = F.linear(title_vectors.float(), self.w["title_projection.weight"],
                                  self.w["title_projection.bias"])
             x = torch.cat([projected.unsqueeze(1), x], dim=1)
             mask = torch.cat([mask.new_ones((mask.shape[0], 1)), mask], dim=1)
+        if seed_ids is not None and seed_ids.shape[1]:
+            if self.seed_positions is None:
+                raise ValueError("this model was trained without seed songs (targets.seeded_share 0)")
+            x, mask = with_seeds(x, mask, seed_ids, self.embedding, self.seed_positions, self.pad_token_id)
         additive = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
         bias = self._position_bias("encoder", x.shape[1], x.shape[1]) + additive
         for i in range(self.encoder_layers):
@@ -240,39 +248,46 @@ def load_inference(model_dir: Path, title_encoder: str | Path | None = None) -> 
 
 def decode(bundle: TigerBundle, titles: list[str], settings: DecodingSettings, constrained: bool = True,
            popularity: dict[str, int] | None = None, progress: bool = False,
-           rng: random.Random | None = None) -> list[Decoded]:
+           rng: random.Random | None = None, seeds: list[list[str]] | None = None) -> list[Decoded]:
     """genrec.decode.decoding.decode for a bundle from :func:`load_inference` (single mode, always constrained)."""
     if not constrained:
         raise ValueError("the served model always decodes under the trie")
     out: list[Decoded] = []
     for start in tqdm(range(0, len(titles), settings.batch_size), desc="decoding", unit="batch", disable=not progress):
-        out.extend(_decode_batch(bundle, titles[start:start + settings.batch_size], settings, popularity, rng))
+        batch_seeds = list(seeds[start:start + settings.batch_size]) if seeds is not None else None
+        out.extend(_decode_batch(bundle, titles[start:start + settings.batch_size], settings, popularity, rng,
+                                 batch_seeds))
     return out
 
 
 def _decode_batch(bundle: TigerBundle, titles: list[str], settings: DecodingSettings,
-                  popularity: dict[str, int] | None, rng: random.Random | None) -> list[Decoded]:
+                  popularity: dict[str, int] | None, rng: random.Random | None,
+                  seeds: list[list[str]] | None = None) -> list[Decoded]:
     model, tokenizer, vocab = bundle.model, bundle.tokenizer, bundle.vocab
     num_songs = min(settings.num_songs, len(vocab.by_tokens))
+    seed_ids, extra = seed_input(bundle, seeds)
+    asked = min(num_songs + extra, len(vocab.by_tokens))
     input_ids, mask = tokenizer.encode(titles)
     vectors = bundle.title_encoder.encode(titles) if bundle.title_encoder else None
-    retrieved = torch.tensor(bundle.retriever(titles)) if bundle.retriever else None
-    encoded = model.encode(input_ids, mask, vectors, retrieved)
+    read_seeds = seeds if seed_ids is not None else None  # a model that reads seeds copies from their walk
+    retrieved = torch.tensor(bundle.retriever.inputs(titles, read_seeds)) if bundle.retriever else None
+    encoded = model.encode(input_ids, mask, vectors, retrieved, seed_ids)
     processor = TrieLogitsProcessor(build_trie(bundle), tokenizer.eos_token_id, tokenizer.pad_token_id, max_songs=1,
                                     min_songs=1, unique=False)
     if settings.sample:
-        rows, scores = _sample(model, processor, encoded, num_songs, vocab.id_length, settings)
+        rows, scores = _sample(model, processor, encoded, asked, vocab.id_length, settings)
     else:
-        rows, scores = _beam_search(model, processor, encoded, max(settings.num_beams, num_songs), vocab.id_length)
+        rows, scores = _beam_search(model, processor, encoded, max(settings.num_beams, asked), vocab.id_length)
     results = []
-    for title_rows, title_scores in zip(rows, scores):
+    for i, (title_rows, title_scores) in enumerate(zip(rows, scores)):
         ids, id_scores, partials = [], [], 0
         for row, score in sorted(zip(title_rows, title_scores), key=lambda pair: -pair[1]):  # samples come unranked
             chunks, partial = split_ids(tokenizer, row, vocab.id_length)
             partials += partial
             ids.extend(chunks)
             id_scores.extend([score] * len(chunks))
-        results.append(collect_songs(vocab, ids, id_scores, partials, num_songs, popularity, rng))
+        results.append(collect_songs(vocab, ids, id_scores, partials, num_songs, popularity, rng,
+                                     set(seeds[i]) if seeds else frozenset()))
     return results
 
 

@@ -22,12 +22,12 @@ from genrec.errors import GenrecError
 from genrec.evaluate.baselines import PopularityBaseline, TitleKNN, fused_scores
 from genrec.evaluate.continuation import (WALK_SONGS, Cases, Category, ItemCooccurrence, SeededWalk, TitleScores,
                                           top_songs)
+from genrec.model.retrieval import SEEDED_MIX
 from genrec.train.neighbour_targets import CooccurrenceWalk
 
 SEED_WALK, SEED_HYBRID = "seed_walk", "seed_hybrid"
-DEFAULT_SEEDED = {"system": SEED_WALK, "by_seeds": [{"seeds": 1, "title": True, "title_share": 0.25,
-                                                      "popularity_penalty": 0.0, "cooccurrence_share": 0.0,
-                                                      "weight": 0.0, "c": 60.0}]}
+DEFAULT_SEEDED = {"system": SEED_WALK, "by_seeds": [{"seeds": 1, "title": True, **SEEDED_MIX, "weight": 0.0,
+                                                      "c": 60.0}]}
 """What a bundle without a continuation evaluation serves: the seeds' walk, the title's list at a quarter share."""
 
 

@@ -3,7 +3,8 @@
 Examples are tokenized once up front and padded per batch (titles are short, targets of single mode
 are one ID plus </s>), with no dataloader workers: on a CPU the model step is the cost, not input.
 In single mode the (title, song) pairs become pooled examples (genrec.train.pooled_targets), shaped by the
-``targets`` group (neighbour votes and the co-occurrence walk, genrec.train.neighbour_targets); with
+``targets`` group (neighbour votes and the co-occurrence walk, genrec.train.neighbour_targets; continuation examples
+with seed songs, genrec.train.seeded_examples); with
 ``retrieval.songs`` every example also carries title kNN's songs for its title (genrec.model.retrieval).
 """
 
@@ -30,7 +31,10 @@ from genrec.model.retrieval import (RETRIEVAL_FOLDS, Retrieved, RetrievalSetup, 
                                     vector_mix)
 from genrec.model.title_vectors import TitleVectorEncoder
 from genrec.train.neighbour_targets import NEIGHBOUR_SONGS, CooccurrenceWalk, NeighbourVotes, neighbour_paths
-from genrec.train.pooled_targets import PAIRS_PER_EXAMPLE, PooledCollator, PooledDataset, pool_counted, with_extra_inputs
+from genrec.model.seed_songs import kept_seeds
+from genrec.train.pooled_targets import (PAIRS_PER_EXAMPLE, PooledCollator, PooledDataset, PooledExamples,
+                                         pool_counted, pool_examples, with_extra_inputs)
+from genrec.train.seeded_examples import SeededRows, seeded_rows
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +93,12 @@ def count_pairs(playlists: TrainingPlaylists, tokenizer: PreTrainedTokenizerBase
     titles, cut = encode_titles(tokenizer, playlists.titles, max_input_length)
     labels = {song: (*ids, tokenizer.eos_token_id) for song, ids in song_token_ids(vocab, tokenizer).items()}
     folds = [retrieval.fold(pid) for pid in playlists.ids] if retrieval else []
-    retrieved = retrieval.cross_fitted(zip(playlists.titles, folds)) if retrieval else None
+    retrieved = retrieval.cross_fitted((title, fold, ()) for title, fold in zip(playlists.titles, folds)) \
+        if retrieval else None
     by_input: dict[tuple, Counter] = defaultdict(Counter)
     pairs = tokens = 0
     for i, (title, songs) in enumerate(zip(playlists.titles, playlists.songs)):
-        counts = by_input[(tuple(titles[title]), retrieved[title, folds[i]] if retrieved is not None else ())]
+        counts = by_input[(tuple(titles[title]), retrieved[title, folds[i], ()] if retrieved is not None else ())]
         for song in songs:
             label = labels[song]
             counts[label] += 1
@@ -138,7 +143,7 @@ class PadCollator:
             return self.pooled(batch)
         return with_extra_inputs({"input_ids": pad([b["input_ids"] for b in batch], self.pad_id),
                                    "attention_mask": pad([[1] * len(b["input_ids"]) for b in batch], 0),
-                                   "labels": pad([b["labels"] for b in batch], -100)}, batch)
+                                   "labels": pad([b["labels"] for b in batch], -100)}, batch, self.pad_id)
 
 
 def pad(rows: list[list[int]], value: int) -> torch.Tensor:
@@ -221,6 +226,8 @@ class TrainingData:
     title_encoder: TitleVectorEncoder | None
     retrieval: RetrievalSetup | None
     neighbour_setup: dict | None
+    seeded: dict | None = None
+    """The continuation examples' share and playlists per category (None: the model reads no seeds)."""
 
 
 def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow], vocab: SemanticIdVocab,
@@ -243,12 +250,16 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
             log.warning("retrieval.%s=%g %s: ignored without retrieval.songs", name, getattr(ret, name), what)
     val_pairs = validation_pairs(val_rows, vocab, mode, cfg.train.val_loss_examples, cfg.run.seed)
     pooled_mode = mode == "single"
+    seeded = None
     if pooled_mode:
         counted = count_pairs(train.playlists, tokenizer, vocab, net.max_input_length, title_encoder, retrieval)
         pairs, target_tokens, truncated = counted.pairs, counted.target_tokens, counted.truncated_titles
+        if targets.seeded_share:
+            seeded = seeded_rows(train.playlists, targets.seeded_share, cfg.run.seed,
+                                 lambda song: vocab.target_string([song]))
     else:
         rows = train.rows if train.rows is not None else []
-        keys = [(row.input_text, retrieval.fold(row.playlist_id)) for row in rows] if retrieval else []
+        keys = [(row.input_text, retrieval.fold(row.playlist_id), ()) for row in rows] if retrieval else []
         retrieved = retrieval.cross_fitted(keys) if retrieval else None
         train_set = encode(training_pairs(rows), tokenizer, net.max_input_length, title_encoder,
                            [retrieved[key] for key in keys] if retrieved is not None else None)
@@ -265,7 +276,7 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
         log.warning("%d distinct training titles were cut to another title's tokens and share its title vector and "
                     "neighbour targets: raise network.max_input_length to keep them apart", merged)
     # The targets group shapes pooled targets only; a preset that sets it must still run sequence mode.
-    for name in ("neighbour_weight", "cooccurrence_weight", "paths_per_title"):
+    for name in ("neighbour_weight", "cooccurrence_weight", "paths_per_title", "seeded_share"):
         if getattr(targets, name) and not pooled_mode:
             log.warning("targets.%s=%g shapes pooled single-mode targets only: ignored here", name,
                         getattr(targets, name))
@@ -276,7 +287,35 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
                                    if smoothed else (None, None))
     pooled = pool_counted(counted.by_input, counted.pairs, PAIRS_PER_EXAMPLE, cfg.run.seed, counted.vector_of,
                           retrieval is not None, targets.sharpening, neighbours, targets.paths_per_title)
+    if seeded:
+        # Pooled on their own, so the title-only examples are the same whatever the share.
+        pooled = pooled.followed_by(seeded_examples(seeded, cfg, vocab, tokenizer, title_encoder, retrieval))
+        log.info("continuation examples: %d (title, seeds, song) pairs from %s playlists by category",
+                 len(seeded.rows), seeded.categories)
     log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
              pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
+    seeded_setup = {"share": targets.seeded_share, "playlists": seeded.categories} if seeded else None
     return TrainingData(PooledDataset(pooled), ExampleDataset(val_set), pairs, target_tokens, truncated,
-                        title_encoder, retrieval, neighbour_setup)
+                        title_encoder, retrieval, neighbour_setup, seeded_setup)
+
+
+def seeded_examples(seeded: SeededRows, cfg: Config, vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase,
+                    title_encoder: TitleVectorEncoder | None, retrieval: RetrievalSetup | None) -> PooledExamples:
+    """The continuation examples, pooled per playlist (its title and seeds are the input; no two playlists share
+    both), with what each copies from (cross-fitted like a title's list, genrec.model.retrieval)."""
+    keys = [(row.input_text, retrieval.fold(row.playlist_id), seeds)
+            for row, seeds in zip(seeded.rows, seeded.seeds)] if retrieval else []
+    retrieved = retrieval.cross_fitted(keys) if retrieval else None
+    encoded = encode(training_pairs(seeded.rows), tokenizer, cfg.network.max_input_length, title_encoder,
+                     [retrieved[key] for key in keys] if retrieved is not None else None)
+    return pool_examples(encoded.inputs, encoded.labels, PAIRS_PER_EXAMPLE, cfg.run.seed, encoded.vectors,
+                         encoded.retrieved, cfg.targets.sharpening, None, cfg.targets.paths_per_title,
+                         seed_token_ids(seeded, vocab, tokenizer))
+
+
+def seed_token_ids(seeded: SeededRows, vocab: SemanticIdVocab,
+                   tokenizer: PreTrainedTokenizerBase) -> list[tuple[tuple[int, ...], ...]]:
+    """Each continuation pair's seeds as the model reads them (genrec.model.seed_songs.kept_seeds)."""
+    token_ids = song_token_ids(vocab, tokenizer)
+    as_ids = {seeds: tuple(token_ids[song] for song in kept_seeds(seeds, token_ids)) for seeds in set(seeded.seeds)}
+    return [as_ids[seeds] for seeds in seeded.seeds]

@@ -29,6 +29,7 @@ from genrec.corpus.build import CorpusRow, corpus_path, load_vocab, read_corpus,
 from genrec.corpus.id_tokens import SemanticIdVocab
 from genrec.errors import ArtifactError
 from genrec.model.retrieval import RETRIEVAL_FOLDS
+from genrec.model.seed_songs import MAX_SEEDS
 from genrec.model.t5 import build_model, checkpoint_dir, resolve_device, save_final, tiger_final_dir
 from genrec.model.tokenizer import build_tokenizer, check_id_tokens, check_pretrained_folder, unknown_share
 from genrec.evaluate.baselines import TrainingPlaylists, read_training_playlists
@@ -195,7 +196,7 @@ def train(cfg: Config) -> dict:
 
     torch.manual_seed(cfg.run.seed)
     model = build_model(net, cfg.retrieval.songs, tokenizer, title_encoder.dim if title_encoder else None,
-                        corpus_summary.get("title_script", ""))
+                        corpus_summary.get("title_script", ""), MAX_SEEDS if data.seeded else 0)
     budget = TimeBudget(t.max_minutes) if t.max_minutes else None
     trainer = TigerTrainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id),
                            train_dataset=data.train, eval_dataset=data.val,
@@ -225,7 +226,7 @@ def train(cfg: Config) -> dict:
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
         "retrieval": {"songs": cfg.retrieval.songs, "folds": RETRIEVAL_FOLDS, "title_knn": asdict(retrieval.params), "walk": asdict(retrieval.walk)}
         if retrieval else None,
-        "neighbour_targets": data.neighbour_setup,
+        "neighbour_targets": data.neighbour_setup, "seeded_examples": data.seeded,
         "truncated_titles": data.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in
                                                                    ("examples", "largest_collision_group")},
     }

@@ -37,9 +37,25 @@ class PooledExamples:
     """Each example's title vector (genrec.model.title_vectors), when the model reads one."""
     retrieved: list[tuple[tuple[int, ...], ...]] | None = None
     """Each example's retrieved songs' ID token ids (genrec.model.retrieval), when the model reads them."""
+    seeds: list[tuple[tuple[int, ...], ...]] | None = None
+    """Each example's seed songs' ID token ids (genrec.model.seed_songs; none for a title-only example), when the
+    model reads seeds."""
 
     def __len__(self) -> int:
         return len(self.inputs)
+
+    def followed_by(self, other: "PooledExamples") -> "PooledExamples":
+        """These examples, then ``other``'s (title-only examples, then continuation examples with seeds)."""
+        def joined(name: str, empty):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is None and theirs is None:
+                return None
+            return [*(mine if mine is not None else [empty] * len(self)),
+                    *(theirs if theirs is not None else [empty] * len(other))]
+
+        return PooledExamples(self.inputs + other.inputs, self.paths + other.paths, self.targets + other.targets,
+                              self.weights + other.weights, self.pairs + other.pairs, joined("vectors", None),
+                              joined("retrieved", ()), joined("seeds", ()))
 
 
 PAIRS_PER_EXAMPLE = 16
@@ -50,11 +66,12 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
                   vectors: list[torch.Tensor] | None = None,
                   retrieved: list[tuple[tuple[int, ...], ...]] | None = None, sharpening: float = 1.0,
                   extra: dict[tuple[int, ...], dict[tuple[int, ...], float]] | None = None,
-                  paths_per_input: int = 0) -> PooledExamples:
+                  paths_per_input: int = 0, seeds: list[tuple[tuple[int, ...], ...]] | None = None) -> PooledExamples:
     """Group (title ids, label ids) pairs by model input and sample pooled examples (deterministic for a seed).
 
     The model input is the title, plus its retrieved songs when given: one title retrieves different
-    songs in different cross-fitting folds (genrec.model.retrieval), and each such input is pooled on its own.
+    songs in different cross-fitting folds (genrec.model.retrieval), and each such input is pooled on its own; so
+    are its seed songs when given (``seeds``, one per pair: a continuation example's, genrec.train.seeded_examples).
     ``sharpening`` raises each song's count under an input to that power before the shares are taken
     (1: the exact pair objective; above 1 the targets concentrate on the songs that an input's
     playlists agree on, the top of the ranking, at the expense of songs seen once). An input keeps
@@ -68,27 +85,30 @@ def pool_examples(inputs: list[list[int]], labels: list[list[int]], pairs_per_ex
     walked less than once in a whole training run (docs/experiments/mpd.md, "What the model does not
     learn"), so the model learnt their first ID level and guessed the rest.
     """
-    keys = [(tuple(title), retrieved[i] if retrieved is not None else ()) for i, title in enumerate(inputs)]
+    keys = [(tuple(title), retrieved[i] if retrieved is not None else (), *((seeds[i],) if seeds is not None else ()))
+            for i, title in enumerate(inputs)]
     by_input: dict[tuple, Counter] = defaultdict(Counter)
     for key, label in zip(keys, labels):
         by_input[key][tuple(label)] += 1
     # Equal token ids mean an equal folded title, and so an equal title vector.
     vector_of = dict(zip(map(tuple, inputs), vectors)) if vectors is not None else None
     return pool_counted(by_input, len(labels), pairs_per_example, seed, vector_of, retrieved is not None, sharpening,
-                        extra, paths_per_input)
+                        extra, paths_per_input, seeds is not None)
 
 
 def pool_counted(by_input: dict[tuple, Counter], pairs: int, pairs_per_example: int, seed: int,
                  vector_of: dict[tuple[int, ...], torch.Tensor] | None = None, with_retrieved: bool = False,
                  sharpening: float = 1.0, extra: dict[tuple[int, ...], dict[tuple[int, ...], float]] | None = None,
-                 paths_per_input: int = 0) -> PooledExamples:
-    """:func:`pool_examples` from pairs already counted: ``by_input`` maps (title token ids, retrieved songs, or
-    ``()``) to {label path: pairs}, in the order the pairs came (the float sums below follow it); ``vector_of``
-    maps title token ids to the title vector. Training counts a corpus's pairs this way without listing them."""
+                 paths_per_input: int = 0, with_seeds: bool = False) -> PooledExamples:
+    """:func:`pool_examples` from pairs already counted: ``by_input`` maps (title token ids, retrieved songs or
+    ``()``[, seed songs' token ids when ``with_seeds``]) to {label path: pairs}, in the order the pairs came (the
+    float sums below follow it); ``vector_of`` maps title token ids to the title vector. Training counts a corpus's
+    title-only pairs this way without listing them."""
     rng = random.Random(seed)
-    out = PooledExamples([], [], [], [], pairs, [] if vector_of is not None else None, [] if with_retrieved else None)
+    out = PooledExamples([], [], [], [], pairs, [] if vector_of is not None else None, [] if with_retrieved else None,
+                         [] if with_seeds else None)
     for key in sorted(by_input):
-        title, songs = key
+        title, songs = key[:2]
         total = sum(by_input[key].values())
         counts = Counter(by_input[key])
         if extra is not None:
@@ -114,6 +134,8 @@ def pool_counted(by_input: dict[tuple, Counter], pairs: int, pairs_per_example: 
                 out.vectors.append(vector_of[title])
             if with_retrieved:
                 out.retrieved.append(songs)
+            if with_seeds:
+                out.seeds.append(key[2])
     return out
 
 
@@ -150,6 +172,8 @@ class PooledDataset(torch.utils.data.Dataset):
             item["title_vector"] = e.vectors[i]
         if e.retrieved is not None:
             item["retrieved_ids"] = e.retrieved[i]
+        if e.seeds is not None:
+            item["seed_ids"] = e.seeds[i]
         return item
 
 
@@ -181,15 +205,24 @@ class PooledCollator:
                   "target_ids": target_ids, "target_shares": target_shares}
         out = {name: torch.from_numpy(array) for name, array in arrays.items()}
         out["weight"] = torch.tensor([b["weight"] for b in batch])
-        return with_extra_inputs(out, batch)
+        return with_extra_inputs(out, batch, self.pad_id)
 
 
-def with_extra_inputs(out: dict, batch: list[dict]) -> dict:
-    """Add the batch's title vectors and retrieved songs (see TigerT5) when its examples carry them."""
+def with_extra_inputs(out: dict, batch: list[dict], pad_id: int) -> dict:
+    """Add the batch's title vectors, retrieved songs and seed songs (padded with ``pad_id`` to the batch's most
+    seeds; left out when no example has any) (see TigerT5) when its examples carry them."""
     if "title_vector" in batch[0]:
         out["title_vectors"] = torch.stack([b["title_vector"] for b in batch])
     if "retrieved_ids" in batch[0]:
         out["retrieved_ids"] = torch.from_numpy(np.array([b["retrieved_ids"] for b in batch], dtype=np.int64))
+    most = max((len(b["seed_ids"]) for b in batch if "seed_ids" in b), default=0)
+    if most:
+        id_length = len(next(seeds[0] for seeds in (b["seed_ids"] for b in batch) if seeds))
+        seed_ids = np.full((len(batch), most, id_length), pad_id, dtype=np.int64)
+        for i, b in enumerate(batch):
+            if b["seed_ids"]:
+                seed_ids[i, :len(b["seed_ids"])] = b["seed_ids"]
+        out["seed_ids"] = torch.from_numpy(seed_ids)
     return out
 
 
@@ -197,7 +230,7 @@ def pooled_loss(model, batch: dict) -> torch.Tensor:
     """Weighted soft cross-entropy, averaged over target positions like the plain token loss."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                    decoder_input_ids=batch["decoder_input_ids"], title_vectors=batch.get("title_vectors"),
-                   retrieved_ids=batch.get("retrieved_ids")).logits
+                   retrieved_ids=batch.get("retrieved_ids"), seed_ids=batch.get("seed_ids")).logits
     log_probs = logits.float().log_softmax(dim=-1).gather(-1, batch["target_ids"])
     per_position = -(log_probs * batch["target_shares"]).sum(dim=-1)
     positions = (batch["target_shares"].sum(dim=-1) > 0).sum(dim=-1).clamp(min=1)
