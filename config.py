@@ -113,8 +113,6 @@ class RQKMeansConfig:
 
     niter: int = 25
     """k-means iterations per level."""
-    max_points_per_level: int = 0
-    """Train each level on at most this many songs, a seeded sample (0: all); every song is still encoded."""
 
 
 @dataclass
@@ -345,7 +343,7 @@ CHOICES = {
 }
 """Fields that accept only the listed values."""
 
-MAY_BE_ZERO = {"run.seed", "rqkmeans.max_points_per_level", "eval.max_playlists", "eval.val_playlists",
+MAY_BE_ZERO = {"run.seed", "eval.max_playlists", "eval.val_playlists",
                "split.min_eval_playlists", "train.max_steps", "train.eval_steps", "retrieval.songs",
                "targets.paths_per_title", "prepare.item2vec_workers"}
 """Integer fields for which 0 is meaningful; every other integer must be at least 1."""
@@ -402,6 +400,7 @@ REMOVED = {
     "prepare.demo_tastes": _FIXED, "prepare.item2vec_window": _FIXED, "prepare.item2vec_epochs": _FIXED,
     "prepare.item2vec_negative": _FIXED, "prepare.item2vec_min_count": _FIXED,
     "rqkmeans.normalize": _FIXED, "rqkmeans.use_gpu": "GPU faiss is used where run.device allows a GPU",
+    "rqkmeans.max_points_per_level": "each level trains on every song; " + _FIXED,
     "rqvae.commitment_cost": _FIXED, "rqvae.weight_decay": _FIXED, "rqvae.dead_code_epochs": _FIXED,
     "rqvae.val_ratio": _FIXED, "rqvae.warmup_epochs": _FIXED, "rqvae.kmeans_niter": _FIXED,
     "rqvae.codebook_init": "random codebooks collapsed; k-means initialisation is always used",

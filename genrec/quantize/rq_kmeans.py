@@ -65,7 +65,6 @@ def train_rq_kmeans(vectors: np.ndarray, cfg: RQKMeansSettings, seed: int,
     data = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = data.shape
     check_codebook_size(n, cfg.vocab_size, vocab_field)
-    max_points = cfg.max_points_per_level or n
     use_gpu = cfg.use_gpu and gpu_available()
     log.info("RQ-KMeans: %d songs x %d dims, %d levels x %d codes, %s faiss", n, dim, cfg.levels,
              cfg.vocab_size, "GPU" if use_gpu else "CPU")
@@ -73,7 +72,7 @@ def train_rq_kmeans(vectors: np.ndarray, cfg: RQKMeansSettings, seed: int,
     codebooks = np.zeros((cfg.levels, cfg.vocab_size, dim), dtype=np.float32)
     for level in tqdm(range(cfg.levels), desc="RQ-KMeans levels", unit="level"):
         kmeans = faiss.Kmeans(dim, cfg.vocab_size, niter=cfg.niter, seed=faiss_seed(seed + level), gpu=use_gpu,
-                              max_points_per_centroid=math.ceil(max_points / cfg.vocab_size),
+                              max_points_per_centroid=math.ceil(n / cfg.vocab_size),  # every song: no faiss subsample
                               min_points_per_centroid=1, verbose=False)
         kmeans.train(residual)
         codebooks[level] = kmeans.centroids
