@@ -170,18 +170,30 @@ def test_one_title_pools_separately_per_retrieved_list():
     assert sorted(pooled.weights) == [1.0, 2.0]
 
 
-# The copy model's retriever also mixes title vectors into kNN's similarity (retrieval.vector_weight).
-@pytest.mark.parametrize("walk, vectors", [(0.0, []),
-                                           (4.0, ["--network.title_encoder", "minilm", "--retrieval.vector_weight", "0.5"])])
-def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, walk, vectors):
+def test_the_shared_pipeline_s_retrieval_model_reads_plain_title_knn_and_says_so(tiny_pipeline):
+    """The session's tiny pipeline retrieves without the walk or title vectors; the test below covers both."""
+    final = tiny_pipeline / "models" / "tiger_final"
+    recorded = json.loads((final / RETRIEVAL_FILE).read_text(encoding="utf-8"))
+    assert recorded["songs"] == 10 and recorded["walk"]["weight"] == 0.0
+    assert recorded["title_knn"]["vector_weight"] == 0.0 and not (final / TITLE_VECTORS_FILE).exists()
+    metrics = json.loads((tiny_pipeline / "outputs" / "evaluation_metrics.json").read_text(encoding="utf-8"))
+    assert any(note.startswith("The model may also copy title kNN's top 10 songs for each title (retrieval.songs)")
+               for note in metrics["notes"])
+    assert not any("title vectors' cosine" in note for note in metrics["notes"])
+    assert {t["partner"] for t in metrics["tuning"]["hybrid"]["trials"]} == {"title_knn", "retrieved"}
+
+
+def test_retrieval_model_with_the_walk_and_title_vectors_trains_evaluates_and_generates(tiny_demo):
+    # The copy model's retriever walks kNN's list and mixes title vectors into its similarity (retrieval.vector_weight).
+    walk_and_vectors = ["--retrieval.walk_weight", "4",
+                        "--network.title_encoder", "minilm", "--retrieval.vector_weight", "0.5"]
     for script in ("train_rq_kmeans.py", "prepare_corpus.py"):
         run_stage(script, *TINY_DEMO, cwd=tiny_demo)
-    run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--retrieval.songs", "5",
-              "--retrieval.walk_weight", str(walk), *vectors, cwd=tiny_demo)
+    run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--retrieval.songs", "5", *walk_and_vectors, cwd=tiny_demo)
     final = tiny_demo / "models" / "tiger_final"
     recorded = json.loads((final / RETRIEVAL_FILE).read_text(encoding="utf-8"))
     assert recorded["songs"] == 5 and len(recorded["playlists"]["titles"]) > 100
-    assert recorded["walk"]["weight"] == walk and recorded["title_knn"]["vector_weight"] == (0.5 if vectors else 0.0)
+    assert recorded["walk"]["weight"] == 4.0 and recorded["title_knn"]["vector_weight"] == 0.5
     bundle = load_tiger(final)
     assert bundle.retriever is not None
     assert bundle.model.copy_head is not None
@@ -192,11 +204,9 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, walk, vectors
         [d.songs for d in first]
     printed = run_stage("evaluate_tiger.py", *TINY_DEMO, *TINY_EVAL, cwd=tiny_demo).stdout
     metrics = json.loads((tiny_demo / "outputs" / "evaluation_metrics.json").read_text(encoding="utf-8"))
-    said = "The model may also copy title kNN's top 5 songs for each title" + (
-        ", after the co-occurrence walk at weight 4" if walk else " (retrieval.songs)")
+    said = "The model may also copy title kNN's top 5 songs for each title, after the co-occurrence walk at weight 4"
     assert any(note.startswith(said) for note in metrics["notes"])
-    assert any("title vectors' cosine into the TF-IDF similarity at weight 0.5" in note
-               for note in metrics["notes"]) == bool(vectors)
+    assert any("title vectors' cosine into the TF-IDF similarity at weight 0.5" in note for note in metrics["notes"])
     assert metrics["systems"]["model"]["invalid_rate"] == 0.0
     # The list the model reads is scored as its own system, and the hybrid may fuse with it instead of kNN's:
     # on val, the hybrid trial that takes the retrieved list alone (weight 0) scores what the system does.
@@ -217,8 +227,7 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, walk, vectors
         assert len(re.findall(r"^\s+\d+\. ", out.stdout, flags=re.M)) == 3
     report = run_stage("bench/retrieval_use.py", *TINY_DEMO, "--playlists", "4", "--decode.num_beams", "10",
                        cwd=tiny_demo).stdout
-    source = "walked title kNN's" if walk else "title kNN's"
-    share = float(re.search(rf"top 5 songs in {source} top 5: ([\d.]+)", report).group(1))
+    share = float(re.search(r"top 5 songs in walked title kNN's top 5: ([\d.]+)", report).group(1))
     assert 0.0 <= share <= 1.0
     scores = dict(re.findall(r"(model|its list|the list in the model's order|the model's songs in the list's "
                              r"order) ([\d.]+)", report.split("NDCG@5: ")[1]))
@@ -227,25 +236,24 @@ def test_retrieval_model_trains_evaluates_and_generates(tiny_demo, walk, vectors
     assert gate is not None and 0.0 < float(gate.group(1)) < 1.0
 
     vectors_file = final / TITLE_VECTORS_FILE
-    assert vectors_file.is_file() == bool(vectors)
-    if vectors:  # loading takes the saved training titles' vectors instead of encoding them again
-        original = vectors_file.read_bytes()
-        with np.load(vectors_file) as saved:
-            texts, saved_vectors, probe = saved["texts"], saved["vectors"], saved["probe"]
-        with vectors_file.open("wb") as handle:
-            np.savez(handle, texts=texts, vectors=-saved_vectors, probe=probe)
-        by_text = dict(zip(texts.tolist(), saved_vectors))
-        expected = -np.stack([by_text[encoder_text(t)] for t in recorded["playlists"]["titles"]])
-        assert np.allclose(load_tiger(final).retriever.knn.vectors, expected)
-        with vectors_file.open("wb") as handle:
-            np.savez(handle, texts=np.array(["a"]), vectors=np.zeros((1, 5), dtype=np.float32), probe=probe)
-        with pytest.raises(ArtifactError, match="gives 384 dimensions: rerun train_tiger.py"):
-            load_tiger(final)
-        with vectors_file.open("wb") as handle:  # as if written by another encoder of the same width
-            np.savez(handle, texts=texts, vectors=saved_vectors, probe=-probe)
-        with pytest.raises(ArtifactError, match="written with another title encoder than 'minilm'"):
-            load_tiger(final)
-        vectors_file.write_bytes(original)
+    # Loading takes the saved training titles' vectors instead of encoding them again.
+    original = vectors_file.read_bytes()
+    with np.load(vectors_file) as saved:
+        texts, saved_vectors, probe = saved["texts"], saved["vectors"], saved["probe"]
+    with vectors_file.open("wb") as handle:
+        np.savez(handle, texts=texts, vectors=-saved_vectors, probe=probe)
+    by_text = dict(zip(texts.tolist(), saved_vectors))
+    expected = -np.stack([by_text[encoder_text(t)] for t in recorded["playlists"]["titles"]])
+    assert np.allclose(load_tiger(final).retriever.knn.vectors, expected)
+    with vectors_file.open("wb") as handle:
+        np.savez(handle, texts=np.array(["a"]), vectors=np.zeros((1, 5), dtype=np.float32), probe=probe)
+    with pytest.raises(ArtifactError, match="gives 384 dimensions: rerun train_tiger.py"):
+        load_tiger(final)
+    with vectors_file.open("wb") as handle:  # as if written by another encoder of the same width
+        np.savez(handle, texts=texts, vectors=saved_vectors, probe=-probe)
+    with pytest.raises(ArtifactError, match="written with another title encoder than 'minilm'"):
+        load_tiger(final)
+    vectors_file.write_bytes(original)
 
     del recorded["walk"]  # a model folder from before the walk retrieves without it
     (final / RETRIEVAL_FILE).write_text(json.dumps(recorded), encoding="utf-8")

@@ -4,6 +4,7 @@ that never returns a seed, plain torch equal to transformers, and the continuati
 from __future__ import annotations
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -222,11 +223,15 @@ def test_a_title_only_model_refuses_seed_input():
 
 
 @pytest.fixture(scope="module")
-def seeded_pipeline(tmp_path_factory):
-    """The tiny pipeline (a retrieval model: copy head and seeds together) trained with continuation examples."""
+def seeded_pipeline(tiny_pipeline, tmp_path_factory):
+    """The tiny pipeline (a retrieval model: copy head and seeds together) trained with continuation examples. It starts
+    from a copy of the shared pipeline's folder, so the stages before training are up to date and skipped."""
     from conftest import TINY_BUNDLE, run_stage
-    work = tmp_path_factory.mktemp("seeded_pipeline")
-    run_stage("run_pipeline.py", *TINY_BUNDLE, "--targets.seeded_share", "0.5", cwd=work)
+    work = tmp_path_factory.mktemp("seeded") / "pipeline"
+    shutil.copytree(tiny_pipeline, work, ignore=shutil.ignore_patterns("bundle", "tiger_*"))
+    run = run_stage("run_pipeline.py", *TINY_BUNDLE, "--targets.seeded_share", "0.5", cwd=work)
+    skipped = run.stdout + run.stderr
+    assert all(f"{stage}: up to date" in skipped for stage in ("train_rq_kmeans.py", "prepare_corpus.py"))
     return work
 
 
