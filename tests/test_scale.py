@@ -45,9 +45,14 @@ def knn() -> TitleKNN:
     return TitleKNN(KnnParams(k=10, alpha=2.0, length_norm=0.5)).fit(TITLES, SONGS)
 
 
+def per_playlist_similarities(knn: TitleKNN, titles: list[str]) -> np.ndarray:
+    """The product before distinct titles: one TF-IDF row per training playlist, repeated titles included."""
+    return (knn._vectorise(titles) @ knn._vectorise(TITLES).T.tocsr()).toarray()
+
+
 def dense_neighbours(knn: TitleKNN, titles: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The selection before blocks: every title's similarities to every training title at once."""
-    dense = (knn._vectorise(titles) @ knn.matrix.T).toarray()
+    """The selection before blocks: every title's similarities to every training playlist's title at once."""
+    dense = per_playlist_similarities(knn, titles)
     top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
     top_sims = np.take_along_axis(dense, top, axis=1)
     order = np.argsort(-top_sims, axis=1, kind="stable")
@@ -73,6 +78,13 @@ def test_repeated_titles_are_scored_once_with_the_same_rows(knn, monkeypatch):
     found = knn.neighbours(titles, 25)
     assert sorted(scored) == sorted(set(titles))
     assert np.array_equal(found[0], whole[0]) and np.array_equal(found[1], whole[1])
+
+
+def test_playlists_sharing_a_title_are_scored_through_it_exactly_as_one_by_one(knn):
+    assert len(set(knn.title_of)) == len(set(TITLES)) < len(TITLES)
+    queries = [*QUERIES, *TITLES[:20]]
+    assert np.array_equal(knn.similarities(queries), per_playlist_similarities(knn, queries))
+    assert np.array_equal(knn.best_similarity(queries), per_playlist_similarities(knn, queries).max(axis=1))
 
 
 def test_knn_membership_matrix_is_the_listed_one(knn):

@@ -151,9 +151,14 @@ class TitleKNN:
         self.has_words = any(words)
         if self.has_words:
             self.words.fit(words)
-        self.matrix = self._vectorise(titles)
-        self.matrix_t = self.matrix.T.tocsr()  # what every product with the training titles reads, made once
-        self.vectors = self.title_vectors(titles) if self.title_vectors else None
+        # Playlists that share a title share its row: products run over the distinct titles (the MPD has about one
+        # per ten playlists), then each playlist takes its title's column. A duplicate's column is computed exactly
+        # as its own row's would be, so neighbours and their ties are those of the product over every playlist.
+        distinct = list(dict.fromkeys(titles))
+        position = {title: i for i, title in enumerate(distinct)}
+        self.title_of = np.fromiter((position[t] for t in titles), dtype=np.int64, count=len(titles))
+        self.matrix_t = self._vectorise(distinct).T.tocsr()  # what every product with the training titles reads
+        self.vectors = self.title_vectors(distinct) if self.title_vectors else None
         sizes = np.fromiter(map(len, playlists), dtype=np.int64, count=len(playlists))
         rows = np.repeat(np.arange(len(playlists)), sizes)
         cols = np.fromiter((index[s] for songs in playlists for s in songs), dtype=np.int64, count=int(sizes.sum()))
@@ -179,10 +184,11 @@ class TitleKNN:
             row = {title: i for i, title in enumerate(distinct)}
             rows = np.fromiter((row[t] for t in titles), dtype=np.int64, count=len(titles))
             return found_indices[rows], found_sims[rows]
-        k = min(k, self.matrix.shape[0])
-        # A cell of the block is held about five times at once: the sparse product (12 bytes), the dense copy and
-        # its negation (8 each) and argpartition's indices (8).
-        batch = block_rows(batch, CELL_COPIES * self.matrix.shape[0])
+        playlists = len(self.title_of)
+        k = min(k, playlists)
+        # A cell of the block is held about five times at once: the distinct titles' product and its dense copy (at
+        # most one playlist wide), the copy per playlist and its negation (8 bytes each) and argpartition's indices.
+        batch = block_rows(batch, CELL_COPIES * playlists)
         indices, sims = [], []
         for start in range(0, len(titles), batch):
             dense = self.similarities(titles[start:start + batch])
@@ -196,10 +202,10 @@ class TitleKNN:
     def similarities(self, titles: Sequence[str]) -> np.ndarray:
         """(titles, training playlists) title similarities: TF-IDF cosine, mixed with the title vectors' cosine."""
         tfidf = (self._vectorise(titles) @ self.matrix_t).toarray()
-        if self.vectors is None:
-            return tfidf
-        weight = self.params.vector_weight
-        return (1.0 - weight) * tfidf + weight * (self.title_vectors(titles) @ self.vectors.T)
+        if self.vectors is not None:
+            weight = self.params.vector_weight
+            tfidf = (1.0 - weight) * tfidf + weight * (self.title_vectors(titles) @ self.vectors.T)
+        return tfidf[:, self.title_of]
 
     def recommend(self, titles: Sequence[str], n: int, found: tuple[np.ndarray, np.ndarray] | None = None,
                   params: KnnParams | None = None) -> list[list[str]]:
