@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 
@@ -158,12 +159,20 @@ def test_playlist_songs_written_in_blocks(tmp_path, monkeypatch):
     assert (tmp_path / "blocks.csv").read_bytes() == (tmp_path / "plain.csv").read_bytes()
 
 
-def test_scale_bench_smallest_size(tmp_path):
-    """Every stage of bench/scale.py at 300 playlists, each with a time and a peak memory, in the table and JSON."""
-    out = tmp_path / "scale"
+@pytest.fixture(scope="module")
+def smallest_size(tmp_path_factory):
+    """bench/scale.py at 300 playlists: (its output folder, the finished process)."""
+    work = tmp_path_factory.mktemp("scale")
+    out = work / "scale"
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "scale.py"), "--sizes", "300", "--out", str(out),
-                           "--max-memory-gb", "4"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+                           "--max-memory-gb", "4"], capture_output=True, text=True, timeout=600, cwd=work)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_scale_bench_smallest_size(smallest_size):
+    """Every stage of bench/scale.py at 300 playlists, each with a time and a peak memory, in the table and JSON."""
+    out, proc = smallest_size
     result = json.loads((out / "scale.json").read_text(encoding="utf-8"))
     stages = result["sizes"][0]["stages"]
     assert list(stages) == list(scale_bench.STAGES)
@@ -171,6 +180,26 @@ def test_scale_bench_smallest_size(tmp_path):
         assert measured["returncode"] == 0 and measured["seconds"] > 0 and 0 < measured["peak_gb"] < 4, stage
     assert stages["import"]["item2vec_seconds"] >= 0 and result["sizes"][0]["rows"] > 300 * 5
     assert all(stage in proc.stdout for stage in scale_bench.STAGES)
+
+
+def run_bench(script: str, *args: str, cwd) -> str:
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_training_and_title_knn_benches_on_a_bench_size(smallest_size):
+    """bench/training_memory.py (both ways, or the counted way alone) and bench/title_knn_speed.py on its corpus."""
+    out, _ = smallest_size
+    config = ["--config", str(out / "300" / "data" / "config.yaml"), "--corpus.target_mode", "single"]
+    both = run_bench("training_memory.py", *config, cwd=out)
+    assert "same examples" in both and {"listed", "counted"} <= {line.split()[0] for line in both.splitlines() if line}
+    alone = run_bench("training_memory.py", *config, "--ways", "counted", cwd=out)
+    examples = re.search(r"pairs -> (\d+) pooled examples", both).group(1)
+    assert f"pairs -> {examples} pooled examples" in alone and "listed" not in alone and "same examples" not in alone
+    speed = run_bench("title_knn_speed.py", *config, "--titles", "20", cwd=out)
+    assert "neighbours equal: True" in speed and re.search(r"distinct titles / every playlist time: [\d.]+", speed)
 
 
 def measured_at(playlists: int, seconds: float, peak_gb: float) -> dict:
