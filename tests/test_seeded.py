@@ -4,8 +4,8 @@ that never returns a seed, plain torch equal to transformers, and the continuati
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import shutil
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,6 +16,7 @@ from genrec.corpus.build import CorpusRow
 from genrec.decode.decoding import DecodingSettings, decode
 from genrec.evaluate.continuation import MIN_HELD_OUT
 from genrec.model.retrieval import song_token_ids
+from genrec.model.loaded import TigerBundle
 from genrec.model.seed_songs import MAX_SEEDS, seed_tensor
 from genrec.model.t5 import TigerT5
 from genrec.evaluate.baselines import TrainingPlaylists
@@ -138,8 +139,8 @@ def trained(tiny):
                              num_decoder_layers=1, num_heads=2, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
                              eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
                              seed_songs=MAX_SEEDS))
-    bundle = SimpleNamespace(model=model, tokenizer=tokenizer, vocab=vocab, target_mode="single", max_input_length=8,
-                             title_encoder=None, retriever=None, seed_songs=MAX_SEEDS)
+    bundle = TigerBundle(model=model, tokenizer=tokenizer, vocab=vocab, target_mode="single", max_input_length=8,
+                         manifest={}, seed_songs=MAX_SEEDS)
     token_ids = song_token_ids(vocab, tokenizer)
     title = tokenizer("mix")["input_ids"]
     inputs, labels, seeds = [], [], []
@@ -180,10 +181,9 @@ def test_plain_torch_reads_seeds_as_transformers_does(trained, tmp_path):
     from genrec.serve import inference
 
     trained.tokenizer.save_pretrained(tmp_path)
-    plain = SimpleNamespace(**{k: v for k, v in vars(trained).items() if not k.startswith("_")})  # no caches
-    plain.model = inference.TigerInference(trained.model.config.to_dict(),
-                                           {k: v.detach().float() for k, v in trained.model.state_dict().items()})
-    plain.tokenizer = inference.ServingTokenizer(tmp_path, trained.max_input_length)
+    plain = replace(trained, tokenizer=inference.ServingTokenizer(tmp_path, trained.max_input_length),
+                    model=inference.TigerInference(trained.model.config.to_dict(), {
+                        k: v.detach().float() for k, v in trained.model.state_dict().items()}))  # a new bundle: no caches
     titles = ["mix", "party time", "mix", ""]
     seeds = [["s0", "s1"], ["s22"], [], ["s3", "s24", "s5"]]
     for settings in (DecodingSettings(num_beams=8, num_songs=6, batch_size=4),

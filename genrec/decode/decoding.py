@@ -84,11 +84,7 @@ def seed_input(bundle, seeds: Sequence[Sequence[str]] | None) -> tuple[torch.Ten
     extra = max(len(set(songs)) for songs in seeds)
     if not getattr(bundle, "seed_songs", 0):
         return None, extra
-    token_ids = getattr(bundle, "_seed_token_ids", None)
-    if token_ids is None:
-        from genrec.model.retrieval import song_token_ids
-        token_ids = bundle._seed_token_ids = song_token_ids(bundle.vocab, bundle.tokenizer)
-    return seed_tensor(seeds, token_ids, bundle.vocab.id_length, bundle.tokenizer.pad_token_id), extra
+    return seed_tensor(seeds, bundle.seed_token_ids, bundle.vocab.id_length, bundle.tokenizer.pad_token_id), extra
 
 
 def recommend(bundle, titles: Sequence[str], num_songs: int, settings: DecodingSettings | None = None,

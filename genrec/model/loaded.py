@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 
 from genrec.corpus.id_tokens import SemanticIdVocab
 from genrec.errors import ArtifactError
-from genrec.model.retrieval import SongRetriever, load_retriever
+from genrec.model.retrieval import SongRetriever, load_retriever, song_token_ids
 from genrec.model.title_vectors import TitleVectorEncoder
 from genrec.text import fold_script
 
@@ -54,6 +55,11 @@ class TigerBundle:
     title_script: str = ""  # fold every title into this script before the model or its retriever reads it
     seed_songs: int = 0
     """The most seed songs the model reads (genrec.model.seed_songs); 0: it reads the title alone."""
+
+    @cached_property
+    def seed_token_ids(self) -> dict[str, tuple[int, ...]]:
+        """Each catalogue song's ID tokens, as a model that reads seed songs takes them (made on first use)."""
+        return song_token_ids(self.vocab, self.tokenizer)
 
     def model_titles(self, titles: list[str]) -> list[str]:
         """Titles as this model's training titles were written (genrec.text.fold_script)."""
