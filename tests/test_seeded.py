@@ -130,6 +130,30 @@ def test_seeded_share_zero_trains_the_title_examples_of_before_and_a_share_adds_
     assert (batch["seed_ids"][1, :, 0] != tokenizer.pad_token_id).any()
 
 
+def test_continuation_examples_copy_what_their_own_cross_fitting_gave_with_each_fold_fitted_once(tiny, monkeypatch):
+    from genrec.model import retrieval as retrieval_module
+    from genrec.model.retrieval import RETRIEVAL_FOLDS
+
+    vocab, tokenizer = tiny
+    playlists = {f"p{i}": (TITLES[i % 3], [f"s{(i + j) % 40}" for j in range(8 + i % 5)]) for i in range(30)}
+    train, val = rows_for(vocab, playlists)
+    cfg = Config()
+    cfg.retrieval.songs, cfg.targets.seeded_share = 5, 0.5
+    fitted, fit = [], retrieval_module.fitted_knn
+    monkeypatch.setattr(retrieval_module, "fitted_knn", lambda *args: fitted.append(1) or fit(*args))
+    data = training_data(cfg, TrainingCorpus(TrainingPlaylists.from_corpus(train)), val, vocab, tokenizer)
+    assert len(fitted) == RETRIEVAL_FOLDS  # the title-only and the continuation keys cross-fitted together
+    examples, seeded = data.train.examples, seeded_rows(TrainingPlaylists.from_corpus(train), 0.5, cfg.run.seed,
+                                                        lambda song: vocab.target_string([song]))
+    keys = [(row.input_text, data.retrieval.fold(row.playlist_id), seeds)
+            for row, seeds in zip(seeded.rows, seeded.seeds)]
+    alone = data.retrieval.cross_fitted(keys)  # the continuation pairs cross-fitted on their own, as before
+    by_seeds = {(row.input_text, seeds): alone[key] for row, seeds, key in zip(seeded.rows, seeded.seeds, keys)}
+    n = sum(1 for s in examples.seeds if not s)
+    assert examples.seeds[n:] and len(set(examples.retrieved[n:])) > 1
+    assert set(examples.retrieved[n:]) <= set(by_seeds.values())
+
+
 @pytest.fixture(scope="module")
 def trained(tiny):
     """A tiny T5 that reads seeds, trained on one title whose playlists continue two tastes: s0-s9 or s20-s29."""

@@ -15,7 +15,7 @@ import random
 import sys
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -83,18 +83,23 @@ class CountedPairs:
     pairs: int
     target_tokens: int
     truncated_titles: int
+    retrieved: dict[tuple, tuple] | None = None
+    """What each (title, fold, seeds) key copies from (RetrievalSetup.cross_fitted), the continuation examples'
+    keys included; None without retrieval."""
 
 
 def count_pairs(playlists: TrainingPlaylists, tokenizer: PreTrainedTokenizerBase, vocab: SemanticIdVocab,
                 max_input_length: int, title_encoder: TitleVectorEncoder | None,
-                retrieval: RetrievalSetup | None) -> CountedPairs:
+                retrieval: RetrievalSetup | None, seeded_keys: Sequence[tuple] = ()) -> CountedPairs:
     """Each playlist's (title, song) pairs counted under its model input (title token ids, and the songs its title
-    retrieves from outside its fold), in file order: what pooling counted from the listed pairs, without the list."""
+    retrieves from outside its fold), in file order: what pooling counted from the listed pairs, without the list.
+    ``seeded_keys`` (the continuation examples' retrieval keys) are cross-fitted in the same pass, so each fold's
+    kNN is fitted once."""
     titles, cut = encode_titles(tokenizer, playlists.titles, max_input_length)
     labels = {song: (*ids, tokenizer.eos_token_id) for song, ids in song_token_ids(vocab, tokenizer).items()}
     folds = [retrieval.fold(pid) for pid in playlists.ids] if retrieval else []
-    retrieved = retrieval.cross_fitted((title, fold, ()) for title, fold in zip(playlists.titles, folds)) \
-        if retrieval else None
+    retrieved = retrieval.cross_fitted([*((title, fold, ()) for title, fold in zip(playlists.titles, folds)),
+                                        *seeded_keys]) if retrieval else None
     by_input: dict[tuple, Counter] = defaultdict(Counter)
     pairs = tokens = 0
     for i, (title, songs) in enumerate(zip(playlists.titles, playlists.songs)):
@@ -109,7 +114,7 @@ def count_pairs(playlists: TrainingPlaylists, tokenizer: PreTrainedTokenizerBase
         # Titles cut to equal token ids share the vector of the last such playlist, as the listed pairs' did.
         vectors = dict(zip(playlists.titles, title_encoder.vectors(playlists.titles)))
         vector_of = {tuple(titles[title]): vectors[title] for title in playlists.titles}
-    return CountedPairs(by_input, vector_of, pairs, tokens, cut)
+    return CountedPairs(by_input, vector_of, pairs, tokens, cut, retrieved)
 
 
 class ExampleDataset(torch.utils.data.Dataset):
@@ -252,11 +257,13 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
     pooled_mode = mode == "single"
     seeded = None
     if pooled_mode:
-        counted = count_pairs(train.playlists, tokenizer, vocab, net.max_input_length, title_encoder, retrieval)
-        pairs, target_tokens, truncated = counted.pairs, counted.target_tokens, counted.truncated_titles
         if targets.seeded_share:
             seeded = seeded_rows(train.playlists, targets.seeded_share, cfg.run.seed,
                                  lambda song: vocab.target_string([song]))
+        continuation_keys = seeded_keys(seeded, retrieval)
+        counted = count_pairs(train.playlists, tokenizer, vocab, net.max_input_length, title_encoder, retrieval,
+                              continuation_keys)
+        pairs, target_tokens, truncated = counted.pairs, counted.target_tokens, counted.truncated_titles
     else:
         rows = train.rows if train.rows is not None else []
         keys = [(row.input_text, retrieval.fold(row.playlist_id), ()) for row in rows] if retrieval else []
@@ -289,7 +296,8 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
                           retrieval is not None, targets.sharpening, neighbours, targets.paths_per_title)
     if seeded:
         # Pooled on their own, so the title-only examples are the same whatever the share.
-        pooled = pooled.followed_by(seeded_examples(seeded, cfg, vocab, tokenizer, title_encoder, retrieval))
+        pooled = pooled.followed_by(seeded_examples(seeded, cfg, vocab, tokenizer, title_encoder, counted.retrieved,
+                                                    continuation_keys))
         log.info("continuation examples: %d (title, seeds, song) pairs from %s playlists by category",
                  len(seeded.rows), seeded.categories)
     log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
@@ -299,13 +307,19 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
                         title_encoder, retrieval, neighbour_setup, seeded_setup)
 
 
+def seeded_keys(seeded: SeededRows | None, retrieval: RetrievalSetup | None) -> list[tuple]:
+    """Each continuation pair's (title, fold, seeds) retrieval key; none without retrieval or continuation pairs."""
+    if seeded is None or retrieval is None:
+        return []
+    return [(row.input_text, retrieval.fold(row.playlist_id), seeds) for row, seeds in zip(seeded.rows, seeded.seeds)]
+
+
 def seeded_examples(seeded: SeededRows, cfg: Config, vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase,
-                    title_encoder: TitleVectorEncoder | None, retrieval: RetrievalSetup | None) -> PooledExamples:
+                    title_encoder: TitleVectorEncoder | None, retrieved: dict[tuple, tuple] | None,
+                    keys: Sequence[tuple]) -> PooledExamples:
     """The continuation examples, pooled per playlist (its title and seeds are the input; no two playlists share
-    both), with what each copies from (cross-fitted like a title's list, genrec.model.retrieval)."""
-    keys = [(row.input_text, retrieval.fold(row.playlist_id), seeds)
-            for row, seeds in zip(seeded.rows, seeded.seeds)] if retrieval else []
-    retrieved = retrieval.cross_fitted(keys) if retrieval else None
+    both), with what each copies from (``retrieved`` at ``keys``, cross-fitted like a title's list by
+    :func:`count_pairs`, genrec.model.retrieval)."""
     encoded = encode(training_pairs(seeded.rows), tokenizer, cfg.network.max_input_length, title_encoder,
                      [retrieved[key] for key in keys] if retrieved is not None else None)
     return pool_examples(encoded.inputs, encoded.labels, PAIRS_PER_EXAMPLE, cfg.run.seed, encoded.vectors,
