@@ -27,7 +27,7 @@ from genrec.data.files import load_playlists
 from genrec.errors import DataError
 from genrec.evaluate import baselines
 from genrec.evaluate.baselines import KnnParams, TitleKNN, TrainingPlaylists, read_training_playlists
-from genrec.train.neighbour_targets import CooccurrenceWalk, NeighbourVotes, walked_knn
+from genrec.train.neighbour_targets import CooccurrenceWalk, NeighbourVotes, walked_knn, walked_knn_scores
 
 _spec = importlib.util.spec_from_file_location("scale_bench", REPO / "bench" / "scale.py")
 scale_bench = importlib.util.module_from_spec(_spec)
@@ -101,6 +101,20 @@ def test_walk_blocks_give_the_one_block_walk(knn, monkeypatch):
     monkeypatch.setattr(baselines, "DENSE_BLOCK_BYTES", 8 * len(TITLES))
     assert walked_knn(knn, walk, QUERIES, 2.0, 30, 20) == whole
     assert walk([{"s1": 1.0, "s2": 0.5}, {"s3": 2.0}], 10, batch=1) == walk([{"s1": 1.0, "s2": 0.5}, {"s3": 2.0}], 10)
+
+
+def test_a_repeated_title_is_walked_once_with_the_scores_it_gets_alone(knn, monkeypatch):
+    walk = CooccurrenceWalk(knn)
+    titles = ["gym", "chill night", "gym", "road trip", "gym"]
+    alone = {title: walked_knn_scores(knn, walk, [title], 2.0, 30) for title in set(titles)}
+    walked = []
+    step = walk.__call__
+    monkeypatch.setattr(CooccurrenceWalk, "__call__", lambda self, scores, songs: walked.append(len(scores)) or
+                        step(scores, songs))
+    together = walked_knn_scores(knn, walk, titles, 2.0, 30)
+    assert walked == [3] and together == [alone[title][0] for title in titles] and together[0]
+    together[0]["added"] = 1.0  # each title has a dict of its own
+    assert "added" not in together[2]
 
 
 def test_neighbour_votes_in_blocks_give_the_one_block_votes(knn, monkeypatch):

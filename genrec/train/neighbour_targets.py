@@ -214,6 +214,10 @@ def walked_knn_scores(knn: TitleKNN, walk: CooccurrenceWalk, titles: Sequence[st
     """Per title, the scores :func:`walked_knn` ranks by: song id -> kNN vote plus its walked share."""
     if not titles:
         return []
+    distinct = list(dict.fromkeys(titles))
+    if len(distinct) < len(titles):  # a repeated title's walk is the same: walked once, then copied
+        found = dict(zip(distinct, walked_knn_scores(knn, walk, distinct, weight, songs)))
+        return [dict(found[title]) for title in titles]
     indices, sims = knn.neighbours(list(titles), knn.params.k)
     scores = []
     batch = block_rows(len(titles), knn.params.k * VOTES_PER_NEIGHBOUR)
