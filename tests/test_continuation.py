@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from genrec.evaluate.baselines import PopularityBaseline, TitleKNN
-from genrec.evaluate.continuation import (CATEGORIES, MIN_HELD_OUT, Category, ContinuationSystems, ItemCooccurrence,
-                                          ItemVectors, SeededWalk, category_cases, continued, evaluate_continuation,
-                                          format_tables)
+from genrec.evaluate.continuation import (CATEGORIES, MIN_HELD_OUT, Category, Cases, ContinuationSystems,
+                                          ItemCooccurrence, ItemVectors, PlaylistNeighbours, SeededWalk, category_cases,
+                                          continued, evaluate_continuation, format_tables, shares)
 from genrec.evaluate.metrics import bootstrap_mean, recommended_song_clicks
 from genrec.evaluate.playlists import EvalPlaylists
 from genrec.train.neighbour_targets import CooccurrenceWalk
@@ -80,7 +80,43 @@ def systems() -> ContinuationSystems:
     vectors = np.array([[1.0, 0.1 * i] if int(s[1:]) % 2 == 0 else [-1.0, 0.1 * i] for i, s in enumerate(ids)])
     cooccurrence = ItemCooccurrence(knn)
     return ContinuationSystems(popularity, knn, cooccurrence, ItemVectors(ids, vectors, catalogue),
-                               SeededWalk(CooccurrenceWalk(knn), knn.scored, cooccurrence), model=None)
+                               SeededWalk(CooccurrenceWalk(knn), knn.scored, cooccurrence,
+                                          PlaylistNeighbours(cooccurrence)), model=None)
+
+
+@pytest.fixture
+def three_playlists() -> TitleKNN:
+    """One playlist holds both seeds a and b, two hold one each."""
+    truths = [["a", "b", "x"], ["a", "y"], ["b", "z", "w", "v"]]
+    return TitleKNN().fit(["one", "two", "three"], truths, PopularityBaseline(truths))
+
+
+def test_playlist_neighbours_vote_with_their_sharpened_cosine_by_hand(three_playlists):
+    """Cosines with the seeds {a, b}: 2 / sqrt(3), 1 / sqrt(2), 1 / 2. The two nearest playlists vote with the
+    square of theirs (4/3 and 1/2); the third is not among the neighbours, so z, w and v get nothing."""
+    neighbours = PlaylistNeighbours(ItemCooccurrence(three_playlists), neighbours=2, sharpness=2.0)
+    (votes,) = neighbours.scored([["a", "b", "unknown"]], 10)
+    assert votes == pytest.approx({"a": 4 / 3 + 1 / 2, "b": 4 / 3, "x": 4 / 3, "y": 1 / 2})
+    (flat,) = PlaylistNeighbours(ItemCooccurrence(three_playlists), neighbours=3, sharpness=1.0).scored([["a", "b"]], 10)
+    assert flat["z"] == pytest.approx(1 / 2) and flat["x"] == pytest.approx(2 / 3 ** 0.5)
+    assert neighbours.scored([["unknown"]], 10) == [{}]
+
+
+def test_the_walk_mixes_in_the_similar_playlists_only_at_their_share(three_playlists):
+    cooccurrence = ItemCooccurrence(three_playlists)
+    walk = SeededWalk(CooccurrenceWalk(three_playlists), three_playlists.scored, cooccurrence,
+                      PlaylistNeighbours(cooccurrence, neighbours=2))
+    (part,) = walk.parts(Cases(Category("seeds", 2, title=False), [0], [""], [["a", "b"]], [[]]))
+    counts = three_playlists.popularity.counts
+    base = {"title_share": 0.0, "popularity_penalty": 0.0, "cooccurrence_share": 0.0}
+    only_playlists = SeededWalk.mixed(part, {**base, "playlist_share": 1.0}, counts)
+    assert {song: v for song, v in only_playlists.items() if v} == pytest.approx(part.playlists)
+    assert part.playlists == pytest.approx(shares({"a": 11 / 6, "b": 4 / 3, "x": 4 / 3, "y": 1 / 2}))
+    # A mix recorded before the share existed (an older bundle's) serves the walk without the playlists' votes.
+    assert SeededWalk.mixed(part, base, counts) == SeededWalk.mixed(part, {**base, "playlist_share": 0.0}, counts)
+    assert SeededWalk.mixed(part, base, counts) == pytest.approx(part.walked)
+    half = SeededWalk.mixed(part, {**base, "playlist_share": 0.5}, counts)
+    assert half["z"] == pytest.approx(0.5 * part.walked["z"]) and half["y"] > 0.5 * part.walked.get("y", 0.0)
 
 
 def test_no_system_recommends_a_seed(systems):

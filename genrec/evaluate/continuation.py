@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -45,7 +45,7 @@ from scipy import sparse
 from genrec.evaluate.baselines import PopularityBaseline, TitleKNN, fuse, tune_fusion
 from genrec.evaluate.metrics import bootstrap_mean, ndcg_score, per_playlist, recommended_song_clicks
 from genrec.evaluate.playlists import EvalPlaylists
-from genrec.train.neighbour_targets import CooccurrenceWalk
+from genrec.train.neighbour_targets import CooccurrenceWalk, stable_top
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +132,55 @@ class ItemCooccurrence:
         self.members = (knn.members > 0).astype(np.float32).tocsr()  # playlists x songs
         self.norm = 1.0 / np.sqrt(np.maximum(np.asarray(self.members.sum(axis=0)).ravel(), 1.0))
 
-    def scored(self, seeds: Sequence[Sequence[str]], n: int) -> list[dict[str, float]]:
+    def seed_matrix(self, seeds: Sequence[Sequence[str]], weights: np.ndarray | None = None) -> sparse.csr_matrix:
+        """Cases x songs: each case's known seeds (once each) at their ``weights`` entry (1 without)."""
         rows, cols = [], []
         for row, songs in enumerate(seeds):
             known = [self.index[s] for s in dict.fromkeys(songs) if s in self.index]
             rows += [row] * len(known)
             cols += known
-        given = sparse.csr_matrix((self.norm[cols], (rows, cols)), shape=(len(seeds), len(self.songs)))
+        values = np.ones(len(cols), dtype=np.float32) if weights is None else weights[cols]
+        return sparse.csr_matrix((values, (rows, cols)), shape=(len(seeds), len(self.songs)))
+
+    def scored(self, seeds: Sequence[Sequence[str]], n: int) -> list[dict[str, float]]:
+        given = self.seed_matrix(seeds, self.norm)
         scores = ((given @ self.members.T) @ self.members).multiply(self.norm[None, :]).tocsr()
         return [_top_of_row(scores.getrow(i), self.songs, n) for i in range(len(seeds))]
+
+
+NEIGHBOUR_PLAYLISTS = 100
+"""How many of the playlists most like the seeds vote (:class:`PlaylistNeighbours`), and ``NEIGHBOUR_SHARPNESS`` the
+power of their similarity: chosen on the MPD slice's validation playlists, where this pair was at or near the best
+of 25-400 playlists and powers 1-2 in every seeded category (docs/experiments/continuation.md)."""
+NEIGHBOUR_SHARPNESS = 2.0
+
+
+class PlaylistNeighbours:
+    """Playlist-to-playlist kNN over the training playlists: the ``neighbours`` playlists most like the seeds (cosine
+    between the seeds' set and each playlist's: shared songs / sqrt(the playlist's length)) vote for their songs with
+    their similarity to the power ``sharpness``. Where the walk spreads a seed over every playlist holding it, this
+    keeps the few playlists that hold many of the seeds together, which says more once several seeds are given."""
+
+    def __init__(self, cooccurrence: ItemCooccurrence, neighbours: int = NEIGHBOUR_PLAYLISTS,
+                 sharpness: float = NEIGHBOUR_SHARPNESS):
+        self.cooccurrence, self.songs, self.members = cooccurrence, cooccurrence.songs, cooccurrence.members
+        self.neighbours, self.sharpness = neighbours, sharpness
+        self.norm = 1.0 / np.sqrt(np.maximum(np.asarray(self.members.sum(axis=1)).ravel(), 1.0))
+
+    def scored(self, seeds: Sequence[Sequence[str]], n: int) -> list[dict[str, float]]:
+        shared = (self.cooccurrence.seed_matrix(seeds) @ self.members.T).tocsr()  # cases x playlists
+        weights_rows, weights_cols, weights = [], [], []
+        for row in range(len(seeds)):
+            start, end = shared.indptr[row], shared.indptr[row + 1]
+            playlists = shared.indices[start:end]
+            similarity = shared.data[start:end] * self.norm[playlists]
+            top = stable_top(similarity, self.neighbours)
+            weights_rows += [row] * len(top)
+            weights_cols += playlists[top].tolist()
+            weights += (similarity[top] ** self.sharpness).tolist()
+        voted = sparse.csr_matrix((np.asarray(weights, dtype=np.float32), (weights_rows, weights_cols)),
+                                  shape=(len(seeds), self.members.shape[0])) @ self.members
+        return [_top_of_row(voted.getrow(i), self.songs, n) for i in range(len(seeds))]
 
 
 class ItemVectors:
@@ -181,20 +221,37 @@ def shares(scores: dict[str, float]) -> dict[str, float]:
     return {song: value / total for song, value in scores.items()} if total else scores
 
 
+class WalkParts(NamedTuple):
+    """One case's parts of the seeded walk, each as shares of its total (empty when absent)."""
+
+    title: dict[str, float]
+    """The title's retrieved list."""
+    walked: dict[str, float]
+    """The seeds' co-occurrence walk."""
+    cosines: dict[str, float]
+    """The seeds' item co-occurrence cosines (:class:`ItemCooccurrence`)."""
+    playlists: dict[str, float]
+    """The votes of the playlists most like the seeds (:class:`PlaylistNeighbours`)."""
+
+
 class SeededWalk:
-    """The co-occurrence walk from the seeds, blended with item co-occurrence and mixed with the title's retrieved
-    list. Per case, as shares of each part's total: the seeds' walk (each known seed starting at 1 / seeds; its
-    scores divided by each song's training playlists to the power ``popularity_penalty``, the RP3beta walk of
-    Paudel et al. 2016) times (1 - ``cooccurrence_share``) plus :class:`ItemCooccurrence`'s cosines times
-    ``cooccurrence_share``, all times (1 - ``title_share``), plus the title's retrieved scores times ``title_share``.
-    Without seeds the title's list alone, without a title the seeds' part alone."""
+    """The co-occurrence walk from the seeds, blended with item co-occurrence and the playlists most like the seeds,
+    and mixed with the title's retrieved list. Per case, as shares of each part's total: the seeds' walk (each known
+    seed starting at 1 / seeds; its scores divided by each song's training playlists to the power
+    ``popularity_penalty``, the RP3beta walk of Paudel et al. 2016) times (1 - ``cooccurrence_share``) plus
+    :class:`ItemCooccurrence`'s cosines times ``cooccurrence_share``; that times (1 - ``playlist_share``) plus
+    :class:`PlaylistNeighbours`' votes times ``playlist_share``; all times (1 - ``title_share``), plus the title's
+    retrieved scores times ``title_share``. Without seeds the title's list alone, without a title the seeds' part
+    alone. A mix without ``playlist_share`` (a bundle exported before it) reads it as 0."""
 
-    def __init__(self, walk: CooccurrenceWalk, title_scores: TitleScores, cooccurrence: ItemCooccurrence):
+    def __init__(self, walk: CooccurrenceWalk, title_scores: TitleScores, cooccurrence: ItemCooccurrence,
+                 neighbours: PlaylistNeighbours | None = None):
         self.walk, self.title_scores, self.cooccurrence = walk, title_scores, cooccurrence
+        self.neighbours = neighbours
 
-    def parts(self, cases: Cases) -> list[tuple[dict[str, float], dict[str, float], dict[str, float]]]:
-        """Per case: the title's list, the seeds' walk and their co-occurrence cosines, each as shares of its total
-        (empty when absent)."""
+    def parts(self, cases: Cases) -> list[WalkParts]:
+        """Per case: the title's list, the seeds' walk, their co-occurrence cosines and their similar playlists'
+        votes (the last empty without :attr:`neighbours`)."""
         titled = [i for i, t in enumerate(cases.titles) if t]
         retrieved = self.title_scores([cases.titles[i] for i in titled], WALK_SONGS) if titled else []
         title_part: list[dict[str, float]] = [{} for _ in cases.titles]
@@ -206,19 +263,21 @@ class SeededWalk:
             starts.append({s: 1.0 / len(known) for s in known})
         walked = self.walk(starts, WALK_SONGS) if starts else []
         cosines = [shares(c) for c in self.cooccurrence.scored(cases.seeds, WALK_SONGS)] if starts else []
-        return list(zip(title_part, walked, cosines))
+        voted = ([shares(v) for v in self.neighbours.scored(cases.seeds, WALK_SONGS)] if starts and self.neighbours
+                 else [{} for _ in starts])
+        return [WalkParts(*part) for part in zip(title_part, walked, cosines, voted)]
 
     @staticmethod
-    def mixed(part: tuple[dict[str, float], dict[str, float], dict[str, float]], mix: dict[str, float],
-              popularity: dict[str, int]) -> dict[str, float]:
+    def mixed(part: WalkParts, mix: dict[str, float], popularity: dict[str, int]) -> dict[str, float]:
         """One case's scores from its :meth:`parts` and the mix (``title_share``, ``popularity_penalty``,
-        ``cooccurrence_share``)."""
-        title_part, walked, cosines = part
+        ``cooccurrence_share``, ``playlist_share``)."""
+        walked = part.walked
         beta = mix["popularity_penalty"]
         if beta and walked:
             walked = shares({song: share / max(popularity.get(song, 1), 1) ** beta for song, share in walked.items()})
-        seeded = blend(walked, cosines, mix["cooccurrence_share"])
-        return blend(seeded, title_part, mix["title_share"])
+        seeded = blend(walked, part.cosines, mix["cooccurrence_share"])
+        seeded = blend(seeded, part.playlists, mix.get("playlist_share", 0.0))
+        return blend(seeded, part.title, mix["title_share"])
 
 
 def blend(first: dict[str, float], second: dict[str, float], share: float) -> dict[str, float]:
@@ -232,7 +291,7 @@ def blend(first: dict[str, float], second: dict[str, float], share: float) -> di
 
 
 MIX_GRIDS = (("title_share", (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)), ("popularity_penalty", (0.0, 0.25, 0.5)),
-             ("cooccurrence_share", (0.0, 0.25, 0.5, 0.75, 1.0)))
+             ("cooccurrence_share", (0.0, 0.25, 0.5, 0.75, 1.0)), ("playlist_share", (0.0, 0.25, 0.5, 0.75, 1.0)))
 """The seeded walk's parameters, tuned one after the other in this order (each grid's first value is where the
 later ones start)."""
 
@@ -439,7 +498,8 @@ def continuation_stage(cfg, use_model: bool = True) -> dict:
     cooccurrence = ItemCooccurrence(knn)
     systems = ContinuationSystems(popularity, knn, cooccurrence,
                                   ItemVectors(song_vectors.ids, song_vectors.vectors, catalogue),
-                                  SeededWalk(CooccurrenceWalk(knn), title_scores, cooccurrence), model, seeded_model)
+                                  SeededWalk(CooccurrenceWalk(knn), title_scores, cooccurrence,
+                                             PlaylistNeighbours(cooccurrence)), model, seeded_model)
     result = evaluate_continuation(systems, test, val, ecfg.num_songs, ecfg.k_values, cfg.run.seed)
     result["model"] = use_model
     result["data"] = {"source": test.source, **test.report, "validation_playlists": len(val.ids),

@@ -20,8 +20,8 @@ from typing import Callable, Sequence
 
 from genrec.errors import GenrecError
 from genrec.evaluate.baselines import PopularityBaseline, TitleKNN, fused_scores
-from genrec.evaluate.continuation import (WALK_SONGS, Cases, Category, ItemCooccurrence, SeededWalk, TitleScores,
-                                          top_songs)
+from genrec.evaluate.continuation import (WALK_SONGS, Cases, Category, ItemCooccurrence, PlaylistNeighbours, SeededWalk,
+                                          TitleScores, top_songs)
 from genrec.model.retrieval import SEEDED_MIX
 from genrec.train.neighbour_targets import CooccurrenceWalk
 
@@ -87,7 +87,8 @@ class SeededRanking:
     def __init__(self, knn: TitleKNN, popularity: PopularityBaseline, title_scores: TitleScores, seeded: dict | None):
         self.seeded = seeded or DEFAULT_SEEDED
         self.system = self.seeded["system"]
-        self.walk = SeededWalk(CooccurrenceWalk(knn), title_scores, ItemCooccurrence(knn))
+        cooccurrence = ItemCooccurrence(knn)
+        self.walk = SeededWalk(CooccurrenceWalk(knn), title_scores, cooccurrence, PlaylistNeighbours(cooccurrence))
         self.popularity = popularity
 
     def parameters(self, seeds: int, titled: bool) -> dict:
