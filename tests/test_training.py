@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,11 +15,15 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_DEMO, run_stage
+from genrec.cli import parse_config
+from genrec.corpus.build import corpus_path
 from genrec.errors import ArtifactError
-from genrec.model.t5 import load_tiger
+from genrec.model.t5 import checkpoint_dir, load_tiger
 from genrec.model.retrieval import RETRIEVAL_FILE
 from genrec.train.batches import titles_merged_by_cutting
-from genrec.train.trainer import hide_titles
+from genrec.train.loop import checked_inputs, rank_examples
+from genrec.train.shared_examples import EXAMPLES_FILE
+from genrec.train.trainer import GENERATION_SAMPLE, GenerationProbe, hide_titles
 
 # A model of a few thousand parameters: seconds per run on 2 cores.
 TINY_MODEL = ["--network.d_model", "32", "--network.d_kv", "8", "--network.num_heads", "4", "--network.d_ff", "64",
@@ -77,6 +82,7 @@ def test_loss_goes_down_and_final_model_is_written(trained):
     facts = summary(trained)
     assert facts["global_step"] == 30 and facts["target_mode"] == "single"
     assert facts["best_eval"]["eval_loss"] > 0 and facts["train_target_tokens_per_second"] > 0
+    assert len(facts["peak_memory_gb_per_process"]) == 1 and facts["peak_memory_gb_per_process"][0] > 0
 
 
 def test_saved_model_reloads_with_identical_outputs(trained, monkeypatch):
@@ -176,10 +182,46 @@ def torchrun_train(work: Path, *flags: str) -> dict:
 
 
 def test_torchrun_two_cpu_processes_train_one_model(work):
-    facts = torchrun_train(work, "--train.max_steps", "6")
-    assert facts["processes"] == 2 and facts["global_step"] == 6
+    facts = torchrun_train(work, "--train.max_steps", "6", "--retrieval.songs", "5")
+    assert facts["processes"] == 2 and facts["global_step"] == 6 and facts["retrieval"]["songs"] == 5
+    assert len(facts["peak_memory_gb_per_process"]) == 2 and min(facts["peak_memory_gb_per_process"]) > 0
     assert [p.name for p in (work / "models").iterdir() if p.name.startswith(".")] == []
+    assert not (work / "models/tiger_checkpoints" / EXAMPLES_FILE).exists()  # the ranks' copy is removed at the end
     load_tiger(work / "models/tiger_final")
+
+
+class Rank:
+    """The two Trainer arguments rank_examples reads, for one rank of a torchrun run without the run."""
+
+    def __init__(self, process_index: int, world_size: int):
+        self.process_index, self.world_size = process_index, world_size
+
+    def main_process_first(self, desc: str):
+        return contextlib.nullcontext()
+
+
+def test_torchrun_ranks_train_on_the_main_process_examples_without_reading_the_corpus(work):
+    cfg, _ = parse_config([*TINY_MODEL, "--retrieval.songs", "5"])
+    val_rows, vocab, _ = checked_inputs(cfg)
+    alone, _ = rank_examples(cfg, Rank(0, 1), val_rows, vocab, resuming=False)
+    shared = checkpoint_dir(cfg) / EXAMPLES_FILE
+    assert not shared.exists()  # one process shares nothing
+    main, tokenizer = rank_examples(cfg, Rank(0, 2), val_rows, vocab, resuming=False)
+    assert shared.is_file()
+    corpus_path(cfg, "train").unlink()  # the other rank must not need it
+    other, other_tokenizer = rank_examples(cfg, Rank(1, 2), val_rows, vocab, resuming=False)
+    assert other_tokenizer.get_vocab() == tokenizer.get_vocab()
+    assert main.retrieval is not None and other.retrieval is None  # the playlists and their kNN stay in the main one
+    for data in (main, other):
+        assert data.train.examples == alone.train.examples and data.val.encoded == alone.val.encoded
+        assert (data.pairs, data.target_tokens, data.retrieval_summary) == \
+            (alone.pairs, alone.target_tokens, alone.retrieval_summary)
+    titles = [row.input_text for row in GenerationProbe.sample(val_rows, GENERATION_SAMPLE, cfg.run.seed)]
+    assert other.probe_lists.inputs(titles) == main.retrieval.full.inputs(titles)
+    assert {len(songs) for songs in other.probe_lists.inputs(titles)} == {5}
+    shared.unlink()
+    with pytest.raises(ArtifactError, match="the main process writes it"):
+        rank_examples(cfg, Rank(1, 2), val_rows, vocab, resuming=False)
 
 
 def test_long_titles_are_truncated_not_fatal(work):

@@ -63,6 +63,19 @@ others: more folds change nothing measurable, docs/experiments/)."""
 RETRIEVAL_FILE = "retrieval.json"
 
 
+class KnownLists:
+    """:meth:`SongRetriever.inputs` of known titles, computed once: what copies them where the retriever is not held
+    (a torchrun rank other than the main one, genrec.train.shared_examples)."""
+
+    def __init__(self, titles: Sequence[str], lists: Sequence[Retrieved]):
+        self.lists = dict(zip(titles, lists))
+
+    def inputs(self, titles: Sequence[str], seeds: Sequence[Sequence[str]] | None = None) -> list[Retrieved]:
+        if seeds and any(seeds):
+            raise ValueError("KnownLists holds title-only lists")
+        return [self.lists[title] for title in titles]
+
+
 def fold_of(playlist_id: str, folds: int) -> int:
     """A playlist's cross-fitting fold: stable across runs and machines."""
     return zlib.crc32(playlist_id.encode("utf-8")) % folds

@@ -27,8 +27,8 @@ from genrec.corpus.id_tokens import TOKEN_PATTERN, SemanticIdVocab
 from genrec.evaluate.baselines import TrainingPlaylists
 from genrec.evaluate.playlists import split_playlists
 from genrec.evaluate.systems import tuned_title_knn
-from genrec.model.retrieval import (RETRIEVAL_FOLDS, Retrieved, RetrievalSetup, WalkParams, song_token_ids,
-                                    vector_mix)
+from genrec.model.retrieval import (RETRIEVAL_FOLDS, KnownLists, Retrieved, RetrievalSetup, WalkParams,
+                                    song_token_ids, vector_mix)
 from genrec.model.title_vectors import TitleVectorEncoder
 from genrec.train.neighbour_targets import NEIGHBOUR_SONGS, CooccurrenceWalk, NeighbourVotes, neighbour_paths
 from genrec.model.seed_songs import kept_seeds
@@ -233,6 +233,10 @@ class TrainingData:
     neighbour_setup: dict | None
     seeded: dict | None = None
     """The continuation examples' share and playlists per category (None: the model reads no seeds)."""
+    retrieval_summary: dict | None = None
+    """How the retrieved songs were set (songs, folds, the tuned kNN, the walk), for the training summary."""
+    probe_lists: KnownLists | None = None
+    """The retriever's lists for the generation probe's titles (genrec.train.loop.probe_lists)."""
 
 
 def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow], vocab: SemanticIdVocab,
@@ -273,6 +277,8 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
         pairs, target_tokens, truncated = len(train_set.inputs), train_set.target_tokens(), train_set.truncated_titles
     val_set = encode(val_pairs, tokenizer, net.max_input_length, title_encoder,
                      retrieval.full([title for title, _ in val_pairs]) if retrieval else None)
+    retrieval_summary = ({"songs": ret.songs, "folds": RETRIEVAL_FOLDS, "title_knn": asdict(retrieval.params),
+                          "walk": asdict(retrieval.walk)} if retrieval else None)
     if truncated:
         log.warning("%d distinct training titles are longer than network.max_input_length=%d tokens and were cut",
                     truncated, net.max_input_length)
@@ -289,7 +295,7 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
                         getattr(targets, name))
     if not pooled_mode:
         return TrainingData(ExampleDataset(train_set), ExampleDataset(val_set), pairs, target_tokens, truncated,
-                            title_encoder, retrieval, None)
+                            title_encoder, retrieval, None, retrieval_summary=retrieval_summary)
     neighbours, neighbour_setup = (neighbour_extra(cfg, train.playlists, tokenizer, vocab)
                                    if smoothed else (None, None))
     pooled = pool_counted(counted.by_input, counted.pairs, PAIRS_PER_EXAMPLE, cfg.run.seed, counted.vector_of,
@@ -304,7 +310,7 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
              pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
     seeded_setup = {"share": targets.seeded_share, "playlists": seeded.categories} if seeded else None
     return TrainingData(PooledDataset(pooled), ExampleDataset(val_set), pairs, target_tokens, truncated,
-                        title_encoder, retrieval, neighbour_setup, seeded_setup)
+                        title_encoder, retrieval, neighbour_setup, seeded_setup, retrieval_summary)
 
 
 def seeded_keys(seeded: SeededRows | None, retrieval: RetrievalSetup | None) -> list[tuple]:

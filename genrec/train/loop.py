@@ -12,10 +12,11 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from safetensors import SafetensorError
@@ -28,13 +29,13 @@ from genrec.artifacts import atomic_path, require_fresh, sha256_of, write_json
 from genrec.corpus.build import CorpusRow, corpus_path, load_vocab, read_corpus, vocab_path
 from genrec.corpus.id_tokens import SemanticIdVocab
 from genrec.errors import ArtifactError
-from genrec.model.retrieval import RETRIEVAL_FOLDS
+from genrec.model.retrieval import KnownLists
 from genrec.model.seed_songs import MAX_SEEDS
 from genrec.model.t5 import build_model, checkpoint_dir, resolve_device, save_final, tiger_final_dir
 from genrec.model.tokenizer import build_tokenizer, check_id_tokens, check_pretrained_folder, unknown_share
 from genrec.evaluate.baselines import TrainingPlaylists, read_training_playlists
-from genrec.train.batches import PadCollator, TrainingCorpus, training_data
-from genrec.train.pooled_targets import PooledDataset
+from genrec.train.batches import PadCollator, TrainingCorpus, TrainingData, training_data
+from genrec.train.shared_examples import EXAMPLES_FILE, share_examples, shared_examples
 from genrec.train.trainer import (GENERATION_K, GENERATION_SAMPLE, GenerationProbe, LogToFile, TigerTrainer,
                                   TimeBudget, precision_flags)
 
@@ -48,6 +49,9 @@ WEIGHT_DECAY = 0.01
 """AdamW weight decay."""
 MAX_GRAD_NORM = 1.0
 """Gradient clipping norm."""
+DDP_TIMEOUT_SECONDS = 6 * 3600
+"""How long a torchrun rank waits at a barrier: the other ranks wait there while the main process builds the
+examples (genrec.train.shared_examples), longer on a large corpus than the Trainer's default half hour."""
 
 
 def logging_interval(t: TrainConfig, examples: int) -> int:
@@ -57,7 +61,8 @@ def logging_interval(t: TrainConfig, examples: int) -> int:
     return max(1, min(50, total_steps // 10))
 
 
-def training_arguments(cfg: Config, device: str, examples: int) -> Seq2SeqTrainingArguments:
+def training_arguments(cfg: Config, device: str) -> Seq2SeqTrainingArguments:
+    """The Trainer's arguments; ``logging_steps`` is set once the examples are counted (:func:`logging_interval`)."""
     t = cfg.train
     strategy = "steps" if t.eval_steps else "epoch"
     return Seq2SeqTrainingArguments(
@@ -69,28 +74,42 @@ def training_arguments(cfg: Config, device: str, examples: int) -> Seq2SeqTraini
         eval_strategy=strategy, save_strategy=strategy, eval_steps=t.eval_steps or None,
         save_steps=t.eval_steps or None, save_total_limit=2, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False,
-        logging_steps=logging_interval(t, examples), report_to="none", seed=cfg.run.seed,
+        report_to="none", seed=cfg.run.seed,
         dataloader_pin_memory=device == "cuda", use_cpu=device == "cpu",
         remove_unused_columns=False, label_names=["labels"], ddp_find_unused_parameters=False,
+        ddp_timeout=DDP_TIMEOUT_SECONDS,
         **precision_flags(t.mixed_precision, device))
 
 
 def check_corpus(cfg: Config) -> tuple[TrainingCorpus, list[CorpusRow], SemanticIdVocab, dict]:
+    """The checked corpus: train.tsv read (:func:`read_training_corpus`), val rows, vocab, train.tsv's summary."""
+    val_rows, vocab, summary = checked_inputs(cfg)
+    return read_training_corpus(cfg), val_rows, vocab, summary
+
+
+def checked_inputs(cfg: Config) -> tuple[list[CorpusRow], SemanticIdVocab, dict]:
+    """What every rank checks and reads: the corpus files fresh and of this target mode, the val rows, the vocab,
+    and train.tsv's summary (not its rows: :func:`read_training_corpus`)."""
     manifests = {split: require_fresh(corpus_path(cfg, split), "prepare_corpus.py") for split in ("train", "val")}
     summary = manifests["train"]["summary"]
     if summary.get("target_mode") != cfg.corpus.target_mode:
         raise ArtifactError(f"{corpus_path(cfg, 'train')} was built with corpus.target_mode="
                             f"{summary.get('target_mode')}, not {cfg.corpus.target_mode}: rerun prepare_corpus.py")
+    val_rows = read_corpus(corpus_path(cfg, "val"))
+    if not val_rows:
+        raise ArtifactError(f"{corpus_path(cfg, 'val')} has no examples: rerun prepare_corpus.py")
+    return val_rows, load_vocab(cfg), summary
+
+
+def read_training_corpus(cfg: Config) -> TrainingCorpus:
     if cfg.corpus.target_mode == "single":
         train = TrainingCorpus(read_training_playlists(corpus_path(cfg, "train")))
     else:
         rows = read_corpus(corpus_path(cfg, "train"))
         train = TrainingCorpus(TrainingPlaylists.from_corpus(rows), rows)
-    val_rows = read_corpus(corpus_path(cfg, "val"))
-    for split, size in (("train", len(train.playlists.ids)), ("val", len(val_rows))):
-        if not size:
-            raise ArtifactError(f"{corpus_path(cfg, split)} has no examples: rerun prepare_corpus.py")
-    return train, val_rows, load_vocab(cfg), summary
+    if not train.playlists.ids:
+        raise ArtifactError(f"{corpus_path(cfg, 'train')} has no examples: rerun prepare_corpus.py")
+    return train
 
 
 def prepare_checkpoints(cfg: Config, args: Seq2SeqTrainingArguments, run_info: dict) -> str | None:
@@ -136,19 +155,44 @@ def checkpoint_is_complete(path: Path) -> bool:
         return False
 
 
-def shared_tokenizer(cfg: Config, args: Seq2SeqTrainingArguments, titles: Iterable[str], vocab: SemanticIdVocab,
-                     resuming: bool) -> PreTrainedTokenizerBase:
-    """Built once by the main process and saved beside the checkpoints; the other ranks load that copy."""
+def rank_examples(cfg: Config, args: Seq2SeqTrainingArguments, val_rows: list[CorpusRow], vocab: SemanticIdVocab,
+                  resuming: bool) -> tuple[TrainingData, PreTrainedTokenizerBase]:
+    """This rank's tokenizer and examples. The main process reads train.tsv, builds the tokenizer (saved beside the
+    checkpoints) and the examples; under torchrun it writes the examples for the other ranks, which load them and
+    never read the corpus (genrec.train.shared_examples)."""
     from transformers import AutoTokenizer
     path = checkpoint_dir(cfg) / TOKENIZER_DIR
-    with args.main_process_first(desc="tokenizer"):
-        if args.process_index == 0 and not (resuming and path.exists()):
-            tokenizer = build_tokenizer(cfg.network.pretrained, titles, cfg.network.text_vocab_size, vocab)
-            with atomic_path(path) as staged:  # a kill mid-save must not leave half a tokenizer to resume with
-                tokenizer.save_pretrained(staged)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    check_id_tokens(tokenizer, vocab)
-    return tokenizer
+    with args.main_process_first(desc="training examples"):
+        if args.process_index == 0:
+            train = read_training_corpus(cfg)
+            if not (resuming and path.exists()):
+                tokenizer = build_tokenizer(cfg.network.pretrained, train.titles(), cfg.network.text_vocab_size,
+                                            vocab)
+                with atomic_path(path) as staged:  # a kill mid-save must not leave half a tokenizer to resume with
+                    tokenizer.save_pretrained(staged)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            check_id_tokens(tokenizer, vocab)
+            share = unknown_share(tokenizer, sorted(set(train.playlists.titles)))
+            if share > 0.05:
+                log.warning("%.0f%% of title tokens are <unk> for this tokenizer", 100 * share)
+            data = training_data(cfg, train, val_rows, vocab, tokenizer)
+            data.probe_lists = probe_lists(data, val_rows, cfg.run.seed)
+            if args.world_size > 1:
+                share_examples(checkpoint_dir(cfg) / EXAMPLES_FILE, data)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            check_id_tokens(tokenizer, vocab)
+            data = shared_examples(checkpoint_dir(cfg) / EXAMPLES_FILE, cfg.network.title_encoder)
+    return data, tokenizer
+
+
+def probe_lists(data: TrainingData, val_rows: list[CorpusRow], seed: int) -> KnownLists | None:
+    """The retriever's lists for the generation probe's titles, computed once: every rank probes, and only the main
+    process holds the retriever."""
+    if data.retrieval is None:
+        return None
+    titles = [row.input_text for row in GenerationProbe.sample(val_rows, GENERATION_SAMPLE, seed)]
+    return KnownLists(titles, data.retrieval.full.inputs(titles))
 
 
 def run_fingerprint(cfg: Config) -> dict:
@@ -173,26 +217,20 @@ def train(cfg: Config) -> dict:
     cfg = settings_for_mode(cfg)
     if cfg.network.pretrained:  # before anything touches the checkpoints: a bad value must not cost them
         check_pretrained_folder(cfg.network.pretrained)
-    train, val_rows, vocab, corpus_summary = check_corpus(cfg)
+    val_rows, vocab, corpus_summary = checked_inputs(cfg)
     t, net = cfg.train, cfg.network
     device = resolve_device(cfg.run.device)
-    args = training_arguments(cfg, device, len(train))
+    args = training_arguments(cfg, device)
     run_info = run_fingerprint(cfg)
     resume_from = prepare_checkpoints(cfg, args, run_info)
-    tokenizer = shared_tokenizer(cfg, args, train.titles(), vocab, resume_from is not None)
     if args.process_index == 0:
         write_json(checkpoint_dir(cfg) / RUN_FILE, run_info)
-        share = unknown_share(tokenizer, sorted(set(train.playlists.titles)))
-        if share > 0.05:
-            log.warning("%.0f%% of title tokens are <unk> for this tokenizer", 100 * share)
-
+    data, tokenizer = rank_examples(cfg, args, val_rows, vocab, resume_from is not None)
     mode = cfg.corpus.target_mode
-    data = training_data(cfg, train, val_rows, vocab, tokenizer)
     title_encoder, retrieval = data.title_encoder, data.retrieval
-    if isinstance(data.train, PooledDataset):
-        args.logging_steps = logging_interval(t, len(data.train))
+    args.logging_steps = logging_interval(t, len(data.train))
     probe = GenerationProbe(val_rows, tokenizer, vocab, mode, net.max_input_length, GENERATION_SAMPLE,
-                            cfg.run.seed, title_encoder, retrieval.full if retrieval else None)
+                            cfg.run.seed, title_encoder, data.probe_lists)
 
     torch.manual_seed(cfg.run.seed)
     model = build_model(net, cfg.retrieval.songs, tokenizer, title_encoder.dim if title_encoder else None,
@@ -201,7 +239,7 @@ def train(cfg: Config) -> dict:
     trainer = TigerTrainer(model=model, args=args, data_collator=PadCollator(tokenizer.pad_token_id),
                            train_dataset=data.train, eval_dataset=data.val,
                            processing_class=tokenizer, probe=probe,
-                           title_dropout=cfg.retrieval.title_dropout if retrieval else 0.0,
+                           title_dropout=cfg.retrieval.title_dropout if data.retrieval_summary else 0.0,
                            callbacks=[EarlyStoppingCallback(early_stopping_patience=t.patience), LogToFile(),
                                       *([budget] if budget else [])])
     start_step = 0
@@ -221,11 +259,10 @@ def train(cfg: Config) -> dict:
         "train_examples": len(data.train), "train_pairs": data.pairs, "val_examples": len(data.val),
         "global_step": state.global_step, "epochs": round(state.epoch or 0.0, 3), "resumed_from_step": start_step,
         "stopped_by_time_budget_at_step": budget.stopped_at_step if budget else None,
-        "processes": args.world_size, "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
+        "processes": args.world_size, "peak_memory_gb_per_process": peak_memory_gb(args), "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
         "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
-        "retrieval": {"songs": cfg.retrieval.songs, "folds": RETRIEVAL_FOLDS, "title_knn": asdict(retrieval.params), "walk": asdict(retrieval.walk)}
-        if retrieval else None,
+        "retrieval": data.retrieval_summary,
         "neighbour_targets": data.neighbour_setup, "seeded_examples": data.seeded,
         "truncated_titles": data.truncated_titles, "corpus": {k: corpus_summary.get(k) for k in
                                                                    ("examples", "largest_collision_group")},
@@ -236,6 +273,8 @@ def train(cfg: Config) -> dict:
             save_final(tiger_final_dir(cfg), trainer.model, tokenizer, vocab_path(cfg), cfg, inputs, summary,
                        retrieval, title_encoder)
     trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        (checkpoint_dir(cfg) / EXAMPLES_FILE).unlink(missing_ok=True)  # every rank loaded it before its first step
     return summary
 
 
@@ -255,6 +294,16 @@ def refused_writes_named(folder: Path):
         if "file write failed" not in str(err):
             raise
         raise OSError(errno.EIO, "file write failed", str(folder)) from err
+
+
+def peak_memory_gb(args: Seq2SeqTrainingArguments) -> list[float]:
+    """Each process's peak resident memory so far, in GB, the main process first (a collective under torchrun)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024) / 1e9
+    if args.world_size > 1 and torch.distributed.is_initialized():
+        gathered: list = [None] * args.world_size
+        torch.distributed.all_gather_object(gathered, peak)
+        return [round(x, 3) for x in gathered]
+    return [round(peak, 3)]
 
 
 def best_evaluation(history: list[dict], best_loss: float | None) -> dict:

@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase, Seq2SeqTrainer, TrainerCallbac
 from genrec.corpus.build import CorpusRow
 from genrec.corpus.id_tokens import SemanticIdVocab
 from genrec.errors import ConfigError
-from genrec.model.retrieval import SongRetriever
+from genrec.model.retrieval import KnownLists, SongRetriever
 from genrec.model.t5 import title_inputs
 from genrec.model.title_vectors import TitleVectorEncoder
 from genrec.train.pooled_targets import pooled_loss
@@ -36,11 +36,15 @@ class GenerationProbe:
 
     def __init__(self, rows: list[CorpusRow], tokenizer: PreTrainedTokenizerBase, vocab: SemanticIdVocab,
                  target_mode: str, max_input_length: int, sample: int, seed: int,
-                 title_encoder: TitleVectorEncoder | None = None, retriever: SongRetriever | None = None):
-        self.rows = random.Random(seed).sample(rows, min(sample, len(rows)))
+                 title_encoder: TitleVectorEncoder | None = None, retriever: SongRetriever | KnownLists | None = None):
+        self.rows = self.sample(rows, sample, seed)
         self.tokenizer, self.vocab, self.target_mode = tokenizer, vocab, target_mode
         self.max_input_length = max_input_length
         self.title_encoder, self.retriever = title_encoder, retriever
+
+    @staticmethod
+    def sample(rows: list[CorpusRow], size: int, seed: int) -> list[CorpusRow]:
+        return random.Random(seed).sample(rows, min(size, len(rows)))
 
     @torch.no_grad()
     def __call__(self, model) -> dict:
