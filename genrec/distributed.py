@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence, TypeVar
+from datetime import timedelta
+from typing import Callable, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
 
 T = TypeVar("T")
+
+BARRIER_TIMEOUT = timedelta(hours=6)
+"""How long a torchrun process waits for the others: the other ranks wait while the main one reads the training
+playlists or builds the training examples, longer on a large corpus than torch's default half hour."""
 
 
 @dataclass
@@ -26,7 +31,7 @@ class Shards:
     def from_env(cls) -> "Shards":
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1 and not dist.is_initialized():
-            dist.init_process_group("gloo")
+            dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
         return cls(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
 
     @property
@@ -49,6 +54,15 @@ class Shards:
         dist.all_gather_object(parts, local)
         total = sum(map(len, parts))
         return [parts[i % self.world][i // self.world] for i in range(total)]
+
+    def from_main(self, compute: Callable[[], T]) -> T:
+        """``compute()`` run by rank 0 alone and its result sent to every rank (what all need but only the main
+        process should hold the inputs of, e.g. popularity counts without the training playlists)."""
+        if self.world == 1:
+            return compute()
+        box = [compute() if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():

@@ -63,8 +63,11 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     catalogue = bundle.vocab.songs
     train_path = corpus_path(cfg, "train")
     require_fresh(train_path, "prepare_corpus.py")
-    training = read_training_playlists(train_path)
-    popularity = PopularityBaseline(training.songs)
+    # The training playlists are the main process's alone (about 2 GB at the MPD's size); the others decode with
+    # their songs' popularity only.
+    training = read_training_playlists(train_path) if shards.is_main else None
+    popularity = PopularityBaseline(training.songs) if training is not None else None
+    popularity_counts = shards.from_main(lambda: popularity.counts)
     info = load_song_info(cfg.data)  # before minutes of decoding: a bad song info file fails at once
     test = (external_playlists(cfg, catalogue, bundle.title_script) if ecfg.playlist_info_file
             else split_playlists(cfg, "test", catalogue)).head(ecfg.max_playlists)
@@ -73,11 +76,11 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     log.info("evaluating on %d playlists of %s (%d process(es)); tuning on %d validation playlists",
              len(test.ids), test.source, shards.world, len(val.ids))
 
-    decoded = {"model": decode_sharded(shards, bundle, test.titles, settings, True, popularity.counts, cfg.run.seed)}
+    decoded = {"model": decode_sharded(shards, bundle, test.titles, settings, True, popularity_counts, cfg.run.seed)}
     if ecfg.unconstrained:
         decoded["model_unconstrained"] = decode_sharded(shards, bundle, test.titles, settings, False,
-                                                        popularity.counts, cfg.run.seed)
-    val_decoded = decode_sharded(shards, bundle, val.titles, settings, True, popularity.counts, cfg.run.seed)
+                                                        popularity_counts, cfg.run.seed)
+    val_decoded = decode_sharded(shards, bundle, val.titles, settings, True, popularity_counts, cfg.run.seed)
     if not shards.is_main:
         return None
 

@@ -28,6 +28,7 @@ from config import Config, TrainConfig
 from genrec.artifacts import atomic_path, require_fresh, sha256_of, write_json
 from genrec.corpus.build import CorpusRow, corpus_path, load_vocab, read_corpus, vocab_path
 from genrec.corpus.id_tokens import SemanticIdVocab
+from genrec.distributed import BARRIER_TIMEOUT
 from genrec.errors import ArtifactError
 from genrec.model.retrieval import KnownLists
 from genrec.model.seed_songs import MAX_SEEDS
@@ -49,9 +50,6 @@ WEIGHT_DECAY = 0.01
 """AdamW weight decay."""
 MAX_GRAD_NORM = 1.0
 """Gradient clipping norm."""
-DDP_TIMEOUT_SECONDS = 6 * 3600
-"""How long a torchrun rank waits at a barrier: the other ranks wait there while the main process builds the
-examples (genrec.train.shared_examples), longer on a large corpus than the Trainer's default half hour."""
 
 
 def logging_interval(t: TrainConfig, examples: int) -> int:
@@ -77,7 +75,7 @@ def training_arguments(cfg: Config, device: str) -> Seq2SeqTrainingArguments:
         report_to="none", seed=cfg.run.seed,
         dataloader_pin_memory=device == "cuda", use_cpu=device == "cpu",
         remove_unused_columns=False, label_names=["labels"], ddp_find_unused_parameters=False,
-        ddp_timeout=DDP_TIMEOUT_SECONDS,
+        ddp_timeout=int(BARRIER_TIMEOUT.total_seconds()),  # the others wait while the main process builds
         **precision_flags(t.mixed_precision, device))
 
 
@@ -259,7 +257,8 @@ def train(cfg: Config) -> dict:
         "train_examples": len(data.train), "train_pairs": data.pairs, "val_examples": len(data.val),
         "global_step": state.global_step, "epochs": round(state.epoch or 0.0, 3), "resumed_from_step": start_step,
         "stopped_by_time_budget_at_step": budget.stopped_at_step if budget else None,
-        "processes": args.world_size, "peak_memory_gb_per_process": peak_memory_gb(args), "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
+        "processes": args.world_size, "peak_memory_gb_per_process": peak_memory_gb(args),
+        "batch_size": t.batch_size, "device": device, "best_checkpoint": state.best_model_checkpoint,
         "best_eval": best, "train_seconds": round(train_seconds, 1), "eval_seconds": round(trainer.eval_seconds, 1),
         "train_target_tokens_per_second": round(tokens / train_seconds, 1),
         "retrieval": data.retrieval_summary,
