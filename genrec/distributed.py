@@ -7,6 +7,7 @@ on CPU and GPU machines alike); everything else runs on rank 0. Without torchrun
 from __future__ import annotations
 
 import os
+from itertools import islice
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Sequence, TypeVar
@@ -42,18 +43,20 @@ class Shards:
         """One GPU per process under torchrun."""
         return f"cuda:{self.local_rank}" if device == "cuda" and self.world > 1 else device
 
-    def split(self, items: Sequence[T]) -> list[T]:
-        """This rank's items: every world-th one, so shards differ in size by at most one."""
-        return list(items[self.rank::self.world])
+    def split(self, items: Sequence[T], block: int = 1) -> list[T]:
+        """This rank's items: every world-th block of ``block`` consecutive items, so shards differ by at most one
+        block. Decoding shards whole batches: a title then meets the same batch (the same padding and float
+        arithmetic) as in one process, and the ranks' results equal one process's."""
+        blocks = range(self.rank * block, len(items), self.world * block)
+        return [item for start in blocks for item in items[start:start + block]]
 
-    def gather(self, local: list[T]) -> list[T]:
-        """Every rank's items back in the order of the sequence ``split`` was given."""
+    def gather(self, local: list[T], block: int = 1) -> list[T]:
+        """Every rank's items back in the order of the sequence ``split`` was given (with the same ``block``)."""
         if self.world == 1:
             return local
         parts: list[list[T]] = [[] for _ in range(self.world)]
         dist.all_gather_object(parts, local)
-        total = sum(map(len, parts))
-        return [parts[i % self.world][i // self.world] for i in range(total)]
+        return interleaved(parts, block)
 
     def from_main(self, compute: Callable[[], T]) -> T:
         """``compute()`` run by rank 0 alone and its result sent to every rank (what all need but only the main
@@ -68,6 +71,16 @@ class Shards:
         if self.world > 1 and dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()
+
+
+def interleaved(parts: Sequence[Sequence[T]], block: int) -> list[T]:
+    """The ranks' parts (``Shards.split`` of one sequence, rank by rank) back in the sequence's order."""
+    streams = [iter(part) for part in parts]
+    total, out, index = sum(map(len, parts)), [], 0
+    while len(out) < total:
+        out.extend(islice(streams[index % len(parts)], block))
+        index += 1
+    return out
 
 
 def set_threads_for(shards: Shards) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import REPO, TINY_DEMO, TINY_MODEL, run_stage
 from conftest import TINY_EVAL as EVAL
+from genrec.distributed import Shards, interleaved
 
 SYSTEMS = {"model", "model_unconstrained", "hybrid", "popularity", "title_knn"}
 
@@ -87,6 +88,19 @@ def test_ddp_evaluation_equals_single_process(trained, single_run):
     sharded = json.loads((trained / "outputs/evaluation_metrics.json").read_text(encoding="utf-8"))
     assert sharded["systems"] == single["systems"]
     assert sharded["analysis"] == single["analysis"]
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_decoding_shards_whole_batches_and_gathers_them_back_in_order(world):
+    for n in range(12):
+        items = list(range(n))
+        for batch in (1, 2, 4):
+            parts = [Shards(rank, world).split(items, batch) for rank in range(world)]
+            assert interleaved(parts, batch) == items
+            # Each rank decodes its part in batches: each must be a batch of the one-process run.
+            one_process = {tuple(items[i:i + batch]) for i in range(0, n, batch)}
+            assert all(tuple(part[i:i + batch]) in one_process for part in parts for i in range(0, len(part), batch))
+            assert max(map(len, parts)) - min(map(len, parts)) <= batch
 
 
 def test_other_playlist_files_are_mapped_onto_the_catalogue(trained):

@@ -23,8 +23,9 @@ MODEL_SYSTEMS = ("model", "model_unconstrained", "hybrid")
 def decode_sharded(shards: Shards, bundle: TigerBundle, titles: list[str], settings: DecodingSettings,
                    constrained: bool, popularity: dict[str, int], seed: int) -> list[Decoded]:
     torch.manual_seed(seed)
-    local = decode(bundle, shards.split(titles), settings, constrained, popularity, progress=shards.is_main)
-    return shards.gather(local)
+    local = decode(bundle, shards.split(titles, settings.batch_size), settings, constrained, popularity,
+                   progress=shards.is_main)
+    return shards.gather(local, settings.batch_size)
 
 
 def model_system(decoded: list[Decoded]) -> tuple[list[list[str]], dict]:
