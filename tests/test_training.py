@@ -190,6 +190,19 @@ def test_torchrun_two_cpu_processes_train_one_model(work):
     load_tiger(work / "models/tiger_final")
 
 
+def same(a, b) -> bool:
+    """Equal values of equal types, tensors compared by value (dataclass equality cannot compare tensors)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return a == b
+
+
 class Rank:
     """The two Trainer arguments rank_examples reads, for one rank of a torchrun run without the run."""
 
@@ -200,12 +213,18 @@ class Rank:
         return contextlib.nullcontext()
 
 
-def test_torchrun_ranks_train_on_the_main_process_examples_without_reading_the_corpus(work):
-    cfg, _ = parse_config([*TINY_MODEL, "--retrieval.songs", "5"])
+@pytest.mark.parametrize("flags", [("--retrieval.songs", "5"),
+                                   ("--retrieval.songs", "5", "--network.title_encoder", "minilm",
+                                    "--targets.seeded_share", "0.5", "--targets.neighbour_weight", "0.5")],
+                         ids=["retrieval", "title vectors, seeds, neighbour targets"])
+def test_torchrun_ranks_train_on_the_main_process_examples_without_reading_the_corpus(work, flags):
+    cfg, _ = parse_config([*TINY_MODEL, *flags])
     val_rows, vocab, _ = checked_inputs(cfg)
     alone, _ = rank_examples(cfg, Rank(0, 1), val_rows, vocab, resuming=False)
     shared = checkpoint_dir(cfg) / EXAMPLES_FILE
     assert not shared.exists()  # one process shares nothing
+    if cfg.network.title_encoder:  # what the file must carry besides token ids
+        assert alone.train.examples.vectors and alone.train.examples.seeds and alone.seeded
     main, tokenizer = rank_examples(cfg, Rank(0, 2), val_rows, vocab, resuming=False)
     assert shared.is_file()
     corpus_path(cfg, "train").unlink()  # the other rank must not need it
@@ -213,9 +232,11 @@ def test_torchrun_ranks_train_on_the_main_process_examples_without_reading_the_c
     assert other_tokenizer.get_vocab() == tokenizer.get_vocab()
     assert main.retrieval is not None and other.retrieval is None  # the playlists and their kNN stay in the main one
     for data in (main, other):
-        assert data.train.examples == alone.train.examples and data.val.encoded == alone.val.encoded
-        assert (data.pairs, data.target_tokens, data.retrieval_summary) == \
-            (alone.pairs, alone.target_tokens, alone.retrieval_summary)
+        assert same(vars(data.train.examples), vars(alone.train.examples))
+        assert same(vars(data.val.encoded), vars(alone.val.encoded))
+        assert (data.pairs, data.target_tokens, data.retrieval_summary, data.seeded, data.neighbour_setup) == \
+            (alone.pairs, alone.target_tokens, alone.retrieval_summary, alone.seeded, alone.neighbour_setup)
+    assert (other.title_encoder is None) == (cfg.network.title_encoder == "")  # each rank loads its own
     titles = [row.input_text for row in GenerationProbe.sample(val_rows, GENERATION_SAMPLE, cfg.run.seed)]
     assert other.probe_lists.inputs(titles) == main.retrieval.full.inputs(titles)
     assert {len(songs) for songs in other.probe_lists.inputs(titles)} == {5}
