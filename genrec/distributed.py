@@ -45,8 +45,8 @@ class Shards:
 
     def split(self, items: Sequence[T], block: int = 1) -> list[T]:
         """This rank's items: every world-th block of ``block`` consecutive items, so shards differ by at most one
-        block. Decoding shards whole batches: a title then meets the same batch (the same padding and float
-        arithmetic) as in one process, and the ranks' results equal one process's."""
+        block. Decoding shards whole batches, so a title is padded beside the same titles as in one process (equal
+        results also need equal threads per process: BLAS sums in another order with another count)."""
         blocks = range(self.rank * block, len(items), self.world * block)
         return [item for start in blocks for item in items[start:start + block]]
 
