@@ -7,9 +7,9 @@ on CPU and GPU machines alike); everything else runs on rank 0. Without torchrun
 from __future__ import annotations
 
 import os
-from itertools import islice
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import islice
 from typing import Callable, Sequence, TypeVar
 
 import torch

@@ -161,26 +161,22 @@ def rank_examples(cfg: Config, args: Seq2SeqTrainingArguments, val_rows: list[Co
     from transformers import AutoTokenizer
     path = checkpoint_dir(cfg) / TOKENIZER_DIR
     with args.main_process_first(desc="training examples"):
-        if args.process_index == 0:
-            train = read_training_corpus(cfg)
-            if not (resuming and path.exists()):
-                tokenizer = build_tokenizer(cfg.network.pretrained, train.titles(), cfg.network.text_vocab_size,
-                                            vocab)
-                with atomic_path(path) as staged:  # a kill mid-save must not leave half a tokenizer to resume with
-                    tokenizer.save_pretrained(staged)
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            check_id_tokens(tokenizer, vocab)
-            share = unknown_share(tokenizer, sorted(set(train.playlists.titles)))
-            if share > 0.05:
-                log.warning("%.0f%% of title tokens are <unk> for this tokenizer", 100 * share)
-            data = training_data(cfg, train, val_rows, vocab, tokenizer)
-            data.probe_lists = probe_lists(data, val_rows, cfg.run.seed)
-            if args.world_size > 1:
-                share_examples(checkpoint_dir(cfg) / EXAMPLES_FILE, data)
-        else:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            check_id_tokens(tokenizer, vocab)
-            data = shared_examples(checkpoint_dir(cfg) / EXAMPLES_FILE, cfg.network.title_encoder)
+        train = read_training_corpus(cfg) if args.process_index == 0 else None
+        if train is not None and not (resuming and path.exists()):
+            tokenizer = build_tokenizer(cfg.network.pretrained, train.titles(), cfg.network.text_vocab_size, vocab)
+            with atomic_path(path) as staged:  # a kill mid-save must not leave half a tokenizer to resume with
+                tokenizer.save_pretrained(staged)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        check_id_tokens(tokenizer, vocab)
+        if train is None:
+            return shared_examples(checkpoint_dir(cfg) / EXAMPLES_FILE, cfg.network.title_encoder), tokenizer
+        share = unknown_share(tokenizer, sorted(set(train.playlists.titles)))
+        if share > 0.05:
+            log.warning("%.0f%% of title tokens are <unk> for this tokenizer", 100 * share)
+        data = training_data(cfg, train, val_rows, vocab, tokenizer)
+        data.probe_lists = probe_lists(data, val_rows, cfg.run.seed)
+        if args.world_size > 1:
+            share_examples(checkpoint_dir(cfg) / EXAMPLES_FILE, data)
     return data, tokenizer
 
 

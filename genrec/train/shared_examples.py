@@ -12,7 +12,7 @@ code (docs/reliability.md).
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -49,15 +49,14 @@ def shared_examples(path: Path, title_encoder: str) -> TrainingData:
     if not path.is_file():
         raise ArtifactError(f"{path} is missing: the main process writes it before the other ranks start training")
     payload = torch.load(path, weights_only=True)
-    train = payload["train"]
-    data = TrainingData(
+    train, lists = payload["train"], payload["probe_lists"]
+    return TrainingData(
         PooledDataset(PooledExamples(**train["pooled"])) if "pooled" in train
         else ExampleDataset(Encoded(**train["encoded"])),
         ExampleDataset(Encoded(**payload["val"])),
         title_encoder=TitleVectorEncoder(title_encoder) if title_encoder else None, retrieval=None,
+        probe_lists=KnownLists(list(lists), list(lists.values())) if lists is not None else None,
         **{name: payload[name] for name in PLAIN_FIELDS})
-    lists = payload["probe_lists"]
-    return replace(data, probe_lists=KnownLists(list(lists), list(lists.values())) if lists is not None else None)
 
 
 def fields_of(record) -> dict:
