@@ -126,6 +126,9 @@ def test_prompts_in_either_script_get_the_same_playlist(trained, single_run):
     assert config["title_script"] == "traditional"
     (trained / "titles.txt").write_text("夏日海边\n夏日海邊\n90s rock classics\n", encoding="utf-8")
     run_stage("export_bundle.py", *TINY_DEMO, cwd=trained)
+    # A model without retrieval: the bundle ships the training playlists title kNN is fitted on.
+    bundle = trained / "models" / "bundle"
+    assert (bundle / "playlists.npz").is_file() and not (bundle / "playlists.json").exists()
     run_stage("generate_playlist.py", *TINY_DEMO, "--generate.input", "titles.txt", "--generate.output", "out.jsonl",
               "--generate.system", "hybrid", "--generate.num_songs", "10", "--decode.num_beams", "10", cwd=trained)
     simplified, traditional, other = [json.loads(line) for line in

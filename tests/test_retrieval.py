@@ -15,7 +15,8 @@ from genrec.corpus.id_tokens import SemanticIdVocab
 from genrec.model.t5 import TITLE_VECTORS_FILE, load_tiger
 from genrec.train.pooled_targets import pool_examples
 from genrec.train.neighbour_targets import CooccurrenceWalk, walked_knn
-from genrec.model.retrieval import RETRIEVAL_FILE, RetrievalSetup, WalkParams, fold_of, load_retriever
+from genrec.model.retrieval import (RETRIEVAL_FILE, RETRIEVAL_PLAYLISTS_FILE, RetrievalSetup, WalkParams, fold_of,
+                                   load_retriever, read_retrieval_file)
 from genrec.model.title_vectors import encoder_text
 
 TITLES = ["rock", "rock anthems", "classic rock", "chill", "chill vibes", "sleep"]
@@ -191,8 +192,9 @@ def test_retrieval_model_with_the_walk_and_title_vectors_trains_evaluates_and_ge
         run_stage(script, *TINY_DEMO, cwd=tiny_demo)
     run_stage("train_tiger.py", *TINY_DEMO, *TINY_MODEL, "--retrieval.songs", "5", *walk_and_vectors, cwd=tiny_demo)
     final = tiny_demo / "models" / "tiger_final"
-    recorded = json.loads((final / RETRIEVAL_FILE).read_text(encoding="utf-8"))
-    assert recorded["songs"] == 5 and len(recorded["playlists"]["titles"]) > 100
+    recorded, playlists = read_retrieval_file(final)
+    assert recorded["songs"] == 5 and len(playlists.titles) > 100
+    assert "playlists" not in json.loads((final / RETRIEVAL_FILE).read_text(encoding="utf-8"))  # they are in the .npz
     assert recorded["walk"]["weight"] == 4.0 and recorded["title_knn"]["vector_weight"] == 0.5
     bundle = load_tiger(final)
     assert bundle.retriever is not None
@@ -243,7 +245,7 @@ def test_retrieval_model_with_the_walk_and_title_vectors_trains_evaluates_and_ge
     with vectors_file.open("wb") as handle:
         np.savez(handle, texts=texts, vectors=-saved_vectors, probe=probe)
     by_text = dict(zip(texts.tolist(), saved_vectors))
-    expected = -np.stack([by_text[encoder_text(t)] for t in recorded["playlists"]["titles"]])
+    expected = -np.stack([by_text[encoder_text(t)] for t in playlists.titles])
     knn = load_tiger(final).retriever.knn
     assert np.allclose(knn.vectors[knn.title_of], expected)
     with vectors_file.open("wb") as handle:
@@ -256,9 +258,22 @@ def test_retrieval_model_with_the_walk_and_title_vectors_trains_evaluates_and_ge
         load_tiger(final)
     vectors_file.write_bytes(original)
 
-    del recorded["walk"]  # a model folder from before the walk retrieves without it
+    retrieved = load_tiger(final).retriever.rank(titles)
+    # A model folder from before the walk retrieves without it, and one from before retrieval_playlists.npz read its
+    # playlists from retrieval.json.
+    del recorded["walk"]
+    recorded["playlists"] = {"ids": playlists.ids, "titles": playlists.titles, "songs": playlists.songs}
     (final / RETRIEVAL_FILE).write_text(json.dumps(recorded), encoding="utf-8")
-    assert load_tiger(final).retriever.walk == WalkParams(weight=0.0, songs=200)
+    (final / RETRIEVAL_PLAYLISTS_FILE).unlink()
+    older = load_tiger(final).retriever
+    assert older.walk == WalkParams(weight=0.0, songs=200) and older.knn.members.shape[0] == len(playlists.ids)
+    (final / RETRIEVAL_FILE).write_text(json.dumps({**recorded, "walk": {"weight": 4.0, "songs": 200}}),
+                                        encoding="utf-8")
+    assert load_tiger(final).retriever.rank(titles) == retrieved
+    del recorded["playlists"]
+    (final / RETRIEVAL_FILE).write_text(json.dumps(recorded), encoding="utf-8")
+    with pytest.raises(ArtifactError, match="retrieval_playlists.npz is missing or unreadable .*: rerun train_tiger.py"):
+        load_tiger(final)
     (final / RETRIEVAL_FILE).unlink()
     with pytest.raises(ArtifactError, match="retrieval.json is missing or unreadable"):
         load_tiger(final)

@@ -204,7 +204,8 @@ def run_bench(script: str, *args: str, cwd) -> str:
 
 
 def test_training_and_title_knn_benches_on_a_bench_size(smallest_size):
-    """bench/training_memory.py (both ways, or the counted way alone) and bench/title_knn_speed.py on its corpus."""
+    """bench/training_memory.py (both ways, or the counted way alone), bench/title_knn_speed.py and
+    bench/playlists_file.py on its corpus."""
     out, _ = smallest_size
     config = ["--config", str(out / "300" / "data" / "config.yaml"), "--corpus.target_mode", "single"]
     both = run_bench("training_memory.py", *config, cwd=out)
@@ -214,6 +215,10 @@ def test_training_and_title_knn_benches_on_a_bench_size(smallest_size):
     assert f"pairs -> {examples} pooled examples" in alone and "listed" not in alone and "same examples" not in alone
     speed = run_bench("title_knn_speed.py", *config, "--titles", "20", cwd=out)
     assert "neighbours equal: True" in speed and re.search(r"distinct titles / every playlist time: [\d.]+", speed)
+    stored = run_bench("playlists_file.py", *config, cwd=out)
+    assert "same playlists read back" in stored
+    size = float(re.search(r"compact / json: size ([\d.]+)", stored).group(1))
+    assert 0 < size < 1, stored  # each song id once, not once per playlist
 
 
 def measured_at(playlists: int, seconds: float, peak_gb: float) -> dict:

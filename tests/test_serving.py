@@ -185,6 +185,36 @@ def test_a_tampered_bundle_is_refused(shipped, tmp_path, change):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and expected in proc.stderr
 
 
+def test_a_bundle_with_its_own_playlists_file_and_a_version_1_bundle_serve_alike(shipped, generator, tmp_path):
+    """A model without retrieval ships the training playlists as playlists.npz; version 1 bundles shipped them as
+    playlists.json and still load. Here both are added to the retrieval bundle, which then fits title kNN from
+    them instead of sharing the retriever's."""
+    from genrec import PlaylistGenerator
+    from genrec.artifacts import sha256_of, write_json
+    from genrec.data.playlists_file import write_playlists
+    from genrec.model.retrieval import read_retrieval_file
+
+    _, playlists = read_retrieval_file(shipped[1] / "model")
+    expected = [song.song_id for song in generator.generate(TITLE, num_songs=10, system="knn").songs]
+    for version, name in ((2, "playlists.npz"), (1, "playlists.json")):
+        bundle = tmp_path / f"version_{version}"
+        shutil.copytree(shipped[1], bundle)
+        if version == 2:
+            write_playlists(bundle / name, playlists)
+        else:
+            write_json(bundle / name, {"ids": playlists.ids, "titles": playlists.titles, "songs": playlists.songs})
+        manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+        manifest["version"], manifest["files"][name] = version, sha256_of(bundle / name)
+        write_json(bundle / "manifest.json", manifest)
+        loaded = PlaylistGenerator.load(bundle)
+        assert loaded.knn.members is not loaded.tiger.retriever.knn.members  # fitted from the bundle's own file
+        assert [song.song_id for song in loaded.generate(TITLE, num_songs=10, system="knn").songs] == expected
+    manifest["version"] = 3
+    write_json(bundle / "manifest.json", manifest)
+    with pytest.raises(ArtifactError, match="is a version 3 bundle; this code reads versions 1, 2: export it again"):
+        PlaylistGenerator.load(bundle)
+
+
 def test_script_one_title_batch_and_prompt_from_the_copied_bundle(shipped, tmp_path):
     bundle = str(shipped[1])
     record = json.loads(run_stage("generate_playlist.py", "--model", bundle, "--title", "夏日海边", "--json",

@@ -23,11 +23,12 @@ all training playlists. The kNN parameters are tuned on validation playlists, as
 ``title_knn`` baseline's are.
 
 ``retrieval.json`` in the model folder records what inference needs, so a model folder generates on
-its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm", "vector_weight"}, "walk": {"weight", "songs"},
-"playlists": {"ids": [...], "titles": [...], "songs": [[song id, ...], ...]}}`` (the training playlists
-the index is fitted on; files without ``walk`` or ``vector_weight`` predate them and retrieve without them;
-a non-zero ``vector_weight`` needs the model's title encoder, whose vectors of those titles the model folder
-keeps beside it, genrec.model.loaded.TITLE_VECTORS_FILE).
+its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm", "vector_weight"}, "walk": {"weight", "songs"}}``,
+and beside it ``retrieval_playlists.npz`` the training playlists the index is fitted on (genrec.data.playlists_file;
+files of earlier versions held them in retrieval.json as ``"playlists": {"ids", "titles", "songs"}``, still read;
+files without ``walk`` or ``vector_weight`` predate them and retrieve without them; a non-zero ``vector_weight``
+needs the model's title encoder, whose vectors of those titles the model folder keeps beside it,
+genrec.model.loaded.TITLE_VECTORS_FILE).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from genrec.artifacts import write_json
+from genrec.data.playlists_file import read_playlists, write_playlists
 from genrec.evaluate.baselines import KnnParams, TitleKNN, TitleVectors, TrainingPlaylists, knn_tuned_on
 from genrec.decode.constrained import id_token_ids
 from genrec.errors import ArtifactError, ConfigError
@@ -61,6 +63,7 @@ RETRIEVAL_FOLDS = 5
 others: more folds change nothing measurable, docs/experiments/)."""
 
 RETRIEVAL_FILE = "retrieval.json"
+RETRIEVAL_PLAYLISTS_FILE = "retrieval_playlists.npz"
 
 
 class KnownLists:
@@ -238,10 +241,23 @@ class RetrievalSetup:
         return out
 
     def save(self, folder: Path) -> None:
-        p = self.playlists
+        write_playlists(folder / RETRIEVAL_PLAYLISTS_FILE, self.playlists)
         write_json(folder / RETRIEVAL_FILE, {"songs": self.songs, "title_knn": asdict(self.params),
-                                             "walk": asdict(self.walk),
-                                             "playlists": {"ids": p.ids, "titles": p.titles, "songs": p.songs}})
+                                             "walk": asdict(self.walk)})
+
+
+def read_retrieval_file(folder: Path) -> tuple[dict, TrainingPlaylists]:
+    """A model folder's ``retrieval.json`` and the training playlists it was fitted on (from
+    ``retrieval_playlists.npz``, or inside retrieval.json as earlier versions wrote them)."""
+    path = folder / RETRIEVAL_FILE
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        inline = payload.pop("playlists", None)
+        playlists = (TrainingPlaylists(**inline) if inline is not None
+                     else read_playlists(folder / RETRIEVAL_PLAYLISTS_FILE, "rerun train_tiger.py"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ArtifactError(f"{path} is missing or unreadable ({err}): rerun train_tiger.py") from None
+    return payload, playlists
 
 
 def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase,
@@ -249,13 +265,12 @@ def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTo
     """The retriever a model folder was trained with, fitted on its recorded training playlists
     (``title_vectors``: the model's title encoder, which a non-zero vector weight needs)."""
     path = folder / RETRIEVAL_FILE
+    payload, playlists = read_retrieval_file(folder)
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-        playlists = TrainingPlaylists(**payload["playlists"])
         params, songs = KnnParams(**payload["title_knn"]), int(payload["songs"])
         walk = WalkParams(**payload.get("walk", {}))
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ArtifactError(f"{path} is missing or unreadable ({err}): rerun train_tiger.py") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise ArtifactError(f"{path} is unreadable ({err}): rerun train_tiger.py") from None
     unknown = {song for ranked in playlists.songs for song in ranked if song not in vocab.songs}
     if unknown:
         raise ArtifactError(f"{path} names {len(unknown)} songs without a semantic ID: rerun train_tiger.py")

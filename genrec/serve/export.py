@@ -14,12 +14,13 @@ from genrec.artifacts import atomic_path, read_manifest, read_verified_manifest,
 from genrec.corpus.build import corpus_path, read_corpus
 from genrec.corpus.id_tokens import VOCAB_FILE, SemanticIdVocab
 from genrec.data.files import load_song_info
+from genrec.data.playlists_file import write_playlists
 from genrec.errors import ArtifactError
 from genrec.evaluate.continuation import CONTINUATION_FILE
 from genrec.evaluate.baselines import TrainingPlaylists, hybrid_path
 from genrec.evaluate.report import METRICS_FILE
 from genrec.model.loaded import read_model_config
-from genrec.model.retrieval import RETRIEVAL_FILE
+from genrec.model.retrieval import RETRIEVAL_FILE, read_retrieval_file
 from genrec.model.t5 import tiger_final_dir
 from genrec.model.title_vectors import PACKAGED
 from genrec.serve.seeds import SEED_HYBRID, SEED_WALK
@@ -66,8 +67,8 @@ def export_bundle(cfg: Config, dest: Path | None = None) -> Path:
         encoder = read_model_config(model_dir).get("title_encoder")
         if encoder and encoder != PACKAGED:
             shutil.copytree(encoder, staged / ENCODER)
-        if not (retrieval.is_file() and _same_playlists(retrieval, training)):
-            write_json(staged / PLAYLISTS, {"ids": training.ids, "titles": training.titles, "songs": training.songs})
+        if not (retrieval.is_file() and _same_playlists(model_dir, training)):
+            write_playlists(staged / PLAYLISTS, training)
         write_json(staged / SONGS, {"ids": catalogue, "names": [info.names.get(s, "") for s in catalogue],
                                     "artists": [info.singers.get(s, "") for s in catalogue]})
         validation = {served: hybrid["validation"][name] for served, name in EVALUATED_NAME.items()
@@ -131,8 +132,5 @@ def check_one_evaluation(metrics_file: Path, hybrid_file: Path) -> None:
                             "settings (one killed between its two writes?): rerun evaluate_tiger.py")
 
 
-def _same_playlists(retrieval_file: Path, training: TrainingPlaylists) -> bool:
-    recorded = json.loads(retrieval_file.read_text(encoding="utf-8"))["playlists"]
-    return recorded == {"ids": training.ids, "titles": training.titles, "songs": training.songs}
-
-
+def _same_playlists(model_dir: Path, training: TrainingPlaylists) -> bool:
+    return read_retrieval_file(model_dir)[1] == training

@@ -178,7 +178,7 @@ class PlaylistGenerator:
         if retriever is not None and files.playlists is None:
             fitted = retriever.knn  # the same training playlists: share its fitted matrices
         else:
-            fitted = TitleKNN().fit(files.playlists["titles"], files.playlists["songs"])
+            fitted = TitleKNN().fit(files.playlists.titles, files.playlists.songs)
         self.knn = fitted.with_params(KnnParams(**serving["title_knn"]))
         self.popularity = fitted.popularity
         self.playlist_count = fitted.members.shape[0]
