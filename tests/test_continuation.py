@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from genrec.evaluate.baselines import PopularityBaseline, TitleKNN
-from genrec.evaluate.continuation import (CATEGORIES, MIN_HELD_OUT, Category, Cases, ContinuationSystems,
+from genrec.evaluate.continuation import (CATEGORIES, MIN_HELD_OUT, MIX_GRIDS, Category, Cases, ContinuationSystems,
                                           ItemCooccurrence, ItemVectors, PlaylistNeighbours, SeededWalk, category_cases,
-                                          continued, evaluate_continuation, format_tables, shares)
+                                          continued, evaluate_continuation, format_tables, nearest_mix, shares,
+                                          tune_walk_mix)
 from genrec.evaluate.metrics import bootstrap_mean, recommended_song_clicks
 from genrec.evaluate.playlists import EvalPlaylists
 from genrec.train.neighbour_targets import CooccurrenceWalk
@@ -117,6 +118,34 @@ def test_the_walk_mixes_in_the_similar_playlists_only_at_their_share(three_playl
     assert SeededWalk.mixed(part, base, counts) == pytest.approx(part.walked)
     half = SeededWalk.mixed(part, {**base, "playlist_share": 0.5}, counts)
     assert half["z"] == pytest.approx(0.5 * part.walked["z"]) and half["y"] > 0.5 * part.walked.get("y", 0.0)
+
+
+def test_the_walk_mix_is_tuned_one_parameter_after_another_ties_to_the_grid_s_first_value():
+    asked = []
+
+    def walk_lists(mix):
+        asked.append(dict(mix))
+        return mix  # the score below reads the mix itself
+
+    def score(mix, truths):
+        assert truths == ["truth"]
+        # Best at title share 0.75 and co-occurrence share 0.5 (the latter only once the title share is tuned);
+        # the popularity penalty and the playlists' share do not matter (ties).
+        return -abs(mix["title_share"] - 0.75) - (abs(mix["cooccurrence_share"] - 0.5) if mix["title_share"] else 1)
+
+    mix, trials = tune_walk_mix(walk_lists, ["truth"], score)
+    assert mix == {"title_share": 0.75, "popularity_penalty": 0.0, "cooccurrence_share": 0.5, "playlist_share": 0.0}
+    assert len(trials) == len(asked) == sum(len(grid) for _, grid in MIX_GRIDS)
+    assert all(t["cooccurrence_share"] == 0.0 for t in trials[:7]) and trials[7]["title_share"] == 0.75
+
+
+def test_the_nearest_tuned_category_serves_a_request():
+    rows = [{"seeds": s, "title": t, "random": r, "name": f"{s}{t}{r}"}
+            for s, t, r in ((1, True, False), (5, True, False), (5, False, False), (25, True, False), (25, True, True))]
+    assert nearest_mix(rows, 4, True)["name"] == "5TrueFalse"
+    assert nearest_mix(rows, 3, True)["name"] == "1TrueFalse"  # a tie goes to fewer seeds
+    assert nearest_mix(rows, 30, True)["name"] == "25TrueFalse"  # first songs before random ones
+    assert nearest_mix(rows, 1, False)["name"] == "5FalseFalse"  # the same title use first
 
 
 def test_no_system_recommends_a_seed(systems):

@@ -14,12 +14,12 @@ from transformers import T5Config
 from config import Config
 from genrec.corpus.build import CorpusRow
 from genrec.decode.decoding import DecodingSettings, decode
-from genrec.evaluate.continuation import MIN_HELD_OUT
-from genrec.model.retrieval import song_token_ids
+from genrec.evaluate.continuation import MIN_HELD_OUT, MIX_GRIDS
+from genrec.model.retrieval import SongRetriever, WalkParams, read_retrieval_file, song_token_ids
 from genrec.model.loaded import TigerBundle
 from genrec.model.seed_songs import MAX_SEEDS, seed_tensor
 from genrec.model.t5 import TigerT5
-from genrec.evaluate.baselines import TrainingPlaylists
+from genrec.evaluate.baselines import TitleKNN, TrainingPlaylists
 from genrec.train.batches import PadCollator, TrainingCorpus, encode, training_data, training_pairs
 from genrec.train.pooled_targets import pool_examples, pooled_loss
 from genrec.train.seeded_examples import SEEDED_CATEGORIES, seeded_rows
@@ -152,6 +152,38 @@ def test_continuation_examples_copy_what_their_own_cross_fitting_gave_with_each_
     n = sum(1 for s in examples.seeds if not s)
     assert examples.seeds[n:] and len(set(examples.retrieved[n:])) > 1
     assert set(examples.retrieved[n:]) <= set(by_seeds.values())
+    # The copy lists' walk mix was tuned on validation for each category its playlists (8-12 songs) fit.
+    mixes = data.retrieval.seeded_mixes
+    assert [(m["seeds"], m["title"], m["random"]) for m in mixes] == [(1, True, False), (5, True, False),
+                                                                      (5, False, False)]
+    assert all({name for name, _ in MIX_GRIDS} <= m.keys() for m in mixes)
+    assert data.retrieval.full.seeded_mixes == mixes and data.retrieval_summary["seeded_mixes"] == mixes
+
+
+def test_a_seeded_copy_list_follows_the_mix_tuned_for_the_nearest_category(tiny):
+    vocab, tokenizer = tiny
+    playlists = TrainingPlaylists([TITLES[i % 3] for i in range(30)],
+                                  [[f"s{(i + j) % 40}" for j in range(8 + i % 5)] for i in range(30)],
+                                  [f"p{i}" for i in range(30)])
+    knn = TitleKNN().fit(playlists.titles, playlists.songs)
+    mix = {name: grid[0] for name, grid in MIX_GRIDS}
+    rows = [{"seeds": 1, "title": True, "random": False, **mix, "title_share": 1.0},
+            {"seeds": 5, "title": True, "random": False, **mix, "title_share": 0.0}]
+    retriever = SongRetriever(knn, 5, song_token_ids(vocab, tokenizer), WalkParams(), rows)
+    title = TITLES[0]
+    ranked = [song for song, _ in retriever.scored([title], 100)[0]]
+    by_song = {ids: song for song, ids in retriever.token_ids.items()}
+
+    def copied(seeds):
+        return [by_song[ids] for ids in retriever.inputs([title], [seeds])[0]]
+
+    # One seed: its category's mix takes the title's list alone, which the seed is left out of.
+    assert copied(ranked[:1]) == ranked[1:6]
+    # Four seeds: the 5-seed category's mix, the seeds' walk alone; not the title's list.
+    seeds = ranked[:4]
+    walk_only = SongRetriever(knn, 5, retriever.token_ids, WalkParams(), rows[1:])
+    assert copied(seeds) == [by_song[ids] for ids in walk_only.inputs([title], [seeds])[0]]
+    assert copied(seeds) != ranked[4:9] and not set(copied(seeds)) & set(seeds)
 
 
 @pytest.fixture(scope="module")
@@ -269,6 +301,10 @@ def test_the_pipeline_trains_evaluates_and_serves_a_model_that_reads_seeds(seede
     assert json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["seed_songs"] == MAX_SEEDS
     summary = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))["summary"]
     assert summary["seeded_examples"]["share"] == 0.5 and summary["seeded_examples"]["playlists"]
+    # The copy lists' mixes tuned per category in training are what the loaded model copies with.
+    recorded, _ = read_retrieval_file(model_dir)
+    assert recorded["seeded_mixes"] and {m["seeds"] for m in recorded["seeded_mixes"]} >= {1, 5}
+    assert load_tiger(model_dir, check_corpus=False).retriever.seeded_mixes == recorded["seeded_mixes"]
 
     # The continuation evaluation decodes the model with each case's title (none without one) and seeds.
     run_stage("evaluate_continuation.py", *TINY_EVAL, cwd=seeded_pipeline)

@@ -296,6 +296,49 @@ MIX_GRIDS = (("title_share", (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)), ("popularit
 later ones start)."""
 
 
+def tune_walk_mix(walk_lists: Callable[[dict], list[list[str]]], truths: Sequence[Sequence[str]],
+                  score: Callable) -> tuple[dict, list[dict]]:
+    """The seeded walk's mix (:data:`MIX_GRIDS`, one parameter after another) that ``score``s ``walk_lists(mix)``
+    best against ``truths``, and every trial."""
+    mix = {name: grid[0] for name, grid in MIX_GRIDS}
+    trials = []
+    for name, grid in MIX_GRIDS:
+        scored = [{**mix, name: value, "score": score(walk_lists({**mix, name: value}), truths)} for value in grid]
+        trials += scored
+        # Ties (a share the category cannot use: no title, no seeds) go to the grid's first value.
+        mix[name] = max(scored, key=lambda t: t["score"])[name]
+    return mix, trials
+
+
+def nearest_mix(rows: Sequence[dict], seeds: int, titled: bool) -> dict:
+    """Of mixes tuned per category (each with the category's ``seeds``, ``title`` and ``random``), the one for the
+    category nearest a request: same title use, nearest seed count (first-songs categories before random ones)."""
+    same = [r for r in rows if r["title"] == titled and r["seeds"]] or [r for r in rows if r["seeds"]] or rows
+    return min(same, key=lambda r: (abs(r["seeds"] - seeds), r.get("random", False), r["seeds"]))
+
+
+def seeded_category_mixes(walk: "SeededWalk", val: EvalPlaylists, popularity: PopularityBaseline, n: int,
+                          score: Callable, seed: int) -> list[dict]:
+    """Per challenge category with seeds that ``val`` has playlists for: the walk's mix tuned on them
+    (:func:`tune_walk_mix`), as ``{"seeds", "title", "random", **mix}`` rows for :func:`nearest_mix`."""
+    out = []
+    for category in CATEGORIES:
+        cases = category_cases(val, category, seed)
+        if not category.seeds or not cases.rows:
+            continue
+        parts = walk.parts(cases)
+        fill = popularity.ranking[:n + category.seeds]
+
+        def walk_lists(mix: dict) -> list[list[str]]:
+            return [continued(top_songs(SeededWalk.mixed(part, mix, popularity.counts), popularity.rank, WALK_SONGS),
+                              seeds, fill, n) for part, seeds in zip(parts, cases.seeds)]
+
+        mix, _ = tune_walk_mix(walk_lists, cases.truths, score)
+        out.append({"seeds": category.seeds, "title": category.title, "random": category.random, **mix})
+        log.info("seeded copy lists: %s, %d validation playlists, mix %s", category.name, len(cases.rows), mix)
+    return out
+
+
 @dataclass
 class ContinuationSystems:
     """What every system of the continuation evaluation reads."""
@@ -350,14 +393,7 @@ class ContinuationSystems:
         if val is not None and val[0].rows:
             val_cases, val_ids = val
             parts[id(val_cases)] = self.walk.parts(val_cases)
-            mix = {name: grid[0] for name, grid in MIX_GRIDS}
-            trials = []
-            for name, grid in MIX_GRIDS:
-                tried = [{**mix, name: value} for value in grid]
-                scored = [{**t, "score": score(walk_lists(val_cases, t), val_cases.truths)} for t in tried]
-                trials += scored
-                # Ties (a share the category cannot use: no title, no seeds) go to the grid's first value.
-                mix[name] = max(scored, key=lambda t: t["score"])[name]
+            mix, trials = tune_walk_mix(lambda t: walk_lists(val_cases, t), val_cases.truths, score)
             fusion, _ = tune_fusion(title_ranking(val_cases, val_ids), {"walk": walk_lists(val_cases, mix)},
                                     val_cases.truths, n, score)
             tuning = {"walk": dict(mix), "hybrid": {k: float(v) if k != "partner" else v for k, v in fusion.items()},

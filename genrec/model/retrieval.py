@@ -12,8 +12,10 @@ the list is kNN's after one step of the co-occurrence walk over the same trainin
 
 A model that reads seed songs (genrec.model.seed_songs) copies, for an input with seeds, from the seeds' co-occurrence
 walk mixed with the title's list instead (:meth:`SongRetriever.inputs`: the continuation evaluation's ``walk``
-system, genrec.evaluate.continuation.SeededWalk, at :data:`SEEDED_MIX`), the seeds themselves left out: with seeds,
-that walk is the best list measured (docs/results.md, "Continuation").
+system, genrec.evaluate.continuation.SeededWalk), the seeds themselves left out: with seeds, that walk is the best
+list measured (docs/results.md, "Continuation"). Its mix is tuned per challenge category on the validation playlists
+when the retriever is set up for training, as the evaluation tunes the ``walk`` system's, and recorded with the
+model (``seeded_mixes``); a case takes the nearest category's. Models recorded without it copy at :data:`SEEDED_MIX`.
 
 No leakage: a training example must not find its own playlist's songs among its inputs, or the model
 learns to copy lists that at test time do not hold the answer. Training playlists are split into
@@ -23,7 +25,8 @@ all training playlists. The kNN parameters are tuned on validation playlists, as
 ``title_knn`` baseline's are.
 
 ``retrieval.json`` in the model folder records what inference needs, so a model folder generates on
-its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm", "vector_weight"}, "walk": {"weight", "songs"}}``,
+its own: ``{"songs": M, "title_knn": {"k", "alpha", "length_norm", "vector_weight"}, "walk": {"weight", "songs"},
+"seeded_mixes": [{"seeds", "title", "random", <the walk's mix>}, ...]}`` (empty for a model that reads no seeds),
 and beside it ``retrieval_playlists.npz`` the training playlists the index is fitted on (genrec.data.playlists_file;
 files of earlier versions held them in retrieval.json as ``"playlists": {"ids", "titles", "songs"}``, still read;
 files without ``walk`` or ``vector_weight`` predate them and retrieve without them; a non-zero ``vector_weight``
@@ -45,6 +48,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from genrec.artifacts import write_json
 from genrec.data.playlists_file import read_playlists, write_playlists
 from genrec.evaluate.baselines import KnnParams, TitleKNN, TitleVectors, TrainingPlaylists, knn_tuned_on
+from genrec.evaluate.metrics import ndcg_score
 from genrec.decode.constrained import id_token_ids
 from genrec.errors import ArtifactError, ConfigError
 from genrec.corpus.id_tokens import SemanticIdVocab
@@ -55,6 +59,7 @@ if TYPE_CHECKING:  # types only: the generator imports this module and never nee
     from transformers import PreTrainedTokenizerBase
 
     from genrec.corpus.build import CorpusRow
+    from genrec.evaluate.playlists import EvalPlaylists
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +91,8 @@ def fold_of(playlist_id: str, folds: int) -> int:
 
 SEEDED_MIX = {"title_share": 0.25, "popularity_penalty": 0.0, "cooccurrence_share": 0.0}
 """The seeds' walk mixed with the title's list at a quarter share: what a bundle serves seeds with before any
-continuation evaluation (genrec.serve.seeds.DEFAULT_SEEDED); fixed, since the mix tuned per category on validation
-needs a trained model first."""
+continuation evaluation (genrec.serve.seeds.DEFAULT_SEEDED), and what a model recorded without ``seeded_mixes``
+copies from."""
 
 Retrieved = tuple[tuple[int, ...], ...]
 """One title's retrieved songs: ``songs`` tuples of id_length ID token ids, best first."""
@@ -108,8 +113,10 @@ class SongRetriever:
     """
 
     def __init__(self, knn: TitleKNN, songs: int, token_ids: dict[str, tuple[int, ...]],
-                 walk: WalkParams = WalkParams()):
+                 walk: WalkParams = WalkParams(), seeded_mixes: Sequence[dict] = ()):
         self.knn, self.songs, self.token_ids, self.walk = knn, songs, token_ids, walk
+        self.seeded_mixes = list(seeded_mixes)
+        """The seeded walk's mix per category (genrec.evaluate.continuation.seeded_category_mixes); none: SEEDED_MIX."""
         self.cooccurrence = CooccurrenceWalk(knn) if walk.weight else None
 
     def rank(self, titles: Sequence[str]) -> list[list[str]]:
@@ -141,7 +148,7 @@ class SongRetriever:
         popular songs."""
         if not seeds or not any(seeds):
             return self(titles)
-        from genrec.evaluate.continuation import WALK_SONGS, Cases, Category, SeededWalk, top_songs
+        from genrec.evaluate.continuation import WALK_SONGS, Cases, Category, SeededWalk, nearest_mix, top_songs
 
         queries = sorted({(title, tuple(given)) for title, given in zip(titles, seeds)})
         seeded = [q for q in queries if q[1]]
@@ -151,7 +158,8 @@ class SongRetriever:
         plain = dict(zip(sorted({t for t, _ in queries}), self.rank(sorted({t for t, _ in queries}))))
         lists = {}
         for (title, given), part in zip(seeded, self.seeded_walk.parts(cases)):
-            walked = top_songs(SeededWalk.mixed(part, SEEDED_MIX, popularity.counts), popularity.rank, WALK_SONGS)
+            mix = nearest_mix(self.seeded_mixes, len(given), bool(title)) if self.seeded_mixes else SEEDED_MIX
+            walked = top_songs(SeededWalk.mixed(part, mix, popularity.counts), popularity.rank, WALK_SONGS)
             songs: dict[str, None] = {}
             for song in chain(walked, plain[title], popularity.ranking):  # the ranking only as deep as needed
                 if song not in given:
@@ -166,10 +174,16 @@ class SongRetriever:
 
     @cached_property
     def seeded_walk(self):
-        from genrec.evaluate.continuation import ItemCooccurrence, SeededWalk
+        return self.new_seeded_walk(neighbours=bool(self.seeded_mixes))
+
+    def new_seeded_walk(self, neighbours: bool):
+        """The seeds' walk mixed with this retriever's lists; ``neighbours``: with the playlists most like the seeds
+        (which mixes tuned per category may weigh in; the fixed SEEDED_MIX does not)."""
+        from genrec.evaluate.continuation import ItemCooccurrence, PlaylistNeighbours, SeededWalk
 
         walk = self.cooccurrence or CooccurrenceWalk(self.knn)
-        return SeededWalk(walk, self.scored, ItemCooccurrence(self.knn))
+        cooccurrence = ItemCooccurrence(self.knn)
+        return SeededWalk(walk, self.scored, cooccurrence, PlaylistNeighbours(cooccurrence) if neighbours else None)
 
 
 def vector_mix(weight: float, title_encoder: TitleVectorEncoder | None) -> tuple[float, TitleVectors | None]:
@@ -205,7 +219,9 @@ class RetrievalSetup:
     def __init__(self, playlists: TrainingPlaylists, val_rows: Sequence[CorpusRow], songs: int, folds: int,
                  vocab: SemanticIdVocab, tokenizer: PreTrainedTokenizerBase, tuning_cutoff: int,
                  walk: WalkParams = WalkParams(), vector_weight: float = 0.0,
-                 title_vectors: TitleVectors | None = None):
+                 title_vectors: TitleVectors | None = None, seeded_val: EvalPlaylists | None = None, seed: int = 0):
+        """``seeded_val``: for a model that reads seeds, the validation playlists its copy lists' walk mix is tuned
+        on per category (random seeds drawn with ``seed``, as the continuation evaluation draws them)."""
         self.playlists = playlists
         self.songs, self.folds, self.walk, self.title_vectors = songs, folds, walk, title_vectors
         self.token_ids = song_token_ids(vocab, tokenizer)
@@ -213,6 +229,13 @@ class RetrievalSetup:
         knn = knn_tuned_on(self.playlists, val_rows, tuning_cutoff, vector_weight, title_vectors)
         self.params = knn.params
         self.full = SongRetriever(knn, songs, self.token_ids, walk)
+        self.seeded_mixes: list[dict] = []
+        if seeded_val is not None:
+            from genrec.evaluate.continuation import seeded_category_mixes
+
+            self.seeded_mixes = seeded_category_mixes(self.full.new_seeded_walk(neighbours=True), seeded_val,
+                                                      knn.popularity, tuning_cutoff, ndcg_score(tuning_cutoff), seed)
+            self.full = SongRetriever(knn, songs, self.token_ids, walk, self.seeded_mixes)
 
     def fold(self, playlist_id: str) -> int:
         return fold_of(playlist_id, self.folds)
@@ -233,7 +256,7 @@ class RetrievalSetup:
                                   "folds, leaving none to retrieve from: add playlists")
             knn = fitted_knn(self.playlists.subset(others), self.params, self.songs, self.title_vectors)
             asked = by_fold[fold]
-            retriever = SongRetriever(knn, self.songs, self.token_ids, self.walk)
+            retriever = SongRetriever(knn, self.songs, self.token_ids, self.walk, self.seeded_mixes)
             lists = retriever.inputs([title for title, _ in asked], [seeds for _, seeds in asked])
             out.update(((title, fold, seeds), songs) for (title, seeds), songs in zip(asked, lists))
         log.info("retrieval: %d songs per title, kNN %s, walk %s, %d cross-fitting folds", self.songs, self.params,
@@ -243,7 +266,7 @@ class RetrievalSetup:
     def save(self, folder: Path) -> None:
         write_playlists(folder / RETRIEVAL_PLAYLISTS_FILE, self.playlists)
         write_json(folder / RETRIEVAL_FILE, {"songs": self.songs, "title_knn": asdict(self.params),
-                                             "walk": asdict(self.walk)})
+                                             "walk": asdict(self.walk), "seeded_mixes": self.seeded_mixes})
 
 
 def read_retrieval_file(folder: Path) -> tuple[dict, TrainingPlaylists]:
@@ -269,6 +292,7 @@ def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTo
     try:
         params, songs = KnnParams(**payload["title_knn"]), int(payload["songs"])
         walk = WalkParams(**payload.get("walk", {}))
+        seeded_mixes = [dict(row) for row in payload.get("seeded_mixes", [])]
     except (ValueError, KeyError, TypeError) as err:
         raise ArtifactError(f"{path} is unreadable ({err}): rerun train_tiger.py") from None
     unknown = {song for ranked in playlists.songs for song in ranked if song not in vocab.songs}
@@ -278,4 +302,4 @@ def load_retriever(folder: Path, vocab: SemanticIdVocab, tokenizer: PreTrainedTo
         raise ArtifactError(f"{path}: the retriever mixes in title vectors (vector_weight {params.vector_weight:g}) "
                             "but the model has no title encoder: rerun train_tiger.py")
     return SongRetriever(fitted_knn(playlists, params, songs, title_vectors), songs, song_token_ids(vocab, tokenizer),
-                         walk)
+                         walk, seeded_mixes)

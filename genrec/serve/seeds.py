@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 from genrec.errors import GenrecError
 from genrec.evaluate.baselines import PopularityBaseline, TitleKNN, fused_scores
 from genrec.evaluate.continuation import (WALK_SONGS, Cases, Category, ItemCooccurrence, PlaylistNeighbours, SeededWalk,
-                                          TitleScores, top_songs)
+                                          TitleScores, nearest_mix, top_songs)
 from genrec.model.retrieval import SEEDED_MIX
 from genrec.train.neighbour_targets import CooccurrenceWalk
 
@@ -94,9 +94,7 @@ class SeededRanking:
     def parameters(self, seeds: int, titled: bool) -> dict:
         """The tuned parameters of the evaluated category nearest this request: same title use, nearest seed count
         (first-songs categories before random ones)."""
-        rows = self.seeded["by_seeds"]
-        same = [r for r in rows if r["title"] == titled and r["seeds"]] or [r for r in rows if r["seeds"]] or rows
-        return min(same, key=lambda r: (abs(r["seeds"] - seeds), r.get("random", False), r["seeds"]))
+        return nearest_mix(self.seeded["by_seeds"], seeds, titled)
 
     def rank(self, titles: Sequence[str], seeds: list[str], n: int,
              model_ranked: Callable[[list[str], int], list[list[tuple[str, float]]]]) -> list[list[tuple[str, float]]]:

@@ -25,7 +25,7 @@ from config import Config
 from genrec.corpus.build import CorpusRow
 from genrec.corpus.id_tokens import TOKEN_PATTERN, SemanticIdVocab
 from genrec.evaluate.baselines import TrainingPlaylists
-from genrec.evaluate.playlists import split_playlists
+from genrec.evaluate.playlists import EvalPlaylists, split_playlists
 from genrec.evaluate.systems import tuned_title_knn
 from genrec.model.retrieval import (RETRIEVAL_FOLDS, KnownLists, Retrieved, RetrievalSetup, WalkParams,
                                     song_token_ids, vector_mix)
@@ -248,9 +248,11 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
         # A preset that mixes in vectors must still run where the title encoder is turned off (non-English titles).
         log.warning("retrieval.vector_weight=%g needs network.title_encoder: the retriever's kNN uses TF-IDF alone",
                     ret.vector_weight)
+    # A model that reads seeds copies, for an input with seeds, from the seeds' walk, mixed as validation says.
+    seeded_val = seeded_validation(val_rows, cfg.eval.val_playlists) if targets.seeded_share else None
     retrieval = (RetrievalSetup(train.playlists, val_rows, ret.songs, RETRIEVAL_FOLDS, vocab, tokenizer,
                                 max(cfg.eval.k_values), WalkParams(ret.walk_weight, NEIGHBOUR_SONGS),
-                                *vector_mix(ret.vector_weight, title_encoder))
+                                *vector_mix(ret.vector_weight, title_encoder), seeded_val, cfg.run.seed)
                  if ret.songs else None)
     for name, what in (("walk_weight", "walks the retrieved songs"),
                        ("vector_weight", "mixes title vectors into the retriever's kNN"),
@@ -278,7 +280,8 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
     val_set = encode(val_pairs, tokenizer, net.max_input_length, title_encoder,
                      retrieval.full([title for title, _ in val_pairs]) if retrieval else None)
     retrieval_summary = ({"songs": ret.songs, "folds": RETRIEVAL_FOLDS, "title_knn": asdict(retrieval.params),
-                          "walk": asdict(retrieval.walk)} if retrieval else None)
+                          "walk": asdict(retrieval.walk), "seeded_mixes": retrieval.seeded_mixes}
+                         if retrieval else None)
     if truncated:
         log.warning("%d distinct training titles are longer than network.max_input_length=%d tokens and were cut",
                     truncated, net.max_input_length)
@@ -311,6 +314,12 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
     seeded_setup = {"share": targets.seeded_share, "playlists": seeded.categories} if seeded else None
     return TrainingData(PooledDataset(pooled), ExampleDataset(val_set), pairs, target_tokens, truncated,
                         title_encoder, retrieval, neighbour_setup, seeded_setup, retrieval_summary)
+
+
+def seeded_validation(val_rows: list[CorpusRow], limit: int) -> EvalPlaylists:
+    """The first ``limit`` validation playlists (0: all) with their catalogue songs, for seeded tuning."""
+    playlists = TrainingPlaylists.from_corpus(val_rows)
+    return EvalPlaylists(playlists.ids, playlists.titles, playlists.songs, "validation corpus").head(limit)
 
 
 def seeded_keys(seeded: SeededRows | None, retrieval: RetrievalSetup | None) -> list[tuple]:
