@@ -233,9 +233,11 @@ class RetrievalSetup:
         if seeded_val is not None:
             from genrec.evaluate.continuation import seeded_category_mixes
 
-            self.seeded_mixes = seeded_category_mixes(self.full.new_seeded_walk(neighbours=True), seeded_val,
-                                                      knn.popularity, tuning_cutoff, ndcg_score(tuning_cutoff), seed)
-            self.full = SongRetriever(knn, songs, self.token_ids, walk, self.seeded_mixes)
+            seeded_walk = self.full.new_seeded_walk(neighbours=True)
+            self.seeded_mixes = seeded_category_mixes(seeded_walk, seeded_val, knn.popularity, tuning_cutoff,
+                                                      ndcg_score(tuning_cutoff), seed)
+            # The full retriever copies with these mixes through the walk they were tuned on (not built again).
+            self.full.seeded_mixes, self.full.seeded_walk = self.seeded_mixes, seeded_walk
 
     def fold(self, playlist_id: str) -> int:
         return fold_of(playlist_id, self.folds)
