@@ -89,15 +89,10 @@ def main(cfg, extras) -> None:
     floor = results["imports"]["peak_gb"]
     print(f"{written['playlists']} training playlists, {written['rows']} playlist-track rows; "
           f"a process importing the readers' modules alone peaks at {floor:.3f} GB")
-    print(f"{'format':>8s} {'MB':>9s} {'write s':>8s} {'read s':>7s} {'read peak GB':>13s} {'above imports':>14s}")
-    rows = {}
-    for name in FORMATS:
-        read = results[f"read {name}"]
-        rows[name] = (sizes[name], written["write_seconds"][name], read["result"]["read_seconds"], read["peak_gb"],
-                      read["peak_gb"] - floor)
-        print(f"{name:>8s} {rows[name][0]:9.1f} {rows[name][1]:8.2f} {rows[name][2]:7.2f} {rows[name][3]:13.3f} "
-              f"{rows[name][4]:14.3f}")
-    ratios = [compact / plain if plain > 0 else float("nan") for compact, plain in zip(rows["compact"], rows["json"])]
+    rows = {name: (sizes[name], written["write_seconds"][name], results[f"read {name}"]["result"]["read_seconds"],
+                   results[f"read {name}"]["peak_gb"], results[f"read {name}"]["peak_gb"] - floor) for name in FORMATS}
+    ratios = scale.print_comparison(rows, {"MB": ".1f", "write s": ".2f", "read s": ".2f", "read GB": ".3f",
+                                           "above imp": ".3f"}, "compact", "json")
     print(f"compact / json: size {ratios[0]:.3f}, write {ratios[1]:.2f}, read {ratios[2]:.2f}, "
           f"read peak {ratios[3]:.2f} (above imports {ratios[4]:.2f})")
     same = results["read json"]["result"]["digest"] == results["read compact"]["result"]["digest"]

@@ -355,6 +355,16 @@ def format_table(measured: list[dict], exponents: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def print_comparison(rows: dict[str, tuple], columns: dict[str, str], new: str, old: str) -> list[float]:
+    """Print one line per way (``columns``: heading -> number format), then return ``new`` / ``old`` per column
+    (the benches that measure a new way against the old one in the same run)."""
+    width = max(map(len, rows))
+    print(f"{'':>{width}s} " + " ".join(f"{heading:>9s}" for heading in columns))
+    for name, values in rows.items():
+        print(f"{name:>{width}s} " + " ".join(f"{value:>9{form}}" for value, form in zip(values, columns.values())))
+    return [a / b if b > 0 else float("nan") for a, b in zip(rows[new], rows[old])]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=parse_size, default=[parse_size(s) for s in ("10k", "100k", "1M")],

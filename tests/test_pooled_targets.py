@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
-from genrec.train.pooled_targets import PooledCollator, pool_examples, pooled_loss
+from genrec.train.pooled_targets import PooledCollator, PooledDataset, PooledExamples, pool_examples, pooled_loss
 
 # Two titles; title A has song path (5, 7, 1) three times and (5, 8, 1) once; title B one pair.
 INPUTS = [[10, 11, 1]] * 4 + [[12, 1]]
@@ -77,3 +77,22 @@ def test_paths_per_title_walks_each_top_song_once_with_the_title_weight_split():
     assert sorted(p for p, _, _ in title_a) == [[5, 7, 1], [5, 8, 1]] and [w for _, w, _ in title_a] == [2.0, 2.0]
     # The soft targets still carry the whole distribution, whichever paths are walked.
     assert all(t[1] == ([7, 8], [0.75, 0.25]) for _, _, t in title_a)
+
+
+def test_examples_live_in_flat_arrays_that_a_rank_maps_from_the_saved_file(tmp_path):
+    titled = pool_examples(INPUTS, LABELS, pairs_per_example=1, seed=0)
+    seeded = pool_examples(INPUTS[:2], LABELS[:2], pairs_per_example=1, seed=0, seeds=[((5, 7),), ((6, 9), (5, 8))])
+    both = titled.followed_by(seeded)
+    assert len(both) == len(titled) + len(seeded) and both.pairs == 7
+    # Title-only examples read no seeds; the joined targets still point at their own input's shares.
+    assert both.seeds == [()] * len(titled) + seeded.seeds
+    assert both.targets == titled.targets + seeded.targets and both.inputs == titled.inputs + seeded.inputs
+    # Each prefix's soft target is stored once per input, not once per example.
+    assert len(titled.share_tokens) < sum(map(len, titled.paths))
+    torch.save({"pooled": both.to_tensors()}, tmp_path / "examples.pt")
+    loaded = PooledExamples.from_tensors(torch.load(tmp_path / "examples.pt", weights_only=True, mmap=True)["pooled"])
+    collate = PooledCollator(pad_id=0)
+    batch = list(range(len(both)))
+    for name, value in collate([PooledDataset(both)[i] for i in batch]).items():
+        assert torch.equal(value, collate([PooledDataset(loaded)[i] for i in batch])[name]), name
+    assert loaded.seeds == both.seeds and loaded.weights == both.weights

@@ -205,7 +205,7 @@ def run_bench(script: str, *args: str, cwd) -> str:
 
 def test_training_and_title_knn_benches_on_a_bench_size(smallest_size):
     """bench/training_memory.py (both ways, or the counted way alone), bench/title_knn_speed.py and
-    bench/playlists_file.py on its corpus."""
+    bench/playlists_file.py on its corpus; bench/rank_examples.py on counts of its own."""
     out, _ = smallest_size
     config = ["--config", str(out / "300" / "data" / "config.yaml"), "--corpus.target_mode", "single"]
     both = run_bench("training_memory.py", *config, cwd=out)
@@ -219,6 +219,9 @@ def test_training_and_title_knn_benches_on_a_bench_size(smallest_size):
     assert "same playlists read back" in stored
     size = float(re.search(r"compact / json: size ([\d.]+)", stored).group(1))
     assert 0 < size < 1, stored  # each song id once, not once per playlist
+    ranks = run_bench("rank_examples.py", "--titles", "40", "--pairs", "20000", "--songs", "5000", cwd=out)
+    assert "same examples in both ranks" in ranks and re.search(r"-> \d+ pooled examples, \d+ soft targets", ranks)
+    assert re.search(r"^new / old: size [\d.]+", ranks, re.M), ranks
 
 
 def measured_at(playlists: int, seconds: float, peak_gb: float) -> dict:

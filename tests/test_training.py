@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -191,11 +193,15 @@ def test_torchrun_two_cpu_processes_train_one_model(work):
 
 
 def same(a, b) -> bool:
-    """Equal values of equal types, tensors compared by value (dataclass equality cannot compare tensors)."""
+    """Equal values of equal types, tensors and arrays compared by value (dataclass equality cannot compare them)."""
     if type(a) is not type(b):
         return False
     if isinstance(a, torch.Tensor):
         return torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b)
+    if dataclasses.is_dataclass(a):
+        return same(vars(a), vars(b))
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     if isinstance(a, dict):

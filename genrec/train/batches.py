@@ -310,7 +310,7 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
         log.info("continuation examples: %d (title, seeds, song) pairs from %s playlists by category",
                  len(seeded.rows), seeded.categories)
     log.info("pooled targets: %d (title, song) pairs of %d distinct titles become %d training examples",
-             pooled.pairs, len({tuple(i) for i in pooled.inputs}), len(pooled))
+             pooled.pairs, pooled.distinct_titles(), len(pooled))
     seeded_setup = {"share": targets.seeded_share, "playlists": seeded.categories} if seeded else None
     return TrainingData(PooledDataset(pooled), ExampleDataset(val_set), pairs, target_tokens, truncated,
                         title_encoder, retrieval, neighbour_setup, seeded_setup, retrieval_summary)
