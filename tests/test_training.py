@@ -21,7 +21,6 @@ from genrec.cli import parse_config
 from genrec.corpus.build import corpus_path
 from genrec.errors import ArtifactError
 from genrec.model.t5 import checkpoint_dir, load_tiger
-from genrec.model.retrieval import RETRIEVAL_FILE
 from genrec.train.batches import titles_merged_by_cutting
 from genrec.train.loop import checked_inputs, rank_examples
 from genrec.train.shared_examples import EXAMPLES_FILE
@@ -158,20 +157,24 @@ def test_hide_titles_empties_a_random_share_of_titles_and_keeps_the_rest_of_each
     assert hide_titles(batch, 0.0, eos_id=1, pad_id=0) is batch
 
 
-def test_title_dropout_changes_what_a_retrieval_model_learns_and_retrieval_options_warn_without_retrieval(work):
+def test_title_dropout_changes_what_a_retrieval_model_learns_and_retrieval_options_warn_without_retrieval(work, caplog):
     losses = four_step_losses(work, "--retrieval.title_dropout", ("0", "0.5"), "--retrieval.songs", "5")
     assert losses["0"][0] != pytest.approx(losses["0.5"][0])  # same seed and batches, some titles hidden
-    proc = run_stage("train_tiger.py", *TINY_MODEL, "--retrieval.title_dropout", "0.5", "--retrieval.vector_weight",
-                     "0.5", "--train.max_steps", "2", cwd=work)
-    assert "retrieval.title_dropout=0.5 leaves a model its retrieved songs alone: ignored without" in proc.stderr
-    assert "retrieval.vector_weight=0.5 mixes title vectors into the retriever's kNN: ignored without" in \
-        proc.stderr
-    proc = run_stage("train_tiger.py", *TINY_MODEL, "--retrieval.songs", "5", "--retrieval.vector_weight",
-                     "0.5", "--train.max_steps", "1", cwd=work)
-    assert "retrieval.vector_weight=0.5 needs network.title_encoder: the retriever's kNN uses TF-IDF alone" in \
-        proc.stderr
-    recorded = json.loads((work / "models" / "tiger_final" / RETRIEVAL_FILE).read_text(encoding="utf-8"))
-    assert recorded["title_knn"]["vector_weight"] == 0.0
+    # What training says of the options is said while it builds its examples: built here, in this process.
+    said = {}
+    for name, flags in (("no retrieval", ("--retrieval.title_dropout", "0.5", "--retrieval.vector_weight", "0.5")),
+                        ("no title encoder", ("--retrieval.songs", "5", "--retrieval.vector_weight", "0.5"))):
+        caplog.clear()
+        cfg, _ = parse_config([*TINY_MODEL, *flags])
+        val_rows, vocab, _ = checked_inputs(cfg)
+        data, _ = rank_examples(cfg, Rank(0, 1), val_rows, vocab, resuming=False)
+        said[name] = (caplog.text, data)
+    text, _ = said["no retrieval"]
+    assert "retrieval.title_dropout=0.5 leaves a model its retrieved songs alone: ignored without" in text
+    assert "retrieval.vector_weight=0.5 mixes title vectors into the retriever's kNN: ignored without" in text
+    text, data = said["no title encoder"]
+    assert "retrieval.vector_weight=0.5 needs network.title_encoder: the retriever's kNN uses TF-IDF alone" in text
+    assert data.retrieval_summary["title_knn"]["vector_weight"] == 0.0 == data.retrieval.params.vector_weight
 
 
 def torchrun_train(work: Path, *flags: str) -> dict:
