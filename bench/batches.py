@@ -8,10 +8,15 @@ times ``--batches`` batches (at most one epoch) of ``train.batch_size`` from a D
 ``--workers`` (after each loader's first batch, so worker start-up is not counted); no model runs. With
 0 workers a training step can never take less than this time per batch (on a GPU the step itself takes
 milliseconds). Training builds batches in its own loop (no workers): this bench shows whether that is the cost.
+
+``--digest`` instead collates every example once, in order, in batches of ``train.batch_size``, and prints a digest
+of every tensor (and the validation batches'): two checkouts that print the same digest train on the same batches,
+so with one seed they train the same model (how a change to the examples' storage was checked, docs/scaling.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -31,6 +36,17 @@ from genrec.train.loop import check_corpus  # noqa: E402
 def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="loader workers compared with none")
     parser.add_argument("--batches", type=int, default=20, help="batches timed per loader")
+    parser.add_argument("--digest", action="store_true", help="print a digest of every batch instead of timing")
+
+
+def batches_digest(datasets, collate, batch_size: int) -> str:
+    h = hashlib.sha256()
+    for dataset in datasets:
+        for start in range(0, len(dataset), batch_size):
+            batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            for name in sorted(batch):
+                h.update(name.encode() + str(batch[name].dtype).encode() + batch[name].numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def seconds_per_batch(dataset, collate, batch_size: int, workers: int, batches: int, seed: int) -> float:
@@ -56,6 +72,10 @@ def main(cfg, extras) -> None:
     data = training_data(cfg, train, val_rows, vocab, tokenizer)
     collate = PadCollator(tokenizer.pad_token_id)
     size = cfg.train.batch_size
+    if extras["digest"]:
+        print(f"{len(data.train)} training examples, {len(data.val)} validation examples, batch {size}: digest "
+              f"{batches_digest((data.train, data.val), collate, size)}")
+        return
     print(f"{len(data.train)} training examples ({type(data.train).__name__}), batch {size}, "
           f"{batches} batches per loader, {torch.get_num_threads()} torch threads")
     timed = {count: seconds_per_batch(data.train, collate, size, count, batches, cfg.run.seed) for count in (0, workers)}
