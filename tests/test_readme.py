@@ -19,7 +19,7 @@ STAGE_EXTRAS = {"run_pipeline.py": {"--method": 1, "--force": 0},
 ARGPARSE_BENCHES = ("bench/latency.py", "bench/service.py")  # plain argparse, no config: their own parser checks their flags
 BENCH_EXTRAS = {"--songs": 1, "--steps": 1, "--playlists": 1, "--batches": 1, "--workers": 1,
                 "--weights": -1, "--walks": -1, "--knn": 1, "--to": 1,
-                "--also": -1}  # -1: one or more values, up to the next flag
+                "--also": -1, "--digest": 0}  # -1: one or more values, up to the next flag; 0: a switch
 
 
 def readme_commands() -> list[str]:
