@@ -61,3 +61,20 @@ def test_encoder_folders_of_another_shape_are_not_run_in_plain_torch(tmp_path):
     pooling = folder / "1_Pooling" / "config.json"
     pooling.write_text(pooling.read_text().replace('"pooling_mode_cls_token": false', '"pooling_mode_cls_token": true'))
     assert not bert_encoder.supported(folder)
+
+
+def test_titles_encoded_at_once_have_the_vectors_one_process_decodes_with_in_every_shard():
+    """evaluate_tiger.py encodes every evaluated title before decoding: a title encoded in another batch moves in its
+    last bits, enough to swap two near-tied songs, so a torchrun rank would decode otherwise than one process."""
+    titles = [f"{mood} {what} {n}" for n, (mood, what) in enumerate(
+        (m, w) for m in ("chill", "late night", "summer beach", "gym") for w in ("drive", "songs", "party mix"))]
+    batches = [titles[i:i + 4] for i in range(0, len(titles), 4)]
+    one_process, other_rank = TitleVectorEncoder("minilm"), TitleVectorEncoder("minilm")
+    for encoder in (one_process, other_rank):
+        encoder.vectors(titles)
+    decoded = {t: v for batch in batches for t, v in zip(batch, one_process.vectors(batch))}
+    for batch in batches[1::2]:
+        assert all(torch.equal(v, decoded[t]) for t, v in zip(batch, other_rank.vectors(batch)))
+    # Encoded batch by batch, as decoding alone would, the rank's vectors are not one process's.
+    by_batch = TitleVectorEncoder("minilm")
+    assert not all(torch.equal(v, decoded[t]) for batch in batches[1::2] for t, v in zip(batch, by_batch.vectors(batch)))

@@ -76,6 +76,10 @@ def _evaluate(cfg: Config, shards: Shards) -> dict | None:
     log.info("evaluating on %d playlists of %s (%d process(es)); tuning on %d validation playlists",
              len(test.ids), test.source, shards.world, len(val.ids))
 
+    if bundle.title_encoder is not None:
+        # A title's vector moves in its last bits with the titles encoded beside it. Encoded all at once here, every
+        # process holds the same vector for a title, so ranks decode their part as one process would.
+        bundle.title_encoder.vectors([*test.titles, *val.titles])
     decoded = {"model": decode_sharded(shards, bundle, test.titles, settings, True, popularity_counts, cfg.run.seed)}
     if ecfg.unconstrained:
         decoded["model_unconstrained"] = decode_sharded(shards, bundle, test.titles, settings, False,
