@@ -85,12 +85,11 @@ def pair_counts(args: argparse.Namespace) -> tuple[dict, int]:
 
 def as_lists(examples) -> dict:
     """The examples as the ranks' file held them before: lists per example, a title's soft targets shared."""
-    targets = [(examples.share_tokens[r].tolist(),
-                examples.share_values[examples.share_tokens.start(r):int(examples.share_tokens.ends[r])].tolist())
-               for r in range(len(examples.share_tokens))]
+    shared = map(examples.target, range(len(examples.share_tokens)))
+    targets = [(tokens.tolist(), shares.tolist()) for tokens, shares in shared]
     titles = [examples.titles[k].tolist() for k in range(len(examples.titles))]
-    paths, rows = np.split(examples.path_tokens.values, examples.path_tokens.ends[:-1]), \
-        np.split(examples.path_targets, examples.path_tokens.ends[:-1])
+    cuts = examples.path_tokens.ends[:-1]
+    paths, rows = np.split(examples.path_tokens.values, cuts), np.split(examples.path_targets, cuts)
     return {"inputs": [list(titles[k]) for k in examples.example_input.tolist()],
             "paths": [path.tolist() for path in paths],
             "targets": [[targets[r] for r in row.tolist()] for row in rows],

@@ -38,11 +38,12 @@ class Ragged:
     def __len__(self) -> int:
         return len(self.ends)
 
-    def start(self, i: int) -> int:
-        return int(self.ends[i - 1]) if i else 0
+    def span(self, i: int) -> slice:
+        """Row ``i``'s place in ``values`` (and in any array aligned with it)."""
+        return slice(int(self.ends[i - 1]) if i else 0, int(self.ends[i]))
 
     def __getitem__(self, i: int) -> np.ndarray:
-        row = self.values[self.start(i):int(self.ends[i])]
+        row = self.values[self.span(i)]
         return row.reshape(-1, self.width) if self.width else row
 
     def followed_by(self, other: "Ragged") -> "Ragged":
@@ -114,11 +115,10 @@ class PooledExamples:
 
     def target(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """Soft target ``row``: (next tokens, their shares)."""
-        return self.share_tokens[row], self.share_values[self.share_tokens.start(row):int(self.share_tokens.ends[row])]
+        return self.share_tokens[row], self.share_values[self.share_tokens.span(row)]
 
     def example_targets(self, i: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        start = self.path_tokens.start(i)
-        return [self.target(int(row)) for row in self.path_targets[start:int(self.path_tokens.ends[i])]]
+        return [self.target(int(row)) for row in self.path_targets[self.path_tokens.span(i)]]
 
     def distinct_titles(self) -> int:
         return len({tuple(self.titles[k].tolist()) for k in range(len(self.titles))})
@@ -284,8 +284,10 @@ def pool_counted(by_input: dict[tuple, Counter], pairs: int, pairs_per_example: 
             paths.add(path)
             path_targets.extend(shares[path[:j]] for j in range(len(path)))
             weights.append(total / len(walked))
-    title_vectors = (None if vector_of is None else np.stack([np.asarray(v, dtype=np.float32) for v in vectors])
-                     if vectors else np.zeros((0, 0), dtype=np.float32))
+    title_vectors = None
+    if vector_of is not None:
+        title_vectors = (np.stack([np.asarray(v, dtype=np.float32) for v in vectors]) if vectors
+                         else np.zeros((0, 0), dtype=np.float32))
     return PooledExamples(titles.build(), title_vectors, retrieved.build() if with_retrieved else None,
                           seeds.build() if with_seeds else None,
                           share_tokens.build(), np.asarray(share_values), np.asarray(example_input), paths.build(),
