@@ -20,7 +20,8 @@ from genrec.model.loaded import TigerBundle
 from genrec.model.seed_songs import MAX_SEEDS, seed_tensor
 from genrec.model.t5 import TigerT5
 from genrec.evaluate.baselines import TitleKNN, TrainingPlaylists
-from genrec.train.batches import PadCollator, TrainingCorpus, encode, training_data, training_pairs
+from genrec.train.batches import (PadCollator, TrainingCorpus, encode, training_data, training_pairs,
+                                  validation_pairs)
 from genrec.train.pooled_targets import pool_examples, pooled_loss
 from genrec.train.seeded_examples import SEEDED_CATEGORIES, seeded_rows
 from genrec.model.tokenizer import add_id_tokens, train_title_tokenizer
@@ -102,12 +103,17 @@ def rows_for(vocab, playlists: dict[str, tuple[str, list[str]]]) -> tuple[list[C
     return train, val
 
 
-def test_seeded_share_zero_trains_the_title_examples_of_before_and_a_share_adds_seeded_ones_after_them(tiny):
-    vocab, tokenizer = tiny
+def thirty_playlists(vocab) -> tuple[list[CorpusRow], TrainingCorpus, list[CorpusRow]]:
+    """Thirty playlists of 8-12 songs under three titles: the training rows and corpus, and the validation rows."""
     playlists = {f"p{i}": (TITLES[i % 3], [f"s{(i + j) % 40}" for j in range(8 + i % 5)]) for i in range(30)}
     train, val = rows_for(vocab, playlists)
+    return train, TrainingCorpus(TrainingPlaylists.from_corpus(train)), val
+
+
+def test_seeded_share_zero_trains_the_title_examples_of_before_and_a_share_adds_seeded_ones_after_them(tiny):
+    vocab, tokenizer = tiny
+    train, corpus_, val = thirty_playlists(vocab)
     cfg = Config()
-    corpus_ = TrainingCorpus(TrainingPlaylists.from_corpus(train))
     before = training_data(cfg, corpus_, val, vocab, tokenizer)
     examples = before.train.examples
     assert before.seeded is None and examples.seeds is None and "seed_ids" not in before.train[0]
@@ -128,6 +134,31 @@ def test_seeded_share_zero_trains_the_title_examples_of_before_and_a_share_adds_
     batch = PadCollator(tokenizer.pad_token_id)([seeded.train[0], seeded.train[len(more) - 1]])
     assert batch["seed_ids"].shape[0] == 2 and (batch["seed_ids"][0] == tokenizer.pad_token_id).all()
     assert (batch["seed_ids"][1, :, 0] != tokenizer.pad_token_id).any()
+
+
+def test_a_model_that_reads_seeds_is_validated_on_continuation_pairs_too(tiny):
+    vocab, tokenizer = tiny
+    _, corpus_, val = thirty_playlists(vocab)
+    cfg = Config()
+    plain = training_data(cfg, corpus_, val, vocab, tokenizer).val
+    assert plain.encoded.seeds is None and "seed_ids" not in plain[0]
+    cfg.targets.seeded_share = 0.5
+    pairs = validation_pairs(val, vocab, "single", cfg.train.val_loss_examples, cfg.run.seed, 0.5)
+    title_only = [pair for pair in pairs if not pair[2]]
+    assert title_only == validation_pairs(val, vocab, "single", cfg.train.val_loss_examples, cfg.run.seed)
+    continuation = [pair for pair in pairs if pair[2]]
+    assert continuation and any(title == "" for title, _, _ in continuation)
+    for title, target, seeds in continuation:  # a seed is never a target
+        assert target not in {vocab.target_string([s]) for s in seeds}
+    seeded = training_data(cfg, corpus_, val, vocab, tokenizer).val
+    assert len(seeded) == len(pairs) and len(plain) == len(title_only)
+    read = [i for i in range(len(seeded)) if len(seeded[i]["seed_ids"])]
+    assert len(read) == len(continuation)
+    batch = PadCollator(tokenizer.pad_token_id)([seeded[0], seeded[read[0]]])
+    assert (batch["seed_ids"][1, :, 0] != tokenizer.pad_token_id).any()
+    # The sample keeps to the limit, drawing from both kinds.
+    few = validation_pairs(val, vocab, "single", 40, cfg.run.seed, 0.5)
+    assert len(few) == 40 and any(p[2] for p in few) and any(not p[2] for p in few)
 
 
 def test_continuation_examples_copy_what_their_own_cross_fitting_gave_with_each_fold_fitted_once(tiny, monkeypatch):

@@ -50,6 +50,8 @@ class Encoded:
     """Title vectors (genrec.model.title_vectors) when the model reads them."""
     retrieved: list[Retrieved] | None = None
     """Retrieved songs' ID token ids (genrec.model.retrieval) when the model reads them."""
+    seeds: list[tuple[tuple[int, ...], ...]] | None = None
+    """Seed songs' ID token ids (genrec.model.seed_songs) when the model reads them; () for a title alone."""
 
     def target_tokens(self) -> int:
         return sum(map(len, self.labels))
@@ -130,6 +132,8 @@ class ExampleDataset(torch.utils.data.Dataset):
             item["title_vector"] = self.encoded.vectors[i]
         if self.encoded.retrieved is not None:
             item["retrieved_ids"] = self.encoded.retrieved[i]
+        if self.encoded.seeds is not None:
+            item["seed_ids"] = self.encoded.seeds[i]
         return item
 
 
@@ -194,12 +198,19 @@ def training_pairs(rows: list[CorpusRow]) -> list[tuple[str, str]]:
 
 
 def validation_pairs(rows: list[CorpusRow], vocab: SemanticIdVocab, target_mode: str, limit: int,
-                     seed: int) -> list[tuple[str, str]]:
-    """The val examples in the shape training sees; a seeded sample of at most ``limit``."""
+                     seed: int, seeded_share: float = 0.0) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The val examples in the shape training sees, as (title, target, seeds); a seeded sample of at most ``limit``.
+    A model that reads seeds (``seeded_share``) is validated on continuation pairs as well, drawn from the val
+    playlists as training draws them from its own, so its best checkpoint is chosen for every category."""
     if target_mode == "single":
-        pairs = [(row.input_text, "".join(vocab.songs[s])) for row in rows for s in row.song_ids]
+        pairs = [(row.input_text, "".join(vocab.songs[s]), ()) for row in rows for s in row.song_ids]
+        if seeded_share:
+            continuation = seeded_rows(TrainingPlaylists.from_corpus(rows), seeded_share, seed,
+                                       lambda song: vocab.target_string([song]))
+            pairs += [(row.input_text, row.target_text, seeds)
+                      for row, seeds in zip(continuation.rows, continuation.seeds)]
     else:
-        pairs = training_pairs(rows)
+        pairs = [(title, target, ()) for title, target in training_pairs(rows)]
     if len(pairs) > limit:
         pairs = random.Random(seed).sample(pairs, limit)
     return pairs
@@ -259,7 +270,8 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
                        ("title_dropout", "leaves a model its retrieved songs alone")):
         if getattr(ret, name) and not ret.songs:
             log.warning("retrieval.%s=%g %s: ignored without retrieval.songs", name, getattr(ret, name), what)
-    val_pairs = validation_pairs(val_rows, vocab, mode, cfg.train.val_loss_examples, cfg.run.seed)
+    val_pairs = validation_pairs(val_rows, vocab, mode, cfg.train.val_loss_examples, cfg.run.seed,
+                                 targets.seeded_share if mode == "single" else 0.0)
     pooled_mode = mode == "single"
     seeded = None
     if pooled_mode:
@@ -277,8 +289,12 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
         train_set = encode(training_pairs(rows), tokenizer, net.max_input_length, title_encoder,
                            [retrieved[key] for key in keys] if retrieved is not None else None)
         pairs, target_tokens, truncated = len(train_set.inputs), train_set.target_tokens(), train_set.truncated_titles
-    val_set = encode(val_pairs, tokenizer, net.max_input_length, title_encoder,
-                     retrieval.full([title for title, _ in val_pairs]) if retrieval else None)
+    val_seeds = [seeds for _, _, seeds in val_pairs]
+    val_set = encode([(title, target) for title, target, _ in val_pairs], tokenizer, net.max_input_length,
+                     title_encoder,
+                     retrieval.full.inputs([title for title, _, _ in val_pairs], val_seeds) if retrieval else None)
+    if any(val_seeds):
+        val_set.seeds = seed_token_ids(val_seeds, vocab, tokenizer)
     retrieval_summary = ({"songs": ret.songs, "folds": RETRIEVAL_FOLDS, "title_knn": asdict(retrieval.params),
                           "walk": asdict(retrieval.walk), "seeded_mixes": retrieval.seeded_mixes}
                          if retrieval else None)
@@ -339,12 +355,12 @@ def seeded_examples(seeded: SeededRows, cfg: Config, vocab: SemanticIdVocab, tok
                      [retrieved[key] for key in keys] if retrieved is not None else None)
     return pool_examples(encoded.inputs, encoded.labels, PAIRS_PER_EXAMPLE, cfg.run.seed, encoded.vectors,
                          encoded.retrieved, cfg.targets.sharpening, None, cfg.targets.paths_per_title,
-                         seed_token_ids(seeded, vocab, tokenizer))
+                         seed_token_ids(seeded.seeds, vocab, tokenizer))
 
 
-def seed_token_ids(seeded: SeededRows, vocab: SemanticIdVocab,
+def seed_token_ids(seeds: Sequence[tuple[str, ...]], vocab: SemanticIdVocab,
                    tokenizer: PreTrainedTokenizerBase) -> list[tuple[tuple[int, ...], ...]]:
-    """Each continuation pair's seeds as the model reads them (genrec.model.seed_songs.kept_seeds)."""
+    """Each pair's seeds as the model reads them (genrec.model.seed_songs.kept_seeds); () for none."""
     token_ids = song_token_ids(vocab, tokenizer)
-    as_ids = {seeds: tuple(token_ids[song] for song in kept_seeds(seeds, token_ids)) for seeds in set(seeded.seeds)}
-    return [as_ids[seeds] for seeds in seeded.seeds]
+    as_ids = {given: tuple(token_ids[song] for song in kept_seeds(given, token_ids)) for given in set(seeds)}
+    return [as_ids[given] for given in seeds]

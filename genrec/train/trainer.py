@@ -1,8 +1,9 @@
 """The Trainer: Hugging Face's Seq2SeqTrainer with pooled targets, hidden titles, a generation probe and a
 time budget.
 
-Each evaluation computes the validation loss (on the (title, song) pairs of val playlists in single mode)
-and a cheap generation metric on a fixed sample of val playlists; the best checkpoint by loss is kept.
+Each evaluation computes the validation loss (on the (title, song) pairs of val playlists in single mode, and for a
+model that reads seeds their continuation pairs too) and a cheap generation metric on a fixed sample of val
+playlists; the best checkpoint by loss is kept.
 """
 
 from __future__ import annotations
