@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from genrec.evaluate.baselines import PopularityBaseline, TitleKNN
-from genrec.evaluate.continuation import (CATEGORIES, MIN_HELD_OUT, MIX_GRIDS, Category, Cases, ContinuationSystems,
-                                          ItemCooccurrence, ItemVectors, PlaylistNeighbours, SeededWalk, category_cases,
-                                          continued, evaluate_continuation, format_tables, nearest_mix, shares,
-                                          tune_walk_mix)
+from genrec.evaluate.continuation import (BASELINES, CATEGORIES, MIN_HELD_OUT, MIX_GRIDS, Category, Cases,
+                                          ContinuationSystems, ItemCooccurrence, ItemVectors, PlaylistNeighbours,
+                                          SeededWalk, category_cases, continued, evaluate_continuation, format_tables,
+                                          nearest_mix, shares, tune_walk_mix)
 from genrec.evaluate.metrics import bootstrap_mean, recommended_song_clicks
 from genrec.evaluate.playlists import EvalPlaylists
 from genrec.train.neighbour_targets import CooccurrenceWalk
@@ -203,6 +203,18 @@ def test_the_script_scores_every_category_and_the_bundle_then_serves_the_best_se
     assert set(result["systems"]) == {"popularity", "title_knn", "cooccurrence_knn", "item2vec", "model", "walk",
                                       "hybrid"}
     assert (tmp_path / "outputs" / "continuation_model_rankings.json").is_file()
+    # The model against each category's best baseline, on the same playlists: the difference of their means.
+    assert "model minus each category's best baseline" in proc.stdout
+    versus = result["model_versus_best_baseline"]
+    assert set(versus) == {c.name for c in CATEGORIES} | {"overall"}
+    playlists = {c["name"]: c["playlists"] for c in result["categories"]}
+    for name, v in versus.items():
+        if not playlists.get(name, 1):  # a category no tiny playlist is long enough for
+            continue
+        means = {s: result["systems"][s][v["metric"]][name]["mean"] for s in result["systems"]}
+        assert v["baseline"] == max(BASELINES, key=means.get)
+        assert v["mean"] == pytest.approx(means["model"] - means[v["baseline"]])
+        assert v["ci95"][0] <= v["mean"] <= v["ci95"][1]
     run_stage("export_bundle.py", "--decode.num_beams", "10", "--decode.batch_size", "8", cwd=tmp_path)
     serving = json.loads((tmp_path / "models" / "bundle" / "serving.json").read_text(encoding="utf-8"))
     assert serving["seeded"]["system"] == {"walk": "seed_walk", "hybrid": "seed_hybrid"}[

@@ -29,7 +29,8 @@ Systems, all scored by genrec.evaluate.metrics:
 Per category and overall (the mean of the categories' means, each category weighing the same, as the
 challenge's equal-sized categories did; categories with fewer than :data:`MIN_CATEGORY_PLAYLISTS` test playlists are
 left out of it): R-precision, NDCG@k, recommended-songs clicks, each with a 95% bootstrap
-interval, and the best seeded system minus the best baseline with a paired interval.
+interval, the best seeded system minus the best baseline with a paired interval, and (with a model) per category the
+model minus that category's best baseline with a paired interval.
 """
 
 from __future__ import annotations
@@ -458,14 +459,29 @@ def evaluate_continuation(systems: ContinuationSystems, test: EvalPlaylists, val
     baseline = max((s for s in BASELINES if s in values), key=lambda s: summary[s][top]["overall"]["mean"])
     best = max((s for s in SEEDED_SYSTEMS if s in values), key=lambda s: summary[s][top]["overall"]["mean"])
     difference = bootstrap_mean((values[best][top] - values[baseline][top])[:, counted], seed=seed)
-    return {"categories": described, "systems": summary, "tuning": tuning,
-            "versus_best_baseline": {"system": best, "baseline": baseline, "metric": top,
-                                     "relative": difference["mean"] / summary[baseline][top]["overall"]["mean"],
-                                     **difference},
+    out = {"categories": described, "systems": summary, "tuning": tuning,
+           "versus_best_baseline": {"system": best, "baseline": baseline, "metric": top,
+                                    "relative": difference["mean"] / summary[baseline][top]["overall"]["mean"],
+                                    **difference}}
+    if "model" in values:
+        out["model_versus_best_baseline"] = model_versus_best_baseline(values, summary, categories, counted, top, seed)
+    return {**out,
             "overall_categories": [categories[c].name for c in counted],
             "definition": "per category: mean over the playlists long enough for it; overall: mean of the means of "
                           f"the categories with at least {MIN_CATEGORY_PLAYLISTS} test playlists; 95% bootstrap "
                           "intervals resample playlists (2000 samples)"}
+
+
+def model_versus_best_baseline(values: dict[str, dict[str, np.ndarray]], summary: dict, categories: Sequence[Category],
+                               counted: Sequence[int], metric: str, seed: int) -> dict[str, dict]:
+    """Per category (and overall, over the ``counted`` categories), the model minus the best baseline there (by
+    mean) on the same playlists, with a paired 95% interval: whether the model at least matches a baseline."""
+    out = {}
+    for name, columns in [*((c.name, [i]) for i, c in enumerate(categories)), ("overall", list(counted))]:
+        baseline = max((s for s in BASELINES if s in values), key=lambda s: summary[s][metric][name]["mean"])
+        difference = bootstrap_mean((values["model"][metric] - values[baseline][metric])[:, columns], seed=seed)
+        out[name] = {"baseline": baseline, "metric": metric, **difference}
+    return out
 
 
 def format_tables(result: dict) -> str:
@@ -488,6 +504,15 @@ def format_tables(result: dict) -> str:
                 value = result["systems"][system][metric][name]
                 cells.append(f"{value['mean']:.{digits}f} [{value['ci95'][0]:.{digits}f}, {value['ci95'][1]:.{digits}f}]")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if "model_versus_best_baseline" in result:
+        lines += ["model minus each category's best baseline, same playlists, mean [95% paired interval]:", "",
+                  "| category (test playlists) | best baseline | model minus it |", "|---|---|---|"]
+        for name, v in result["model_versus_best_baseline"].items():
+            if sizes.get(name, 1):
+                label = f"{name} ({sizes[name]})" if name in sizes else "**overall**"
+                lines.append(f"| {label} | {v['baseline']} | "
+                             f"{v['mean']:+.4f} [{v['ci95'][0]:+.4f}, {v['ci95'][1]:+.4f}] |")
         lines.append("")
     v = result["versus_best_baseline"]
     lines.append(f"{v['system']} minus {v['baseline']} (the best baseline), {v['metric']} overall: "
