@@ -456,20 +456,26 @@ def evaluate_continuation(systems: ContinuationSystems, test: EvalPlaylists, val
                         for metric, table in by_metric.items()}
                for system, by_metric in values.items()}
     top = f"ndcg@{max(ks)}"
-    baseline = max((s for s in BASELINES if s in values), key=lambda s: summary[s][top]["overall"]["mean"])
+    baseline = best_baseline(values, summary, top, "overall")
     best = max((s for s in SEEDED_SYSTEMS if s in values), key=lambda s: summary[s][top]["overall"]["mean"])
     difference = bootstrap_mean((values[best][top] - values[baseline][top])[:, counted], seed=seed)
-    out = {"categories": described, "systems": summary, "tuning": tuning,
-           "versus_best_baseline": {"system": best, "baseline": baseline, "metric": top,
-                                    "relative": difference["mean"] / summary[baseline][top]["overall"]["mean"],
-                                    **difference}}
+    result = {"categories": described, "systems": summary, "tuning": tuning,
+              "versus_best_baseline": {"system": best, "baseline": baseline, "metric": top,
+                                       "relative": difference["mean"] / summary[baseline][top]["overall"]["mean"],
+                                       **difference},
+              "overall_categories": [categories[c].name for c in counted],
+              "definition": "per category: mean over the playlists long enough for it; overall: mean of the means of "
+                            f"the categories with at least {MIN_CATEGORY_PLAYLISTS} test playlists; 95% bootstrap "
+                            "intervals resample playlists (2000 samples)"}
     if "model" in values:
-        out["model_versus_best_baseline"] = model_versus_best_baseline(values, summary, categories, counted, top, seed)
-    return {**out,
-            "overall_categories": [categories[c].name for c in counted],
-            "definition": "per category: mean over the playlists long enough for it; overall: mean of the means of "
-                          f"the categories with at least {MIN_CATEGORY_PLAYLISTS} test playlists; 95% bootstrap "
-                          "intervals resample playlists (2000 samples)"}
+        result["model_versus_best_baseline"] = model_versus_best_baseline(values, summary, categories, counted, top,
+                                                                          seed)
+    return result
+
+
+def best_baseline(values: dict, summary: dict, metric: str, name: str) -> str:
+    """The baseline with the highest mean ``metric`` in category ``name`` (or "overall")."""
+    return max((s for s in BASELINES if s in values), key=lambda s: summary[s][metric][name]["mean"])
 
 
 def model_versus_best_baseline(values: dict[str, dict[str, np.ndarray]], summary: dict, categories: Sequence[Category],
@@ -478,7 +484,7 @@ def model_versus_best_baseline(values: dict[str, dict[str, np.ndarray]], summary
     mean) on the same playlists, with a paired 95% interval: whether the model at least matches a baseline."""
     out = {}
     for name, columns in [*((c.name, [i]) for i, c in enumerate(categories)), ("overall", list(counted))]:
-        baseline = max((s for s in BASELINES if s in values), key=lambda s: summary[s][metric][name]["mean"])
+        baseline = best_baseline(values, summary, metric, name)
         difference = bootstrap_mean((values["model"][metric] - values[baseline][metric])[:, columns], seed=seed)
         out[name] = {"baseline": baseline, "metric": metric, **difference}
     return out
@@ -489,6 +495,13 @@ def format_tables(result: dict) -> str:
     systems = list(result["systems"])
     names = [c["name"] for c in result["categories"]]
     sizes = {c["name"]: c["playlists"] for c in result["categories"]}
+
+    def label(name: str) -> str:
+        if name not in sizes:
+            return "**overall**"
+        counted = "" if name in result["overall_categories"] else ", not in the overall"
+        return f"{name} ({sizes[name]}){counted}"
+
     lines = []
     for metric in next(iter(result["systems"].values())):
         lines += [f"{metric}, mean [95% interval]:", "",
@@ -496,22 +509,18 @@ def format_tables(result: dict) -> str:
                   "|---" * (len(systems) + 1) + "|"]
         digits = 2 if metric == "clicks" else 4
         for name in [*names, "overall"]:
-            label = f"{name} ({sizes[name]})" if name in sizes else "**overall**"
-            if name in sizes and name not in result["overall_categories"]:
-                label += ", not in the overall"
             cells = []
             for system in systems:
                 value = result["systems"][system][metric][name]
                 cells.append(f"{value['mean']:.{digits}f} [{value['ci95'][0]:.{digits}f}, {value['ci95'][1]:.{digits}f}]")
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
         lines.append("")
     if "model_versus_best_baseline" in result:
         lines += ["model minus each category's best baseline, same playlists, mean [95% paired interval]:", "",
                   "| category (test playlists) | best baseline | model minus it |", "|---|---|---|"]
         for name, v in result["model_versus_best_baseline"].items():
             if sizes.get(name, 1):
-                label = f"{name} ({sizes[name]})" if name in sizes else "**overall**"
-                lines.append(f"| {label} | {v['baseline']} | "
+                lines.append(f"| {label(name)} | {v['baseline']} | "
                              f"{v['mean']:+.4f} [{v['ci95'][0]:+.4f}, {v['ci95'][1]:+.4f}] |")
         lines.append("")
     v = result["versus_best_baseline"]

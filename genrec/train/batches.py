@@ -270,8 +270,7 @@ def training_data(cfg: Config, train: TrainingCorpus, val_rows: list[CorpusRow],
                        ("title_dropout", "leaves a model its retrieved songs alone")):
         if getattr(ret, name) and not ret.songs:
             log.warning("retrieval.%s=%g %s: ignored without retrieval.songs", name, getattr(ret, name), what)
-    val_pairs = validation_pairs(val_rows, vocab, mode, cfg.train.val_loss_examples, cfg.run.seed,
-                                 targets.seeded_share if mode == "single" else 0.0)
+    val_pairs = validation_pairs(val_rows, vocab, mode, cfg.train.val_loss_examples, cfg.run.seed, targets.seeded_share)
     pooled_mode = mode == "single"
     seeded = None
     if pooled_mode:
